@@ -1,0 +1,137 @@
+/* gpt2c: GPT-2 in C. The public interface of libgpt2c.
+ *
+ * Conventions: functions that can fail return 0 on success and -1 on failure, with a one-line
+ * message in the gpt2c_error the caller passes (which may be NULL). Nothing here prints or exits.
+ */
+#ifndef GPT2C_H
+#define GPT2C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GPT2C_VERSION "0.1.0"
+
+typedef struct gpt2c_error {
+    char msg[512];
+} gpt2c_error;
+
+/* ---- tokenizer: OpenAI's GPT-2 byte-level BPE, identical to tiktoken's "gpt2" ---- */
+
+#define GPT2C_VOCAB_SIZE 50257 /* ids 0..50256 */
+#define GPT2C_EOT 50256        /* <|endoftext|> */
+#define GPT2C_MAX_TOKEN_BYTES 128
+
+/* The vocabulary and merge tables: built into the library, read-only once loaded, shared by
+ * any number of threads. */
+typedef struct gpt2c_tokenizer gpt2c_tokenizer;
+
+/* Per-thread encoding state (a cache of recently encoded words, scratch space). */
+typedef struct gpt2c_encoder gpt2c_encoder;
+
+/* A growable array of token ids that the library appends to. Start it zeroed; free with
+ * gpt2c_ids_free. */
+typedef struct gpt2c_ids {
+    uint32_t *data;
+    size_t len, cap;
+} gpt2c_ids;
+
+gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err);
+void gpt2c_tokenizer_free(gpt2c_tokenizer *tok);
+
+gpt2c_encoder *gpt2c_encoder_new(const gpt2c_tokenizer *tok, gpt2c_error *err);
+void gpt2c_encoder_free(gpt2c_encoder *enc);
+
+/* Encode any byte string, with tiktoken's encode_ordinary semantics: "<|endoftext|>" in the text
+ * is ordinary text. Invalid UTF-8 is accepted: each byte that does not begin a valid UTF-8
+ * sequence counts as one character of class "other" (like punctuation), so decode(encode(b)) == b
+ * for every byte string b. Appends to out. */
+int gpt2c_encode(gpt2c_encoder *enc, const void *text, size_t len, gpt2c_ids *out,
+                 gpt2c_error *err);
+int gpt2c_ids_push(gpt2c_ids *ids, uint32_t id, gpt2c_error *err);
+int gpt2c_ids_reserve(gpt2c_ids *ids, size_t extra, gpt2c_error *err); /* room for extra more */
+void gpt2c_ids_free(gpt2c_ids *ids);
+
+/* The bytes of one token (NULL if id >= GPT2C_VOCAB_SIZE). 50256 is "<|endoftext|>". */
+const unsigned char *gpt2c_token_bytes(const gpt2c_tokenizer *tok, uint32_t id, size_t *len);
+
+/* Decode ids to bytes: writes into a malloc'ed buffer (*out, *out_len; NUL-terminated). */
+int gpt2c_decode(const gpt2c_tokenizer *tok, const uint32_t *ids, size_t n, char **out,
+                 size_t *out_len, gpt2c_error *err);
+
+/* Streaming decoder: feed ids one at a time, get back only complete UTF-8 characters (a token
+ * may end in the middle of a character). Bytes that can never become valid UTF-8 are passed
+ * through unchanged as soon as that is known; gpt2c_stream_finish returns what is still held. */
+typedef struct gpt2c_stream_decoder {
+    unsigned char held[4];
+    int nheld;
+} gpt2c_stream_decoder;
+
+#define GPT2C_STREAM_OUT_MAX (GPT2C_MAX_TOKEN_BYTES + 4)
+
+/* Writes at most GPT2C_STREAM_OUT_MAX bytes to out; returns their count, or -1 for a bad id. */
+int gpt2c_stream_push(gpt2c_stream_decoder *sd, const gpt2c_tokenizer *tok, uint32_t id,
+                      char out[GPT2C_STREAM_OUT_MAX], gpt2c_error *err);
+int gpt2c_stream_finish(gpt2c_stream_decoder *sd, char out[GPT2C_STREAM_OUT_MAX]);
+
+/* ---- data: llm.c token shards ---- */
+
+#define GPT2C_SHARD_MAGIC 20240520
+#define GPT2C_SHARD_VERSION 1
+#define GPT2C_SHARD_HEADER_INTS 256
+
+typedef struct gpt2c_shard_info {
+    uint64_t tokens;    /* token count from the header, checked against the file size */
+    uint64_t eot_count; /* how many <|endoftext|> tokens (documents) it holds */
+    uint32_t max_id;
+} gpt2c_shard_info;
+
+/* Validate a shard file (header, size, every token id < vocabulary) and count its documents. */
+int gpt2c_shard_inspect(const char *path, gpt2c_shard_info *info, gpt2c_error *err);
+
+/* Read a whole shard's tokens into a malloc'ed array. */
+int gpt2c_shard_read(const char *path, uint16_t **tokens, uint64_t *ntokens, gpt2c_error *err);
+
+/* Text to shards: `gpt2c prepare`. */
+typedef enum gpt2c_input_format {
+    GPT2C_FORMAT_TEXT, /* a file is one document (or one per blank-line section) */
+    GPT2C_FORMAT_JSONL /* one JSON object per line, document in its "text" string */
+} gpt2c_input_format;
+
+typedef struct gpt2c_prepare_progress {
+    uint64_t bytes_done, bytes_total, tokens, documents;
+    double seconds;
+} gpt2c_prepare_progress;
+
+typedef struct gpt2c_prepare_opts {
+    const char *const *inputs;
+    int ninputs;
+    const char *out_dir;
+    gpt2c_input_format format;
+    int split_blank_lines;   /* text: split documents at "\n\n" as llm.c does */
+    uint64_t val_tokens;     /* the first val_tokens tokens go to val_000000.bin (0: none) */
+    uint64_t shard_tokens;   /* tokens per train shard */
+    int threads;
+    /* Called from the calling thread now and then; may be NULL. */
+    void (*progress)(const gpt2c_prepare_progress *p, void *user);
+    void *progress_user;
+} gpt2c_prepare_opts;
+
+typedef struct gpt2c_prepare_result {
+    gpt2c_prepare_progress totals;
+    uint64_t val_tokens, train_tokens;
+    int train_shards;
+    int stale_removed; /* old shards from an earlier, bigger run that were deleted */
+} gpt2c_prepare_result;
+
+int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *opts,
+                  gpt2c_prepare_result *result, gpt2c_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

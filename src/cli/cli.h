@@ -1,0 +1,37 @@
+/* The command-line face of libgpt2c: each subcommand parses its flags, calls the library and
+ * prints. Errors go to stderr as one line and a non-zero exit status. */
+#ifndef GPT2C_CLI_H
+#define GPT2C_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gpt2c.h"
+
+#define EXIT_USAGE 2
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Print "gpt2c: error: ..." and return 1 (for `return cli_error(...)`). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the error and a pointer to --help; return EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whole file (or stdin for NULL or "-") into a malloc'ed buffer. */
+int cli_read_all(const char *path, unsigned char **data, size_t *len, gpt2c_error *err);
+/* stdout for NULL or "-", else the file, truncated. */
+FILE *cli_open_output(const char *path, gpt2c_error *err);
+int cli_close_output(FILE *f, const char *path, gpt2c_error *err);
+
+/* Strict decimal parsing: the whole string, no sign, within [min, max]. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* --format u16|text, shared by tokenize and detokenize. */
+typedef enum { IDS_U16, IDS_TEXT } ids_format;
+int cli_parse_ids_format(const char *s, ids_format *f);
+
+#endif

@@ -1,0 +1,75 @@
+/* gpt2c tokenize [FILE|-] [-o OUT] [--format u16|text] */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char *help =
+    "usage: gpt2c tokenize [FILE|-] [-o OUT] [--format u16|text]\n\n"
+    "Encode UTF-8 text (any bytes, in fact) to GPT-2 token ids, exactly as tiktoken's \"gpt2\"\n"
+    "encoding does with encode_ordinary: \"<|endoftext|>\" in the text is ordinary text.\n\n"
+    "  FILE              input (default: standard input)\n"
+    "  -o, --output OUT  where the ids go (default: standard output)\n"
+    "  --format u16      little-endian uint16 per id, raw (default)\n"
+    "  --format text     decimal ids separated by spaces, then a newline\n";
+
+static void write_ids(FILE *out, const gpt2c_ids *ids, ids_format fmt) {
+    if (fmt == IDS_TEXT) {
+        for (size_t i = 0; i < ids->len; i++)
+            fprintf(out, i ? " %u" : "%u", ids->data[i]);
+        fputc('\n', out);
+        return;
+    }
+    unsigned char buf[8192];
+    for (size_t i = 0; i < ids->len;) {
+        size_t k = 0;
+        for (; k < sizeof buf / 2 && i < ids->len; k++, i++) {
+            buf[2 * k] = (unsigned char)ids->data[i];
+            buf[2 * k + 1] = (unsigned char)(ids->data[i] >> 8);
+        }
+        if (fwrite(buf, 2, k, out) != k) return;
+    }
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out_path = NULL;
+    ids_format fmt = IDS_U16;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (c == 'o') out_path = optarg;
+        else if (c == 'f') {
+            if (cli_parse_ids_format(optarg, &fmt)) return cli_usage_error("tokenize", "--format must be u16 or text");
+        } else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else return cli_usage_error("tokenize", "bad option");
+    }
+    if (argc - optind > 1) return cli_usage_error("tokenize", "takes one input file");
+    const char *in_path = optind < argc ? argv[optind] : NULL;
+    if (fmt == IDS_U16 && (!out_path || !strcmp(out_path, "-")) && isatty(STDOUT_FILENO))
+        return cli_usage_error("tokenize", "refusing to write binary ids to a terminal: use -o FILE or --format text");
+
+    gpt2c_error err;
+    unsigned char *text = NULL;
+    size_t len = 0;
+    if (cli_read_all(in_path, &text, &len, &err)) return cli_error("%s", err.msg);
+    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
+    gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
+    gpt2c_ids ids = {0};
+    int rc = !enc || gpt2c_encode(enc, text, len, &ids, &err);
+    free(text);
+    FILE *out = rc ? NULL : cli_open_output(out_path, &err);
+    if (out) {
+        write_ids(out, &ids, fmt); /* a failed write shows in the stream's error flag */
+        rc = cli_close_output(out, out_path, &err) != 0;
+    } else rc = 1;
+    gpt2c_ids_free(&ids);
+    gpt2c_encoder_free(enc);
+    gpt2c_tokenizer_free(tok);
+    return rc ? cli_error("%s", err.msg) : 0;
+}

@@ -1,0 +1,27 @@
+/* llm.c's token shard format: a header of 256 little-endian int32 (magic 20240520, version 1,
+ * token count, the rest zero), then the tokens as little-endian uint16. */
+#ifndef GPT2C_SHARD_H
+#define GPT2C_SHARD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gpt2c.h"
+
+#define SHARD_HEADER_BYTES (GPT2C_SHARD_HEADER_INTS * 4)
+#define SHARD_MAX_TOKENS 2147483647ull /* the count is an int32 */
+
+/* Writes a shard under a temporary name and renames it into place only once it is complete, so
+ * a crash or an error never leaves a partial shard under the final name. */
+typedef struct shard_writer {
+    FILE *f;
+    char *tmp_path, *path;
+    uint64_t count;
+} shard_writer;
+
+int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err);
+int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_error *err);
+int shard_writer_commit(shard_writer *w, gpt2c_error *err);
+void shard_writer_abort(shard_writer *w); /* close and delete the temporary file */
+
+#endif

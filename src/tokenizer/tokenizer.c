@@ -1,0 +1,78 @@
+/* Loading the vocabulary built into the library into the lookup tables BPE needs. */
+#include <stdlib.h>
+
+#include "tokenizer/tokenizer_internal.h"
+#include "tokenizer/vocab_data.h"
+
+static uint32_t pow2_at_least(uint32_t n) {
+    uint32_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+static void pair_insert(gpt2c_tokenizer *t, uint32_t a, uint32_t b, uint32_t id) {
+    uint64_t key = ((uint64_t)a << 32) | b;
+    uint32_t h = (uint32_t)tok_hash_pair(key) & t->pair_mask;
+    while (t->pair_keys[h] != UINT64_MAX && t->pair_keys[h] != key) h = (h + 1) & t->pair_mask;
+    t->pair_keys[h] = key;
+    t->pair_vals[h] = id;
+}
+
+gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err) {
+    gpt2c_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) { err_set(err, "out of memory loading the tokenizer"); return NULL; }
+    t->blob = gpt2c_vocab_blob;
+    t->offsets = gpt2c_vocab_offsets;
+
+    /* every mergeable token, bytes -> id, at most half full */
+    t->tok_mask = pow2_at_least(2 * GPT2C_EOT) - 1;
+    t->tok_slots = calloc((size_t)t->tok_mask + 1, sizeof *t->tok_slots);
+    if (!t->tok_slots) goto oom;
+    for (uint32_t id = 0; id < GPT2C_EOT; id++) {
+        unsigned off = t->offsets[id], n = t->offsets[id + 1] - off;
+        uint32_t h = (uint32_t)tok_hash_bytes(t->blob + off, n) & t->tok_mask;
+        while (t->tok_slots[h]) h = (h + 1) & t->tok_mask;
+        t->tok_slots[h] = id + 1;
+        if (n == 1) t->byte_token[t->blob[off]] = id;
+    }
+    /* count the (left, right) splits of every token into two tokens: each is a pair BPE may merge */
+    uint32_t npairs = 0;
+    for (uint32_t id = 0; id < GPT2C_EOT; id++) {
+        const unsigned char *p = t->blob + t->offsets[id];
+        unsigned n = t->offsets[id + 1] - t->offsets[id];
+        for (unsigned k = 1; k < n; k++)
+            if (tok_lookup(t, p, k) != NO_TOKEN && tok_lookup(t, p + k, n - k) != NO_TOKEN) npairs++;
+    }
+    t->pair_mask = pow2_at_least(2 * npairs) - 1;
+    t->pair_keys = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
+    t->pair_vals = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_vals);
+    if (!t->pair_keys || !t->pair_vals) goto oom;
+    memset(t->pair_keys, 0xFF, ((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
+    for (uint32_t id = 0; id < GPT2C_EOT; id++) {
+        const unsigned char *p = t->blob + t->offsets[id];
+        unsigned n = t->offsets[id + 1] - t->offsets[id];
+        for (unsigned k = 1; k < n; k++) {
+            uint32_t a = tok_lookup(t, p, k), b = tok_lookup(t, p + k, n - k);
+            if (a != NO_TOKEN && b != NO_TOKEN) pair_insert(t, a, b, id);
+        }
+    }
+    return t;
+oom:
+    gpt2c_tokenizer_free(t);
+    err_set(err, "out of memory loading the tokenizer");
+    return NULL;
+}
+
+void gpt2c_tokenizer_free(gpt2c_tokenizer *t) {
+    if (!t) return;
+    free(t->tok_slots);
+    free(t->pair_keys);
+    free(t->pair_vals);
+    free(t);
+}
+
+const unsigned char *gpt2c_token_bytes(const gpt2c_tokenizer *t, uint32_t id, size_t *len) {
+    if (id >= GPT2C_VOCAB_SIZE) return NULL;
+    *len = t->offsets[id + 1] - t->offsets[id];
+    return t->blob + t->offsets[id];
+}
