@@ -3,12 +3,14 @@
  *
  * stdin:  repeated [u32 length][bytes]      (little-endian)
  * stdout: repeated [u32 count][u32 ids...]  one record per input string
- * With --roundtrip it also decodes each result and fails if the bytes differ. */
+ * With --roundtrip it also decodes each result and fails if the bytes differ.
+ * With --pieces it writes the byte lengths of the pre-tokenizer's pieces instead of ids. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpt2c.h"
+#include "tokenizer/pretokenize.h"
 
 static int read_u32(FILE *f, uint32_t *v) {
     unsigned char b[4];
@@ -25,6 +27,7 @@ static void write_u32(FILE *f, uint32_t v) {
 
 int main(int argc, char **argv) {
     int roundtrip = argc > 1 && strcmp(argv[1], "--roundtrip") == 0;
+    int pieces = argc > 1 && strcmp(argv[1], "--pieces") == 0;
     gpt2c_error err;
     gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
     gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
@@ -47,7 +50,13 @@ int main(int argc, char **argv) {
             return 1;
         }
         gpt2c_ids ids = {0};
-        if (gpt2c_encode(enc, buf, len, &ids, &err)) {
+        if (pieces) {
+            for (size_t i = 0; i < len;) {
+                size_t end = pretok_next(buf, len, i);
+                gpt2c_ids_push(&ids, (uint32_t)(end - i), &err);
+                i = end;
+            }
+        } else if (gpt2c_encode(enc, buf, len, &ids, &err)) {
             fprintf(stderr, "tok_batch: %s\n", err.msg);
             return 1;
         }

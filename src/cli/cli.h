@@ -21,6 +21,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the error and a pointer to --help; return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* For getopt's '?' and ':' (the optstring starts with ':', so getopt prints nothing). */
+int cli_bad_option(const char *cmd, char **argv);
+
 /* Whole file (or stdin for NULL or "-") into a malloc'ed buffer. */
 int cli_read_all(const char *path, unsigned char **data, size_t *len, gpt2c_error *err);
 /* stdout for NULL or "-", else the file, truncated. */

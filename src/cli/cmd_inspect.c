@@ -37,13 +37,13 @@ int cmd_inspect(int argc, char **argv) {
         {"head", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     uint64_t head = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'n') {
             if (cli_parse_u64(optarg, 0, 1000000, &head)) return cli_usage_error("inspect", "--head must be 0..1000000");
         } else if (c == 'h') {
             fputs(help, stdout);
             return 0;
-        } else return cli_usage_error("inspect", "bad option");
+        } else return cli_bad_option("inspect", argv);
     }
     if (optind >= argc) return cli_usage_error("inspect", "no shard given");
     gpt2c_error err;

@@ -58,7 +58,7 @@ int cmd_prepare(int argc, char **argv) {
                             .shard_tokens = 100000000, .threads = ncpu > 0 ? (int)ncpu : 1};
     int quiet = 0, c, rc = -1;
     uint64_t v;
-    while (rc < 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'i': inputs[o.ninputs++] = optarg; break;
         case 'o': o.out_dir = optarg; break;
@@ -82,7 +82,7 @@ int cmd_prepare(int argc, char **argv) {
             break;
         case 'q': quiet = 1; break;
         case 'h': fputs(help, stdout); rc = 0; break;
-        default: rc = cli_usage_error("prepare", "bad option");
+        default: rc = cli_bad_option("prepare", argv);
         }
     }
     if (rc < 0) {

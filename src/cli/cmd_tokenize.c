@@ -40,14 +40,14 @@ int cmd_tokenize(int argc, char **argv) {
     const char *out_path = NULL;
     ids_format fmt = IDS_U16;
     int c;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         if (c == 'o') out_path = optarg;
         else if (c == 'f') {
             if (cli_parse_ids_format(optarg, &fmt)) return cli_usage_error("tokenize", "--format must be u16 or text");
         } else if (c == 'h') {
             fputs(help, stdout);
             return 0;
-        } else return cli_usage_error("tokenize", "bad option");
+        } else return cli_bad_option("tokenize", argv);
     }
     if (argc - optind > 1) return cli_usage_error("tokenize", "takes one input file");
     const char *in_path = optind < argc ? argv[optind] : NULL;

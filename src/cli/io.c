@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see gpt2c %s --help)\n", cmd);
     va_end(ap);
     return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, char **argv) {
+    const char *arg = argv[optind - 1];
+    if (optopt && arg[0] == '-' && arg[1] != '-') /* a short option, perhaps with others */
+        return cli_usage_error(cmd, "unknown option or missing value: -%c", optopt);
+    return cli_usage_error(cmd, "unknown option or missing value: %s", arg);
 }
 
 static int is_stdio(const char *path) { return !path || strcmp(path, "-") == 0; }

@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is CMake.
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc)
+PYTHON     := $(CURDIR)/.venv/bin/python
+
+.PHONY: all deps build test demo bench unicode-tables clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The test suite, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test: deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPT2C_SANITIZE=ON \
+	      -DGPT2C_PYTHON=$(PYTHON) >/dev/null
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Until training exists: tokenize the bundled Tiny Shakespeare into shards and show them.
+demo: deps build
+	$(BUILD)/gpt2c prepare --input data/tinyshakespeare/input.txt --split-blank-lines \
+	      --out-dir out/tinyshakespeare
+	$(BUILD)/gpt2c inspect out/tinyshakespeare/val_000000.bin out/tinyshakespeare/train_000000.bin --head 32
+
+bench: deps build
+	$(PYTHON) bench/tokenizer_bench.py --build-dir $(BUILD)
+
+# Regenerate src/tokenizer/unicode_tables.c (committed) from the pinned Unicode database.
+unicode-tables: deps
+	$(PYTHON) scripts/gen_unicode_tables.py > src/tokenizer/unicode_tables.c
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

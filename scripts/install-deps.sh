@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what gpt2c needs to build and test, idempotently:
+#  - Debian packages: compiler, cmake, jansson (JSON), Python for the tests;
+#  - a Python virtual environment in .venv with the test references (requirements-dev.txt).
+# As root it runs apt-get itself; otherwise it prints the exact command to run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(build-essential cmake pkg-config libjansson-dev python3 python3-venv python3-dev)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive bash -c "$cmd" >/dev/null
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive sudo bash -c "$cmd" >/dev/null
+  else
+    echo "install-deps: missing Debian packages; run as root:" >&2
+    echo "  $cmd" >&2
+    exit 1
+  fi
+fi
+
+# Debian's own python3 (not a pyenv or conda one): later issues use Debian's python3-torch,
+# which the venv sees through --system-site-packages.
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "install-deps: setting up .venv (requirements-dev.txt)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,73 @@
+"""Shared fixtures for the Python tests: the reference tokenizer (tiktoken, built offline from the
+bundled vocabulary) and ways to run gpt2c's build (the sanitizer build under `make test`)."""
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("GPT2C_BUILD_DIR", ROOT / "build"))
+GPT2C = BUILD / "gpt2c"
+TOK_BATCH = BUILD / "tests" / "tok_batch"
+
+
+def reference_encoding():
+    """tiktoken's "gpt2" encoding, made from data/gpt2 with no network and no cache."""
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    ranks = data_gym_to_mergeable_bpe_ranks(
+        vocab_bpe_file=str(ROOT / "data/gpt2/vocab.bpe"),
+        encoder_json_file=str(ROOT / "data/gpt2/encoder.json"),
+        vocab_bpe_hash="1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+        encoder_json_hash="196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    )
+    return tiktoken.Encoding(
+        name="gpt2",
+        pat_str=r50k_pat_str,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 50256},
+        explicit_n_vocab=50257,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiktoken_gpt2():
+    return reference_encoding()
+
+
+def _batch(strings, *flags):
+    """Run tests/tok_batch over byte strings; returns one list of ints per string."""
+    payload = b"".join(struct.pack("<I", len(s)) + s for s in strings)
+    out = subprocess.run([str(TOK_BATCH), *flags], input=payload, capture_output=True, check=False)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    data, pos, results = out.stdout, 0, []
+    while pos < len(data):
+        (n,) = struct.unpack_from("<I", data, pos)
+        results.append(list(struct.unpack_from("<%dI" % n, data, pos + 4)))
+        pos += 4 + 4 * n
+    assert len(results) == len(strings)
+    return results
+
+
+@pytest.fixture(scope="session")
+def gpt2c_encode_batch():
+    """Encode each byte string with gpt2c (and check that each decodes back to itself)."""
+    return lambda strings: _batch(strings, "--roundtrip")
+
+
+@pytest.fixture(scope="session")
+def gpt2c_pieces_batch():
+    """The pre-tokenizer's piece lengths for each byte string."""
+    return lambda strings: _batch(strings, "--pieces")
+
+
+def run_gpt2c(*args, input=None, check=True):
+    out = subprocess.run([str(GPT2C), *map(str, args)], input=input, capture_output=True, check=False)
+    if check:
+        assert out.returncode == 0, out.stderr.decode(errors="replace")
+    return out
