@@ -52,3 +52,16 @@ def test_every_code_point_class(plane, gpt2c_pieces_batch):
             mismatches.append("U+%04X after %r: tiktoken %s, gpt2c %s" % (
                 ord(s[1:].decode()), s[:1].decode(), tiktoken_one_piece, gpt2c_one_piece))
     assert not mismatches, "%d code points differ, e.g. %s" % (len(mismatches), mismatches[:10])
+
+
+def test_tables_are_what_the_generator_makes():
+    """src/tokenizer/unicode_tables.c is the output of scripts/gen_unicode_tables.py with the
+    pinned Unicode database, not hand-edited."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/gen_unicode_tables.py")],
+                         capture_output=True, check=True)
+    assert out.stdout == (ROOT / "src/tokenizer/unicode_tables.c").read_bytes()
