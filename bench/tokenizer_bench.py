@@ -6,9 +6,13 @@ What is measured
      which has the same semantics ("<|endoftext|>" is ordinary text). Inputs: tinyshakespeare,
      a deterministic mixed-script text (built below, described in the output), and optionally
      a file given with --input.
-  2. Thread scaling of `gpt2c prepare` (text file -> llm.c token shards) on a ~22 MB corpus,
-     for 1, 2, 4, ... threads up to the CPU count, and for reference tiktoken's
-     encode_ordinary_batch with the same thread counts on the same text cut into ~64 KB pieces.
+  2. Thread scaling of `gpt2c prepare` (text file -> llm.c token shards) on two ~22 MB corpora
+     (tinyshakespeare with shuffled lines, and the mixed text), for 1, 2, 4, ... threads up to
+     the CPU count, and for reference tiktoken's encode_ordinary_batch with the same thread
+     counts on the same text cut into ~64 KB pieces. The shuffled tinyshakespeare corpus repeats
+     a small vocabulary, so gpt2c's word cache is nearly always hit there: the tokenizing gets
+     cheap and fixed costs (start-up, writing shards) weigh more.
+  The run also reports how busy the machine was with other processes meanwhile.
 
 Why the comparison is fair
   * Both tokenizers see the same bytes in the same process run, the repetitions alternate
@@ -29,6 +33,8 @@ Why the comparison is fair
 Run from the repository root:  .venv/bin/python bench/tokenizer_bench.py [--quick]
 """
 import argparse
+import ast
+import contextlib
 import ctypes
 import datetime
 import gc
@@ -42,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,16 +221,23 @@ def read_user_input(path):
 
 # ---- measurements ----
 
-def timed(fn):
-    """Seconds one call of fn takes, with the garbage collector off."""
+@contextlib.contextmanager
+def no_gc():
+    """The garbage collector off (after a collection), so it does not run inside a timing."""
     gc.collect()
     gc.disable()
     try:
+        yield
+    finally:
+        gc.enable()
+
+
+def timed(fn):
+    """Seconds one call of fn takes, with the garbage collector off."""
+    with no_gc():
         t0 = time.perf_counter()
         fn()
         return time.perf_counter() - t0
-    finally:
-        gc.enable()
 
 
 def check_equal(gpt2c, enc, data, text, name):
@@ -246,12 +258,8 @@ def bench_single(gpt2c, enc, name, text, reps):
     enc.encode_ordinary(text)
     ours, theirs = [], []
     for _ in range(reps):
-        gc.collect()
-        gc.disable()
-        try:
+        with no_gc():
             ours.append(gpt2c.encode_timed(data)[0])
-        finally:
-            gc.enable()
         theirs.append(timed(lambda: enc.encode_ordinary(text)))
     res = {"name": name, "bytes": len(data), "tokens": ntokens,
            "gpt2c_s": statistics.median(ours), "tiktoken_s": statistics.median(theirs),
@@ -284,7 +292,7 @@ def run_prepare(gpt2c_bin, corpus, out_dir, threads):
     return seconds
 
 
-def bench_scaling(gpt2c_bin, enc, text, reps, with_tiktoken):
+def bench_scaling(gpt2c_bin, enc, name, text, reps, with_tiktoken):
     """gpt2c prepare (and tiktoken encode_ordinary_batch) for each thread count; rounds alternate
     over thread counts and tools so all see the same conditions."""
     counts = thread_counts()
@@ -314,7 +322,7 @@ def bench_scaling(gpt2c_bin, enc, text, reps, with_tiktoken):
             row["tik_mbs"] = nbytes / row["tik_s"] / MB
             row["tik_speedup"] = base_t / row["tik_s"]
         rows.append(row)
-    return {"bytes": nbytes, "pieces": len(pieces), "rows": rows}
+    return {"name": name, "bytes": nbytes, "pieces": len(pieces), "rows": rows}
 
 
 # ---- other load on the machine ----
@@ -393,58 +401,68 @@ def print_header(build_dir, args):
     print()
 
 
+def size_str(nbytes):
+    return f"{nbytes / MB:.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1000:.1f} KB"
+
+
 def print_single(results, mixed_note):
     print("## 1. Single-thread encode (ids checked equal to tiktoken's)")
     print(f"mixed input: {mixed_note}")
     for r in results:
-        g = ", ".join(f"{s * 1000:.0f}" for s in r["gpt2c_all"])
-        t = ", ".join(f"{s * 1000:.0f}" for s in r["tiktoken_all"])
-        print(f"  {r['name']}: {r['bytes'] / MB:.2f} MB, {r['tokens']} tokens; "
+        g = ", ".join(f"{s * 1000:.3g}" for s in r["gpt2c_all"])
+        t = ", ".join(f"{s * 1000:.3g}" for s in r["tiktoken_all"])
+        print(f"  {r['name']}: {size_str(r['bytes'])}, {r['tokens']} tokens; "
               f"ms per rep gpt2c [{g}] tiktoken [{t}]")
     print()
 
 
-def print_scaling(sc, corpus_note):
-    print("## 2. Thread scaling")
-    print(f"corpus: {corpus_note}, {sc['bytes'] / MB:.1f} MB")
-    if sc["pieces"]:
-        print(f"tiktoken encode_ordinary_batch: the same text cut at line ends into "
-              f"{sc['pieces']} pieces of ~{BATCH_PIECE_BYTES // 1024} KB")
-    for row in sc["rows"]:
-        p = ", ".join(f"{s:.2f}" for s in row["prep_all"])
-        print(f"  threads={row['threads']}: gpt2c prepare seconds per rep [{p}]")
+def print_scaling(scalings, notes):
+    print("## 2. Thread scaling (`gpt2c prepare --val-tokens 0 --quiet`, whole process)")
+    for sc in scalings:
+        print(f"corpus {sc['name']}: {notes[sc['name']]}; {sc['bytes'] / MB:.1f} MB, one document")
+        for row in sc["rows"]:
+            p = ", ".join(f"{s:.2f}" for s in row["prep_all"])
+            print(f"  threads={row['threads']}: gpt2c prepare seconds per rep [{p}]")
+    if scalings and scalings[0]["pieces"]:
+        print(f"tiktoken encode_ordinary_batch: the same text cut at line ends into pieces of "
+              f"~{BATCH_PIECE_BYTES // 1024} KB ({scalings[0]['pieces']} for "
+              f"{scalings[0]['name']}), num_threads = threads")
     print()
 
 
-def print_tables(results, sc):
-    print("## Results (markdown)")
-    print()
+def print_single_table(results):
     print("Single-thread encode, in-process (gpt2c_encode via ctypes, fresh encoder per run, "
-          "vs tiktoken encode_ordinary):")
+          "vs tiktoken encode_ordinary; median MB/s):")
     print()
     print("| input | size | gpt2c MB/s | tiktoken MB/s | gpt2c / tiktoken |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['name']} | {r['bytes'] / MB:.1f} MB | {r['gpt2c_mbs']:.1f} | "
+        print(f"| {r['name']} | {size_str(r['bytes'])} | {r['gpt2c_mbs']:.1f} | "
               f"{r['tiktoken_mbs']:.1f} | {r['ratio']:.2f}x |")
     print()
-    has_tik = "tik_s" in sc["rows"][0]
-    print(f"Thread scaling on {sc['bytes'] / MB:.0f} MB of text (`gpt2c prepare`, whole process"
-          + (", vs tiktoken encode_ordinary_batch):" if has_tik else "):"))
+
+
+def print_scaling_table(scalings):
+    has_tik = "tik_s" in scalings[0]["rows"][0]
+    print("Thread scaling (`gpt2c prepare`, whole process: start-up, tokenizing, writing shards"
+          + ("; vs tiktoken encode_ordinary_batch, in memory" if has_tik else "")
+          + "; medians):")
     print()
+    head = "| corpus | threads | gpt2c prepare s | gpt2c MB/s | speedup |"
+    rule = "|---|---:|---:|---:|---:|"
     if has_tik:
-        print("| threads | gpt2c prepare s | gpt2c MB/s | speedup | tiktoken batch s | "
-              "tiktoken MB/s | speedup |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-    else:
-        print("| threads | gpt2c prepare s | gpt2c MB/s | speedup |")
-        print("|---:|---:|---:|---:|")
-    for row in sc["rows"]:
-        line = (f"| {row['threads']} | {row['prep_s']:.2f} | {row['prep_mbs']:.1f} | "
-                f"{row['prep_speedup']:.2f}x |")
-        if has_tik:
-            line += f" {row['tik_s']:.2f} | {row['tik_mbs']:.1f} | {row['tik_speedup']:.2f}x |"
-        print(line)
+        head += " tiktoken batch s | tiktoken MB/s | speedup |"
+        rule += "---:|---:|---:|"
+    print(head)
+    print(rule)
+    for sc in scalings:
+        for row in sc["rows"]:
+            line = (f"| {sc['name']} ({sc['bytes'] / MB:.0f} MB) | {row['threads']} | "
+                    f"{row['prep_s']:.2f} | {row['prep_mbs']:.1f} | {row['prep_speedup']:.2f}x |")
+            if has_tik:
+                line += (f" {row['tik_s']:.2f} | {row['tik_mbs']:.1f} |"
+                         f" {row['tik_speedup']:.2f}x |")
+            print(line)
     print()
 
 
@@ -489,12 +507,21 @@ def main():
     print_single(results, mixed_note)
 
     copies = 5 if args.quick else 20
-    corpus = shuffled_corpus(lines, copies)
-    corpus_note = (f"tinyshakespeare x{copies}, each copy's lines shuffled (seed {CORPUS_SEED}), "
-                   "one document")
-    sc = bench_scaling(gpt2c_bin, enc, corpus, args.reps, not args.no_tiktoken_batch)
-    print_scaling(sc, corpus_note)
-    print_tables(results, sc)
+    corpora = {"shakespeare-x%d" % copies: shuffled_corpus(lines, copies)}
+    notes = {"shakespeare-x%d" % copies: f"tinyshakespeare x{copies}, each copy's lines in a "
+             f"different seeded order (seed {CORPUS_SEED})"}
+    if not args.quick:
+        big_mixed = mixed_text(len(corpora["shakespeare-x20"]), test_sentences(), lines)
+        corpora["mixed-large"] = big_mixed
+        notes["mixed-large"] = "the mixed input above, generated to the same size"
+    scalings = [bench_scaling(gpt2c_bin, enc, name, text, args.reps, not args.no_tiktoken_batch)
+                for name, text in corpora.items()]
+    print_scaling(scalings, notes)
+
+    print("## Results (markdown)")
+    print()
+    print_single_table(results)
+    print_scaling_table(scalings)
 
     other = load.other_cpus()
     if other is not None:
