@@ -113,9 +113,10 @@ int cmd_prepare(int argc, char **argv) {
                t->tokens ? (double)t->bytes_done / (double)t->tokens : 0.0, t->seconds,
                t->seconds > 0 ? (double)t->bytes_done / 1e6 / t->seconds : 0.0, o.threads,
                o.threads == 1 ? "" : "s");
-        printf("%s: val %llu tokens (val_000000.bin), train %llu tokens in %d shard%s (train_000000.bin...)\n",
-               o.out_dir, (unsigned long long)r.val_tokens, (unsigned long long)r.train_tokens, r.train_shards,
-               r.train_shards == 1 ? "" : "s");
+        if (r.val_tokens) printf("%s: val %llu tokens (val_000000.bin), ", o.out_dir, (unsigned long long)r.val_tokens);
+        else printf("%s: no val shard, ", o.out_dir);
+        printf("train %llu tokens in %d shard%s (train_000000.bin...)\n", (unsigned long long)r.train_tokens,
+               r.train_shards, r.train_shards == 1 ? "" : "s");
         if (r.stale_removed) printf("removed %d stale shard%s left by an earlier run\n", r.stale_removed,
                                     r.stale_removed == 1 ? "" : "s");
     }

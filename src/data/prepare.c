@@ -1,16 +1,16 @@
 /* `prepare`: text or JSON Lines in, llm.c token shards out.
  *
  * The inputs are memory-mapped and cut into chunks of about CHUNK_BYTES at places where the
- * tokens of the parts, in order, equal the tokens of the whole (see prepare_split.h). A batch of
- * chunks is tokenized by the worker threads, each with its own encoder, then written in input
- * order: the first val_tokens tokens to val_000000.bin, the rest to train_000000.bin, ... Every
- * document starts with <|endoftext|>. */
+ * tokens of the parts, in order, equal the tokens of the whole (see prepare_split.h). The chunks
+ * go round a ring: the main thread cuts chunks into free slots, worker threads (each with its own
+ * encoder) tokenize whichever chunk is next, and the main thread writes finished chunks in input
+ * order while the workers go on: the first val_tokens tokens to val_000000.bin, the rest to
+ * train_000000.bin, ... Every document starts with <|endoftext|>. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,39 +23,29 @@
 #include "util/error.h"
 
 #define CHUNK_BYTES (1u << 20)
-#define BATCH_CHUNKS_PER_THREAD 8
+#define RING_CHUNKS_PER_THREAD 4
 
 typedef struct input_file {
     const char *path;
-    const unsigned char *data; /* mapped */
+    const unsigned char *data; /* mapped while chunks of it are in the ring */
     size_t len;
+    int chunks_in_ring;
+    int all_cut;
 } input_file;
 
 typedef struct chunk {
-    const input_file *file;
+    input_file *file;
     size_t start, end;
     uint64_t first_line; /* 1-based line number of start, for jsonl errors */
     int first_of_file;
-    /* results */
+    /* results, kept allocated from one use of the ring slot to the next */
     gpt2c_ids ids;
+    uint16_t *tokens;
+    size_t tokens_cap;
     uint64_t documents;
-    int failed;
+    int done, failed;
     gpt2c_error err;
 } chunk;
-
-typedef struct batch {
-    const gpt2c_tokenizer *tok;
-    const gpt2c_prepare_opts *opts;
-    gpt2c_encoder **encoders;
-    chunk *chunks;
-    int nchunks;
-    atomic_int next;
-} batch;
-
-typedef struct worker_arg {
-    batch *b;
-    int index;
-} worker_arg;
 
 /* ---- tokenizing one chunk (in a worker thread) ---- */
 
@@ -113,36 +103,58 @@ static int tokenize_chunk(gpt2c_encoder *enc, const gpt2c_prepare_opts *o, chunk
     }
 }
 
-static void *worker(void *arg) {
-    worker_arg *w = arg;
-    batch *b = w->b;
-    for (;;) {
-        int i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->nchunks) break;
-        chunk *c = &b->chunks[i];
-        if (tokenize_chunk(b->encoders[w->index], b->opts, c)) c->failed = 1;
+/* Tokenize and narrow to the shard's uint16, so the writer only writes. */
+static int process_chunk(gpt2c_encoder *enc, const gpt2c_prepare_opts *o, chunk *c) {
+    c->ids.len = 0;
+    c->documents = 0;
+    if (tokenize_chunk(enc, o, c)) return -1;
+    if (c->ids.len > c->tokens_cap) {
+        free(c->tokens);
+        c->tokens_cap = c->ids.len;
+        if (!(c->tokens = malloc(c->tokens_cap * sizeof *c->tokens))) {
+            c->tokens_cap = 0;
+            return err_set(&c->err, "out of memory");
+        }
     }
-    return NULL;
+    for (size_t i = 0; i < c->ids.len; i++) c->tokens[i] = (uint16_t)c->ids.data[i];
+    return 0;
 }
 
-static int run_batch(batch *b, int threads, gpt2c_error *err) {
-    atomic_store(&b->next, 0);
-    if (threads == 1) {
-        worker_arg w = {b, 0};
-        worker(&w);
-        return 0;
+/* ---- the ring of chunks shared by the main thread and the workers ---- */
+
+typedef struct ring {
+    const gpt2c_prepare_opts *opts;
+    chunk *slots;
+    int nslots;
+    uint64_t cut, claimed, written; /* chunk counts; slot of chunk k is k % nslots */
+    int stop;                       /* no more chunks will be cut: workers leave when idle */
+    int abandon;                    /* an error: workers leave now */
+    pthread_mutex_t mu;
+    pthread_cond_t work, finished;
+} ring;
+
+typedef struct worker_arg {
+    ring *r;
+    gpt2c_encoder *enc;
+} worker_arg;
+
+static void *worker(void *arg) {
+    worker_arg *w = arg;
+    ring *r = w->r;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (r->claimed == r->cut && !r->stop && !r->abandon) pthread_cond_wait(&r->work, &r->mu);
+        if (r->abandon || r->claimed == r->cut) break;
+        chunk *c = &r->slots[r->claimed++ % (uint64_t)r->nslots];
+        pthread_mutex_unlock(&r->mu);
+        int failed = process_chunk(w->enc, r->opts, c) != 0;
+        pthread_mutex_lock(&r->mu);
+        c->failed = failed;
+        c->done = 1;
+        pthread_cond_broadcast(&r->finished);
     }
-    pthread_t tids[threads];
-    worker_arg args[threads];
-    int started = 0;
-    for (; started < threads; started++) {
-        args[started] = (worker_arg){b, started};
-        if (pthread_create(&tids[started], NULL, worker, &args[started]) != 0) break;
-    }
-    for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
-    if (started == 0) return err_set(err, "cannot start worker threads");
-    if (started < threads) worker(&args[0]); /* finish what the missing threads left, if any */
-    return 0;
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 /* ---- writing tokens to shards, in order ---- */
@@ -196,8 +208,7 @@ static int sink_open(sink *s, int val, gpt2c_error *err) {
     return 0;
 }
 
-static int sink_write(sink *s, const uint32_t *ids, size_t n, gpt2c_error *err) {
-    uint16_t buf[4096];
+static int sink_write(sink *s, const uint16_t *tokens, size_t n, gpt2c_error *err) {
     while (n > 0) {
         int val = s->val_written < s->opts->val_tokens;
         uint64_t room = val ? s->opts->val_tokens - s->val_written : s->opts->shard_tokens - s->w.count;
@@ -206,13 +217,11 @@ static int sink_write(sink *s, const uint32_t *ids, size_t n, gpt2c_error *err) 
             room = val ? room : s->opts->shard_tokens;
         }
         if (!s->open && sink_open(s, val, err)) return -1;
-        size_t k = n < sizeof buf / sizeof *buf ? n : sizeof buf / sizeof *buf;
-        if (k > room) k = (size_t)room;
-        for (size_t i = 0; i < k; i++) buf[i] = (uint16_t)ids[i];
-        if (shard_writer_write(&s->w, buf, k, err)) return -1;
+        size_t k = n < room ? n : (size_t)room;
+        if (shard_writer_write(&s->w, tokens, k, err)) return -1;
         if (val) s->val_written += k;
         else s->train_written += k;
-        ids += k;
+        tokens += k;
         n -= k;
     }
     return 0;
@@ -334,110 +343,162 @@ static int check_opts(const gpt2c_prepare_opts *o, gpt2c_error *err) {
     return 0;
 }
 
+/* The main thread's side: cutting the inputs into chunks, and writing finished chunks. */
 typedef struct run {
     const gpt2c_prepare_opts *opts;
-    batch b;
+    ring r;
     sink out;
-    input_file *files; /* mapped inputs that chunks of the current batch may point into */
-    int nfiles;
+    input_file *files;
+    int next_file; /* the file being cut is next_file - 1 */
+    size_t pos;    /* where the next chunk of that file starts */
+    uint64_t line; /* its line number */
     gpt2c_prepare_progress prog;
-    double t0;
+    double t0, last_progress;
 } run;
 
-/* Tokenize the batch, write its tokens, release the inputs it no longer needs. */
-static int flush_batch(run *r, int keep_last_file, gpt2c_error *err) {
-    batch *b = &r->b;
-    int rc = run_batch(b, r->opts->threads, err);
-    for (int i = 0; i < b->nchunks && rc == 0; i++) {
-        chunk *c = &b->chunks[i];
-        if (c->failed) {
-            *err = c->err;
-            rc = -1;
-            break;
-        }
-        rc = sink_write(&r->out, c->ids.data, c->ids.len, err);
-        r->prog.tokens += c->ids.len;
-        r->prog.documents += c->documents;
-        r->prog.bytes_done += c->end - c->start;
-    }
-    for (int i = 0; i < b->nchunks; i++) gpt2c_ids_free(&b->chunks[i].ids);
-    b->nchunks = 0;
-    int keep = keep_last_file && r->nfiles > 0;
-    for (int i = 0; i < r->nfiles - keep; i++) unmap_input(&r->files[i]);
-    if (keep) r->files[0] = r->files[r->nfiles - 1];
-    r->nfiles = keep;
-    r->prog.seconds = now_seconds() - r->t0;
-    if (rc == 0 && r->opts->progress) r->opts->progress(&r->prog, r->opts->progress_user);
-    return rc;
+static split_mode mode_of(const gpt2c_prepare_opts *o) {
+    return o->format == GPT2C_FORMAT_JSONL ? SPLIT_JSONL
+           : o->split_blank_lines          ? SPLIT_BLANK_LINES
+                                           : SPLIT_ONE_DOCUMENT;
 }
 
-static int process_file(run *r, const char *path, int max_chunks, gpt2c_error *err) {
-    const gpt2c_prepare_opts *o = r->opts;
-    input_file *f = &r->files[r->nfiles];
-    if (map_input(f, path, err)) return -1;
-    r->nfiles++;
-    split_mode mode = o->format == GPT2C_FORMAT_JSONL ? SPLIT_JSONL
-                      : o->split_blank_lines          ? SPLIT_BLANK_LINES
-                                                      : SPLIT_ONE_DOCUMENT;
-    uint64_t line = 1;
-    size_t start = 0;
-    do {
-        if (r->b.nchunks == max_chunks && flush_batch(r, 1, err)) return -1;
-        f = &r->files[r->nfiles - 1]; /* flush_batch moves the current file to the front */
-        size_t end = split_next_cut(f->data, f->len, start, CHUNK_BYTES, mode);
-        chunk *c = &r->b.chunks[r->b.nchunks++];
-        *c = (chunk){.file = f, .start = start, .end = end, .first_line = line, .first_of_file = start == 0};
-        if (mode == SPLIT_JSONL && end > start)
-            for (const unsigned char *p = f->data + start, *e = f->data + end;
-                 (p = memchr(p, '\n', (size_t)(e - p))); p++)
-                line++;
-        start = end;
-    } while (start < f->len);
+/* Cut the next chunk of input into c; returns 0 when there is no more input. */
+static int cut_chunk(run *u, chunk *c, gpt2c_error *err) {
+    input_file *f = u->next_file > 0 ? &u->files[u->next_file - 1] : NULL;
+    if (!f || f->all_cut) {
+        if (u->next_file == u->opts->ninputs) return 0;
+        f = &u->files[u->next_file++];
+        if (map_input(f, u->opts->inputs[u->next_file - 1], err)) return -1;
+        u->pos = 0;
+        u->line = 1;
+    }
+    size_t end = split_next_cut(f->data, f->len, u->pos, CHUNK_BYTES, mode_of(u->opts));
+    c->file = f;
+    c->start = u->pos;
+    c->end = end;
+    c->first_line = u->line;
+    c->first_of_file = u->pos == 0;
+    c->done = c->failed = 0;
+    if (mode_of(u->opts) == SPLIT_JSONL && end > u->pos)
+        for (const unsigned char *p = f->data + u->pos, *e = f->data + end;
+             (p = memchr(p, '\n', (size_t)(e - p))); p++)
+            u->line++;
+    u->pos = end;
+    f->chunks_in_ring++;
+    f->all_cut = end == f->len;
+    return 1;
+}
+
+static int write_chunk(run *u, chunk *c, gpt2c_error *err) {
+    if (c->failed) {
+        *err = c->err;
+        return -1;
+    }
+    if (sink_write(&u->out, c->tokens, c->ids.len, err)) return -1;
+    u->prog.tokens += c->ids.len;
+    u->prog.documents += c->documents;
+    u->prog.bytes_done += c->end - c->start;
+    input_file *f = c->file;
+    if (--f->chunks_in_ring == 0 && f->all_cut) unmap_input(f);
+    double t = now_seconds();
+    u->prog.seconds = t - u->t0;
+    if (u->opts->progress && t - u->last_progress > 0.1) {
+        u->last_progress = t;
+        u->opts->progress(&u->prog, u->opts->progress_user);
+    }
     return 0;
+}
+
+/* Keep the ring full and write chunks in order as they finish. */
+static int pump(run *u, gpt2c_error *err) {
+    ring *r = &u->r;
+    int more = 1;
+    for (;;) {
+        while (more && r->cut - r->written < (uint64_t)r->nslots) {
+            chunk *c = &r->slots[r->cut % (uint64_t)r->nslots];
+            more = cut_chunk(u, c, err);
+            if (more < 0) return -1;
+            pthread_mutex_lock(&r->mu);
+            r->cut += (uint64_t)more;
+            r->stop = !more;
+            pthread_cond_broadcast(&r->work);
+            pthread_mutex_unlock(&r->mu);
+        }
+        if (r->written == r->cut) return 0;
+        chunk *c = &r->slots[r->written % (uint64_t)r->nslots];
+        pthread_mutex_lock(&r->mu);
+        while (!c->done) pthread_cond_wait(&r->finished, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+        if (write_chunk(u, c, err)) return -1;
+        r->written++;
+    }
 }
 
 int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
                   gpt2c_prepare_result *result, gpt2c_error *err) {
     memset(result, 0, sizeof *result);
     if (check_opts(o, err) || make_dirs(o->out_dir, err)) return -1;
-    int max_chunks = o->threads * BATCH_CHUNKS_PER_THREAD;
-    run r = {.opts = o, .out = {.opts = o}, .t0 = now_seconds()};
-    r.b = (batch){.tok = tok, .opts = o};
-    r.b.chunks = calloc((size_t)max_chunks, sizeof *r.b.chunks);
-    r.b.encoders = calloc((size_t)o->threads, sizeof *r.b.encoders);
-    r.files = calloc((size_t)max_chunks + 1, sizeof *r.files); /* a batch touches at most this many */
-    int rc = (!r.b.chunks || !r.b.encoders || !r.files) ? err_set(err, "out of memory") : 0;
-    for (int t = 0; t < o->threads && rc == 0; t++)
-        if (!(r.b.encoders[t] = gpt2c_encoder_new(tok, err))) rc = -1;
+    run u = {.opts = o, .out = {.opts = o}, .t0 = now_seconds()};
+    ring *r = &u.r;
+    *r = (ring){.opts = o, .nslots = o->threads * RING_CHUNKS_PER_THREAD};
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_cond_init(&r->finished, NULL);
+    r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
+    u.files = calloc((size_t)o->ninputs, sizeof *u.files);
+    pthread_t *tids = calloc((size_t)o->threads, sizeof *tids);
+    worker_arg *args = calloc((size_t)o->threads, sizeof *args);
+    int rc = (!r->slots || !u.files || !tids || !args) ? err_set(err, "out of memory") : 0;
     for (int i = 0; i < o->ninputs && rc == 0; i++) {
         struct stat st;
-        if (stat(o->inputs[i], &st) == 0) r.prog.bytes_total += (uint64_t)st.st_size;
+        if (stat(o->inputs[i], &st) == 0) u.prog.bytes_total += (uint64_t)st.st_size;
     }
-    for (int i = 0; i < o->ninputs && rc == 0; i++) {
-        /* a file is mapped while chunks of it wait: flush first when the table is full */
-        if (r.nfiles == max_chunks && flush_batch(&r, 0, err)) rc = -1;
-        if (rc == 0) rc = process_file(&r, o->inputs[i], max_chunks, err);
+    int started = 0;
+    for (; started < o->threads && rc == 0; started++) {
+        args[started] = (worker_arg){r, gpt2c_encoder_new(tok, err)};
+        if (!args[started].enc) rc = -1;
+        else if (pthread_create(&tids[started], NULL, worker, &args[started]) != 0) {
+            gpt2c_encoder_free(args[started].enc);
+            rc = err_set(err, "cannot start a worker thread");
+        }
+        if (rc) break;
     }
-    if (rc == 0) rc = flush_batch(&r, 0, err);
-    if (rc == 0 && r.out.train_written == 0)
+    if (rc == 0) rc = pump(&u, err);
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    r->abandon = rc != 0;
+    pthread_cond_broadcast(&r->work);
+    pthread_mutex_unlock(&r->mu);
+    for (int t = 0; t < started; t++) {
+        pthread_join(tids[t], NULL);
+        gpt2c_encoder_free(args[t].enc);
+    }
+    if (rc == 0 && u.out.train_written == 0)
         rc = err_set(err, "the input holds %llu tokens: not enough for %llu validation tokens and a train shard",
-                     (unsigned long long)r.prog.tokens, (unsigned long long)o->val_tokens);
-    if (rc == 0) rc = sink_close(&r.out, err);
-    if (rc != 0) {
-        for (int i = 0; i < r.b.nchunks; i++) gpt2c_ids_free(&r.b.chunks[i].ids);
-        for (int i = 0; i < r.nfiles; i++) unmap_input(&r.files[i]);
-        sink_fail(&r.out);
-    } else {
-        result->totals = r.prog;
-        result->val_tokens = r.out.val_written;
-        result->train_tokens = r.out.train_written;
-        result->train_shards = r.out.train_index;
-        result->stale_removed = remove_stale(o->out_dir, r.out.train_index, o->val_tokens > 0);
+                     (unsigned long long)u.prog.tokens, (unsigned long long)o->val_tokens);
+    if (rc == 0) rc = sink_close(&u.out, err);
+    if (rc != 0) sink_fail(&u.out);
+    else {
+        u.prog.seconds = now_seconds() - u.t0;
+        if (o->progress) o->progress(&u.prog, o->progress_user);
+        result->totals = u.prog;
+        result->val_tokens = u.out.val_written;
+        result->train_tokens = u.out.train_written;
+        result->train_shards = u.out.train_index;
+        result->stale_removed = remove_stale(o->out_dir, u.out.train_index, o->val_tokens > 0);
     }
-    sink_free(&r.out);
-    for (int t = 0; t < o->threads && r.b.encoders; t++) gpt2c_encoder_free(r.b.encoders[t]);
-    free(r.b.encoders);
-    free(r.b.chunks);
-    free(r.files);
+    sink_free(&u.out);
+    for (int i = 0; i < o->ninputs && u.files; i++) unmap_input(&u.files[i]);
+    for (int i = 0; i < r->nslots && r->slots; i++) {
+        gpt2c_ids_free(&r->slots[i].ids);
+        free(r->slots[i].tokens);
+    }
+    free(r->slots);
+    free(u.files);
+    free(tids);
+    free(args);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->work);
+    pthread_cond_destroy(&r->finished);
     return rc;
 }

@@ -37,6 +37,7 @@ int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err) {
     memcpy(w->tmp_path, path, n);
     memcpy(w->tmp_path + n, ".tmp", 5);
     w->f = fopen(w->tmp_path, "wb");
+    if (w->f) setvbuf(w->f, NULL, _IOFBF, 1 << 20);
     if (!w->f) {
         int e = errno;
         shard_writer_abort(w);
@@ -55,9 +56,12 @@ int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err) {
 int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_error *err) {
     if (w->count + n > SHARD_MAX_TOKENS)
         return err_set(err, "%s: more than %llu tokens do not fit one shard", w->path, SHARD_MAX_TOKENS);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (fwrite(tokens, 2, n, w->f) != n)
+        return err_set(err, "cannot write %s.tmp: %s", w->path, strerror(errno));
+#else
     unsigned char buf[8192];
-    size_t done = 0;
-    while (done < n) { /* explicit little-endian, whatever the host */
+    for (size_t done = 0; done < n;) { /* explicit little-endian on other hosts */
         size_t k = 0;
         for (; k < sizeof buf / 2 && done < n; done++, k++) {
             buf[2 * k] = (unsigned char)tokens[done];
@@ -66,6 +70,7 @@ int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_
         if (fwrite(buf, 2, k, w->f) != k)
             return err_set(err, "cannot write %s.tmp: %s", w->path, strerror(errno));
     }
+#endif
     w->count += n;
     return 0;
 }

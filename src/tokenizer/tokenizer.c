@@ -35,27 +35,13 @@ gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err) {
         t->tok_slots[h] = id + 1;
         if (n == 1) t->byte_token[t->blob[off]] = id;
     }
-    /* count the (left, right) splits of every token into two tokens: each is a pair BPE may merge */
-    uint32_t npairs = 0;
-    for (uint32_t id = 0; id < GPT2C_EOT; id++) {
-        const unsigned char *p = t->blob + t->offsets[id];
-        unsigned n = t->offsets[id + 1] - t->offsets[id];
-        for (unsigned k = 1; k < n; k++)
-            if (tok_lookup(t, p, k) != NO_TOKEN && tok_lookup(t, p + k, n - k) != NO_TOKEN) npairs++;
-    }
-    t->pair_mask = pow2_at_least(2 * npairs) - 1;
+    t->pair_mask = pow2_at_least(2 * gpt2c_vocab_npairs) - 1;
     t->pair_keys = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
     t->pair_vals = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_vals);
     if (!t->pair_keys || !t->pair_vals) goto oom;
     memset(t->pair_keys, 0xFF, ((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
-    for (uint32_t id = 0; id < GPT2C_EOT; id++) {
-        const unsigned char *p = t->blob + t->offsets[id];
-        unsigned n = t->offsets[id + 1] - t->offsets[id];
-        for (unsigned k = 1; k < n; k++) {
-            uint32_t a = tok_lookup(t, p, k), b = tok_lookup(t, p + k, n - k);
-            if (a != NO_TOKEN && b != NO_TOKEN) pair_insert(t, a, b, id);
-        }
-    }
+    for (unsigned i = 0; i < gpt2c_vocab_npairs; i++)
+        pair_insert(t, gpt2c_vocab_pairs[i][0], gpt2c_vocab_pairs[i][1], gpt2c_vocab_pairs[i][2]);
     return t;
 oom:
     gpt2c_tokenizer_free(t);

@@ -2,6 +2,10 @@
  * file with each token's raw bytes, so the library carries its vocabulary and needs no data
  * files at run time. CMake checks both files' sha256 before running this.
  *
+ * It also lists every way to split a token into two tokens, (left, right) -> token: the pairs
+ * byte-level BPE may merge (tiktoken merges any adjacent pair whose bytes concatenate to a
+ * token, not only the pairs of the merge list), so the library need not work them out at load.
+ *
  * It also checks what tiktoken checks when it loads these files: that the ranks implied by the
  * merge list (256 single bytes in GPT-2's order, then one new token per merge) are exactly the
  * ids in encoder.json. Our encoder relies on id == merge rank.
@@ -163,7 +167,15 @@ int main(int argc, char **argv) {
         fprintf(out, "%u,%s", off, (i % 16 == 15) ? "\n" : "");
         if (i < NVOCAB) off += (unsigned)tok_len[i];
     }
-    fprintf(out, "\n};\n");
+    fprintf(out, "\n};\n\nconst unsigned gpt2c_vocab_pairs[][3] = {\n");
+    unsigned npairs = 0;
+    for (int id = 0; id < EOT; id++)
+        for (int k = 1; k < tok_len[id]; k++) {
+            int a = hfind(tok_bytes[id], k), b = hfind(tok_bytes[id] + k, tok_len[id] - k);
+            if (a < 0 || b < 0) continue;
+            fprintf(out, "{%d,%d,%d},%s", a, b, id, ++npairs % 8 ? "" : "\n");
+        }
+    fprintf(out, "\n};\n\nconst unsigned gpt2c_vocab_npairs = %u;\n", npairs);
     if (fclose(out) != 0) die("cannot write", argv[3]);
     return 0;
 }
