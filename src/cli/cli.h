@@ -33,8 +33,13 @@ int cli_close_output(FILE *f, const char *path, gpt2c_error *err);
 /* Strict decimal parsing: the whole string, no sign, within [min, max]. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
-/* --format u16|text, shared by tokenize and detokenize. */
+/* The flags tokenize and detokenize share: [FILE|-] [-o OUT] [--format u16|text] [--help].
+ * Returns -1 to go on, or the exit status when the command is done (help shown, bad flags). */
 typedef enum { IDS_U16, IDS_TEXT } ids_format;
-int cli_parse_ids_format(const char *s, ids_format *f);
+typedef struct ids_io {
+    const char *in_path, *out_path; /* NULL: standard input / output */
+    ids_format format;
+} ids_io;
+int cli_parse_ids_io(const char *cmd, const char *help, int argc, char **argv, ids_io *io);
 
 #endif

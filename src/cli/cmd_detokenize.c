@@ -1,5 +1,4 @@
 /* gpt2c detokenize [FILE|-] [-o OUT] [--format u16|text] */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,39 +41,25 @@ static int parse_ids(const unsigned char *data, size_t len, ids_format fmt, gpt2
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *out_path = NULL;
-    ids_format fmt = IDS_U16;
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        if (c == 'o') out_path = optarg;
-        else if (c == 'f') {
-            if (cli_parse_ids_format(optarg, &fmt)) return cli_usage_error("detokenize", "--format must be u16 or text");
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else return cli_bad_option("detokenize", argv);
-    }
-    if (argc - optind > 1) return cli_usage_error("detokenize", "takes one input file");
-    const char *in_path = optind < argc ? argv[optind] : NULL;
+    ids_io io;
+    int done = cli_parse_ids_io("detokenize", help, argc, argv, &io);
+    if (done >= 0) return done;
 
     gpt2c_error err;
     unsigned char *data = NULL;
     size_t len = 0;
-    if (cli_read_all(in_path, &data, &len, &err)) return cli_error("%s", err.msg);
+    if (cli_read_all(io.in_path, &data, &len, &err)) return cli_error("%s", err.msg);
     gpt2c_ids ids = {0};
     gpt2c_tokenizer *tok = NULL;
     char *text = NULL;
     size_t text_len = 0;
-    int rc = parse_ids(data, len, fmt, &ids, &err) || !(tok = gpt2c_tokenizer_new(&err)) ||
+    int rc = parse_ids(data, len, io.format, &ids, &err) || !(tok = gpt2c_tokenizer_new(&err)) ||
              gpt2c_decode(tok, ids.data, ids.len, &text, &text_len, &err);
     free(data);
-    FILE *out = rc ? NULL : cli_open_output(out_path, &err);
+    FILE *out = rc ? NULL : cli_open_output(io.out_path, &err);
     if (out) {
         size_t w = fwrite(text, 1, text_len, out);
-        rc = cli_close_output(out, out_path, &err) != 0 || w != text_len;
+        rc = cli_close_output(out, io.out_path, &err) != 0 || w != text_len;
     } else rc = 1;
     free(text);
     gpt2c_ids_free(&ids);

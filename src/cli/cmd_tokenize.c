@@ -1,5 +1,4 @@
 /* gpt2c tokenize [FILE|-] [-o OUT] [--format u16|text] */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,39 +33,25 @@ static void write_ids(FILE *out, const gpt2c_ids *ids, ids_format fmt) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *out_path = NULL;
-    ids_format fmt = IDS_U16;
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        if (c == 'o') out_path = optarg;
-        else if (c == 'f') {
-            if (cli_parse_ids_format(optarg, &fmt)) return cli_usage_error("tokenize", "--format must be u16 or text");
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else return cli_bad_option("tokenize", argv);
-    }
-    if (argc - optind > 1) return cli_usage_error("tokenize", "takes one input file");
-    const char *in_path = optind < argc ? argv[optind] : NULL;
-    if (fmt == IDS_U16 && (!out_path || !strcmp(out_path, "-")) && isatty(STDOUT_FILENO))
+    ids_io io;
+    int done = cli_parse_ids_io("tokenize", help, argc, argv, &io);
+    if (done >= 0) return done;
+    if (io.format == IDS_U16 && (!io.out_path || !strcmp(io.out_path, "-")) && isatty(STDOUT_FILENO))
         return cli_usage_error("tokenize", "refusing to write binary ids to a terminal: use -o FILE or --format text");
 
     gpt2c_error err;
     unsigned char *text = NULL;
     size_t len = 0;
-    if (cli_read_all(in_path, &text, &len, &err)) return cli_error("%s", err.msg);
+    if (cli_read_all(io.in_path, &text, &len, &err)) return cli_error("%s", err.msg);
     gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
     gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
     gpt2c_ids ids = {0};
     int rc = !enc || gpt2c_encode(enc, text, len, &ids, &err);
     free(text);
-    FILE *out = rc ? NULL : cli_open_output(out_path, &err);
+    FILE *out = rc ? NULL : cli_open_output(io.out_path, &err);
     if (out) {
-        write_ids(out, &ids, fmt); /* a failed write shows in the stream's error flag */
-        rc = cli_close_output(out, out_path, &err) != 0;
+        write_ids(out, &ids, io.format); /* a failed write shows in the stream's error flag */
+        rc = cli_close_output(out, io.out_path, &err) != 0;
     } else rc = 1;
     gpt2c_ids_free(&ids);
     gpt2c_encoder_free(enc);

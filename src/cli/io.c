@@ -94,9 +94,23 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
-int cli_parse_ids_format(const char *s, ids_format *f) {
-    if (strcmp(s, "u16") == 0) *f = IDS_U16;
-    else if (strcmp(s, "text") == 0) *f = IDS_TEXT;
-    else return -1;
-    return 0;
+int cli_parse_ids_io(const char *cmd, const char *help, int argc, char **argv, ids_io *io) {
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    *io = (ids_io){.format = IDS_U16};
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        if (c == 'o') io->out_path = optarg;
+        else if (c == 'f' && strcmp(optarg, "u16") == 0) io->format = IDS_U16;
+        else if (c == 'f' && strcmp(optarg, "text") == 0) io->format = IDS_TEXT;
+        else if (c == 'f') return cli_usage_error(cmd, "--format must be u16 or text");
+        else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else return cli_bad_option(cmd, argv);
+    }
+    if (argc - optind > 1) return cli_usage_error(cmd, "takes one input file");
+    io->in_path = optind < argc ? argv[optind] : NULL;
+    return -1;
 }
