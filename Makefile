@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 PYTHON     := $(CURDIR)/.venv/bin/python
 
-.PHONY: all deps build test demo bench unicode-tables clean
+.PHONY: all deps build test demo bench unicode-tables fuzz clean
 
 all: build
 
@@ -37,3 +37,14 @@ unicode-tables: deps
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
+
+# Fuzz the tokenizer with libFuzzer (clang) for FUZZ_SECONDS; not part of `make test`.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPT2C_SANITIZE=ON -DBUILD_TESTING=OFF \
+	      -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target gpt2c_static
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_tokenizer.c \
+	      build-fuzz/libgpt2c.a -ljansson -lpthread -o build-fuzz/fuzz_tokenizer
+	mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus tests/fuzz_seeds

@@ -112,12 +112,20 @@ def test_jsonl_errors_name_file_and_line(tmp_path, line, message):
     (tmp_path / "good.jsonl").write_text(good)
     (tmp_path / "in.jsonl").write_text(line)
     out_dir = tmp_path / "out"
-    out = run_gpt2c("prepare", "--input", tmp_path / "good.jsonl", tmp_path / "in.jsonl", "--format", "jsonl",
-                    "--out-dir", out_dir, "--val-tokens", "10", "--shard-tokens", "20", "--quiet", check=False)
+    args = ["--format", "jsonl", "--out-dir", out_dir, "--val-tokens", "10", "--shard-tokens", "20", "--quiet"]
+    out = run_gpt2c("prepare", "--input", tmp_path / "good.jsonl", tmp_path / "in.jsonl", *args, check=False)
     assert out.returncode == 1
     err = out.stderr.decode().strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert shards(out_dir) == []  # no partial or completed shard of the failed run
+    # a failed run into the directory of an earlier run leaves that run as it was
+    run_gpt2c("prepare", "--input", tmp_path / "good.jsonl", "--out-dir", out_dir, "--format", "jsonl", "--quiet",
+              "--val-tokens", "10", "--shard-tokens", "37")
+    before = {name: (out_dir / name).read_bytes() for name in shards(out_dir)}
+    assert len(before) > 5
+    out = run_gpt2c("prepare", "--input", tmp_path / "good.jsonl", tmp_path / "in.jsonl", *args, check=False)
+    assert out.returncode == 1
+    assert {name: (out_dir / name).read_bytes() for name in shards(out_dir)} == before
 
 
 def test_bad_inputs_leave_nothing(tmp_path):

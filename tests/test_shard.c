@@ -43,8 +43,10 @@ int main(void) {
     CHECK(access(good, F_OK) != 0); /* nothing under the final name until commit */
     CHECK(shard_writer_write(&w, tokens, 600, &err) == 0);
     CHECK(shard_writer_write(&w, tokens + 600, 400, &err) == 0);
-    CHECK(shard_writer_commit(&w, &err) == 0);
-    CHECK(access(path_in_dir("good.bin.tmp"), F_OK) != 0);
+    CHECK(shard_writer_finish(&w, &err) == 0);
+    CHECK(access(good, F_OK) != 0 && access(path_in_dir("good.bin.tmp"), F_OK) == 0);
+    CHECK(shard_writer_publish(&w, &err) == 0);
+    CHECK(access(good, F_OK) == 0 && access(path_in_dir("good.bin.tmp"), F_OK) != 0);
 
     gpt2c_shard_info info;
     CHECK(gpt2c_shard_inspect(good, &info, &err) == 0);
@@ -61,10 +63,14 @@ int main(void) {
     fclose(f);
     CHECK(raw[0] == (20240520 & 255) && raw[4] == 1 && raw[8] == (1000 & 255) && raw[9] == (1000 >> 8));
 
-    /* an aborted writer leaves nothing */
+    /* an aborted writer leaves nothing, before or after finishing */
     char *aborted = strdup(path_in_dir("aborted.bin"));
     CHECK(shard_writer_open(&w, aborted, &err) == 0);
     CHECK(shard_writer_write(&w, tokens, 10, &err) == 0);
+    shard_writer_abort(&w);
+    CHECK(access(aborted, F_OK) != 0 && access(path_in_dir("aborted.bin.tmp"), F_OK) != 0);
+    CHECK(shard_writer_open(&w, aborted, &err) == 0);
+    CHECK(shard_writer_finish(&w, &err) == 0);
     shard_writer_abort(&w);
     CHECK(access(aborted, F_OK) != 0 && access(path_in_dir("aborted.bin.tmp"), F_OK) != 0);
 

@@ -159,6 +159,8 @@ static void *worker(void *arg) {
 
 /* ---- writing tokens to shards, in order ---- */
 
+/* Shards are finished under temporary names as the run goes and all renamed into place at its
+ * end, so a failed or interrupted run changes nothing in the output directory but .tmp files. */
 typedef struct sink {
     const gpt2c_prepare_opts *opts;
     shard_writer w;
@@ -166,8 +168,8 @@ typedef struct sink {
     int in_val;        /* w is the val shard */
     int train_index;   /* next train shard number */
     uint64_t val_written, train_written;
-    char **committed;  /* paths of finished shards, removed again if the run fails */
-    int ncommitted;
+    shard_writer *finished; /* complete, waiting to be published */
+    int nfinished;
 } sink;
 
 static char *shard_path(const char *dir, const char *split, int index) {
@@ -179,20 +181,12 @@ static char *shard_path(const char *dir, const char *split, int index) {
 
 static int sink_close(sink *s, gpt2c_error *err) {
     if (!s->open) return 0;
-    char *path = strdup(s->w.path);
-    char **c = realloc(s->committed, (size_t)(s->ncommitted + 1) * sizeof *c);
-    if (!path || !c) {
-        free(path);
-        if (c) s->committed = c;
-        return err_set(err, "out of memory");
-    }
-    s->committed = c;
+    shard_writer *f = realloc(s->finished, (size_t)(s->nfinished + 1) * sizeof *f);
+    if (!f) return err_set(err, "out of memory");
+    s->finished = f;
     s->open = 0;
-    if (shard_writer_commit(&s->w, err)) {
-        free(path);
-        return -1;
-    }
-    s->committed[s->ncommitted++] = path;
+    if (shard_writer_finish(&s->w, err)) return -1;
+    s->finished[s->nfinished++] = s->w;
     return 0;
 }
 
@@ -227,15 +221,40 @@ static int sink_write(sink *s, const uint16_t *tokens, size_t n, gpt2c_error *er
     return 0;
 }
 
+/* Rename every finished shard into place, then make the renames durable. */
+static int sink_publish(sink *s, gpt2c_error *err) {
+    int n = s->nfinished;
+    s->nfinished = 0;
+    for (int i = 0; i < n; i++)
+        if (shard_writer_publish(&s->finished[i], err)) {
+            while (++i < n) shard_writer_abort(&s->finished[i]);
+            return -1;
+        }
+    int fd = open(s->opts->out_dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+/* Delete what the run wrote: temporary files only, nothing was published. */
 static void sink_fail(sink *s) {
     if (s->open) shard_writer_abort(&s->w);
     s->open = 0;
-    for (int i = 0; i < s->ncommitted; i++) unlink(s->committed[i]);
+    for (int i = 0; i < s->nfinished; i++) shard_writer_abort(&s->finished[i]);
+    s->nfinished = 0;
 }
 
-static void sink_free(sink *s) {
-    for (int i = 0; i < s->ncommitted; i++) free(s->committed[i]);
-    free(s->committed);
+/* N for a name "train_NNNNNN.bin", else -1. */
+static int train_shard_number(const char *name) {
+    if (strlen(name) != 16 || strncmp(name, "train_", 6) != 0 || strcmp(name + 12, ".bin") != 0) return -1;
+    int n = 0;
+    for (int i = 6; i < 12; i++) {
+        if (name[i] < '0' || name[i] > '9') return -1;
+        n = n * 10 + (name[i] - '0');
+    }
+    return n;
 }
 
 /* Delete train shards numbered at or past `first` (and val when we wrote none) left by an
@@ -246,10 +265,7 @@ static int remove_stale(const char *dir, int first, int keep_val) {
     int removed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        int idx;
-        char tail;
-        int stale = (sscanf(e->d_name, "train_%6d.bin%c", &idx, &tail) == 1 && idx >= first &&
-                     strlen(e->d_name) == 16) ||
+        int stale = train_shard_number(e->d_name) >= first ||
                     (!keep_val && strcmp(e->d_name, "val_000000.bin") == 0);
         if (!stale) continue;
         size_t n = strlen(dir) + strlen(e->d_name) + 2;
@@ -477,6 +493,7 @@ int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
         rc = err_set(err, "the input holds %llu tokens: not enough for %llu validation tokens and a train shard",
                      (unsigned long long)u.prog.tokens, (unsigned long long)o->val_tokens);
     if (rc == 0) rc = sink_close(&u.out, err);
+    if (rc == 0) rc = sink_publish(&u.out, err);
     if (rc != 0) sink_fail(&u.out);
     else {
         u.prog.seconds = now_seconds() - u.t0;
@@ -487,7 +504,7 @@ int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
         result->train_shards = u.out.train_index;
         result->stale_removed = remove_stale(o->out_dir, u.out.train_index, o->val_tokens > 0);
     }
-    sink_free(&u.out);
+    free(u.out.finished);
     for (int i = 0; i < o->ninputs && u.files; i++) unmap_input(&u.files[i]);
     for (int i = 0; i < r->nslots && r->slots; i++) {
         gpt2c_ids_free(&r->slots[i].ids);

@@ -75,7 +75,7 @@ int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_
     return 0;
 }
 
-int shard_writer_commit(shard_writer *w, gpt2c_error *err) {
+int shard_writer_finish(shard_writer *w, gpt2c_error *err) {
     unsigned char h[SHARD_HEADER_BYTES];
     make_header(h, w->count);
     int bad = fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f) != sizeof h ||
@@ -83,9 +83,17 @@ int shard_writer_commit(shard_writer *w, gpt2c_error *err) {
     int e = errno;
     bad |= fclose(w->f) != 0;
     w->f = NULL;
-    if (bad || rename(w->tmp_path, w->path) != 0) {
-        if (!bad) e = errno;
-        err_set(err, "cannot write %s: %s", w->path, strerror(e));
+    if (bad) {
+        err_set(err, "cannot write %s.tmp: %s", w->path, strerror(e));
+        shard_writer_abort(w);
+        return -1;
+    }
+    return 0;
+}
+
+int shard_writer_publish(shard_writer *w, gpt2c_error *err) {
+    if (rename(w->tmp_path, w->path) != 0) {
+        err_set(err, "cannot rename %s.tmp to %s: %s", w->path, w->path, strerror(errno));
         shard_writer_abort(w);
         return -1;
     }

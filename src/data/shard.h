@@ -11,8 +11,10 @@
 #define SHARD_HEADER_BYTES (GPT2C_SHARD_HEADER_INTS * 4)
 #define SHARD_MAX_TOKENS 2147483647ull /* the count is an int32 */
 
-/* Writes a shard under a temporary name and renames it into place only once it is complete, so
- * a crash or an error never leaves a partial shard under the final name. */
+/* Writes a shard under a temporary name (PATH.tmp) that is renamed into place only once it is
+ * complete and on disk, so a crash or an error never leaves a partial shard under the final name.
+ * open -> write... -> finish (header, fsync, close) -> publish (rename); abort at any point
+ * deletes the temporary file. Each step that fails aborts by itself. */
 typedef struct shard_writer {
     FILE *f;
     char *tmp_path, *path;
@@ -21,7 +23,8 @@ typedef struct shard_writer {
 
 int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err);
 int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_error *err);
-int shard_writer_commit(shard_writer *w, gpt2c_error *err);
-void shard_writer_abort(shard_writer *w); /* close and delete the temporary file */
+int shard_writer_finish(shard_writer *w, gpt2c_error *err);
+int shard_writer_publish(shard_writer *w, gpt2c_error *err);
+void shard_writer_abort(shard_writer *w);
 
 #endif
