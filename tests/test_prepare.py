@@ -162,7 +162,7 @@ def test_empty_file_is_one_empty_document_and_stale_shards_go(tmp_path):
     (tmp_path / "one.txt").write_text("one")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    for name in ("train_000005.bin", "val_000000.bin"):
+    for name in ("train_000005.bin", "val_000000.bin", "train_000009.bin.tmp"):
         (out_dir / name).write_bytes(b"old")
     (out_dir / "notes.txt").write_text("keep me")
     out = run_gpt2c("prepare", "--input", tmp_path / "empty.txt", tmp_path / "one.txt", "--out-dir", out_dir,

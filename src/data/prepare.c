@@ -258,21 +258,26 @@ static int train_shard_number(const char *name) {
 }
 
 /* Delete train shards numbered at or past `first` (and val when we wrote none) left by an
- * earlier run: a later glob over DIR must not mix two runs. Returns how many. */
+ * earlier run: a later glob over DIR must not mix two runs. Also the .tmp files of a run that
+ * was killed. Returns how many shards. */
 static int remove_stale(const char *dir, int first, int keep_val) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int removed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        int stale = train_shard_number(e->d_name) >= first ||
-                    (!keep_val && strcmp(e->d_name, "val_000000.bin") == 0);
+        size_t len = strlen(e->d_name);
+        int tmp = len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0;
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(tmp ? len - 4 : len), e->d_name);
+        int stale = (tmp && (train_shard_number(name) >= 0 || strcmp(name, "val_000000.bin") == 0)) ||
+                    train_shard_number(name) >= first || (!keep_val && strcmp(name, "val_000000.bin") == 0);
         if (!stale) continue;
         size_t n = strlen(dir) + strlen(e->d_name) + 2;
         char *p = malloc(n);
         if (!p) continue;
         snprintf(p, n, "%s/%s", dir, e->d_name);
-        removed += unlink(p) == 0;
+        removed += unlink(p) == 0 && !tmp;
         free(p);
     }
     closedir(d);
