@@ -66,6 +66,7 @@ void gpt2c_encoder_free(gpt2c_encoder *e) {
 
 int gpt2c_ids_reserve(gpt2c_ids *ids, size_t extra, gpt2c_error *err) {
     if (ids->cap - ids->len >= extra) return 0;
+    if (extra > SIZE_MAX / sizeof *ids->data / 2 - ids->len) return err_set(err, "out of memory: %zu more token ids", extra);
     size_t cap = ids->cap ? ids->cap : 1024;
     while (cap - ids->len < extra) cap *= 2;
     uint32_t *d = realloc(ids->data, cap * sizeof *d);
