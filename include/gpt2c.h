@@ -15,6 +15,13 @@ extern "C" {
 
 #define GPT2C_VERSION "0.1.0"
 
+/* The shared library exports these functions and nothing else. */
+#if defined(__GNUC__)
+#define GPT2C_API __attribute__((visibility("default")))
+#else
+#define GPT2C_API
+#endif
+
 typedef struct gpt2c_error {
     char msg[512];
 } gpt2c_error;
@@ -39,27 +46,27 @@ typedef struct gpt2c_ids {
     size_t len, cap;
 } gpt2c_ids;
 
-gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err);
-void gpt2c_tokenizer_free(gpt2c_tokenizer *tok);
+GPT2C_API gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err);
+GPT2C_API void gpt2c_tokenizer_free(gpt2c_tokenizer *tok);
 
-gpt2c_encoder *gpt2c_encoder_new(const gpt2c_tokenizer *tok, gpt2c_error *err);
-void gpt2c_encoder_free(gpt2c_encoder *enc);
+GPT2C_API gpt2c_encoder *gpt2c_encoder_new(const gpt2c_tokenizer *tok, gpt2c_error *err);
+GPT2C_API void gpt2c_encoder_free(gpt2c_encoder *enc);
 
 /* Encode any byte string, with tiktoken's encode_ordinary semantics: "<|endoftext|>" in the text
  * is ordinary text. Invalid UTF-8 is accepted: each byte that does not begin a valid UTF-8
  * sequence counts as one character of class "other" (like punctuation), so decode(encode(b)) == b
  * for every byte string b. Appends to out. */
-int gpt2c_encode(gpt2c_encoder *enc, const void *text, size_t len, gpt2c_ids *out,
+GPT2C_API int gpt2c_encode(gpt2c_encoder *enc, const void *text, size_t len, gpt2c_ids *out,
                  gpt2c_error *err);
-int gpt2c_ids_push(gpt2c_ids *ids, uint32_t id, gpt2c_error *err);
-int gpt2c_ids_reserve(gpt2c_ids *ids, size_t extra, gpt2c_error *err); /* room for extra more */
-void gpt2c_ids_free(gpt2c_ids *ids);
+GPT2C_API int gpt2c_ids_push(gpt2c_ids *ids, uint32_t id, gpt2c_error *err);
+GPT2C_API int gpt2c_ids_reserve(gpt2c_ids *ids, size_t extra, gpt2c_error *err); /* room for extra more */
+GPT2C_API void gpt2c_ids_free(gpt2c_ids *ids);
 
 /* The bytes of one token (NULL if id >= GPT2C_VOCAB_SIZE). 50256 is "<|endoftext|>". */
-const unsigned char *gpt2c_token_bytes(const gpt2c_tokenizer *tok, uint32_t id, size_t *len);
+GPT2C_API const unsigned char *gpt2c_token_bytes(const gpt2c_tokenizer *tok, uint32_t id, size_t *len);
 
 /* Decode ids to bytes: writes into a malloc'ed buffer (*out, *out_len; NUL-terminated). */
-int gpt2c_decode(const gpt2c_tokenizer *tok, const uint32_t *ids, size_t n, char **out,
+GPT2C_API int gpt2c_decode(const gpt2c_tokenizer *tok, const uint32_t *ids, size_t n, char **out,
                  size_t *out_len, gpt2c_error *err);
 
 /* Streaming decoder: feed ids one at a time, get back only complete UTF-8 characters (a token
@@ -73,9 +80,9 @@ typedef struct gpt2c_stream_decoder {
 #define GPT2C_STREAM_OUT_MAX (GPT2C_MAX_TOKEN_BYTES + 4)
 
 /* Writes at most GPT2C_STREAM_OUT_MAX bytes to out; returns their count, or -1 for a bad id. */
-int gpt2c_stream_push(gpt2c_stream_decoder *sd, const gpt2c_tokenizer *tok, uint32_t id,
+GPT2C_API int gpt2c_stream_push(gpt2c_stream_decoder *sd, const gpt2c_tokenizer *tok, uint32_t id,
                       char out[GPT2C_STREAM_OUT_MAX], gpt2c_error *err);
-int gpt2c_stream_finish(gpt2c_stream_decoder *sd, char out[GPT2C_STREAM_OUT_MAX]);
+GPT2C_API int gpt2c_stream_finish(gpt2c_stream_decoder *sd, char out[GPT2C_STREAM_OUT_MAX]);
 
 /* ---- data: llm.c token shards ---- */
 
@@ -90,10 +97,10 @@ typedef struct gpt2c_shard_info {
 } gpt2c_shard_info;
 
 /* Validate a shard file (header, size, every token id < vocabulary) and count its documents. */
-int gpt2c_shard_inspect(const char *path, gpt2c_shard_info *info, gpt2c_error *err);
+GPT2C_API int gpt2c_shard_inspect(const char *path, gpt2c_shard_info *info, gpt2c_error *err);
 
 /* Read a whole shard's tokens into a malloc'ed array. */
-int gpt2c_shard_read(const char *path, uint16_t **tokens, uint64_t *ntokens, gpt2c_error *err);
+GPT2C_API int gpt2c_shard_read(const char *path, uint16_t **tokens, uint64_t *ntokens, gpt2c_error *err);
 
 /* Text to shards: `gpt2c prepare`. */
 typedef enum gpt2c_input_format {
@@ -127,7 +134,7 @@ typedef struct gpt2c_prepare_result {
     int stale_removed; /* old shards from an earlier, bigger run that were deleted */
 } gpt2c_prepare_result;
 
-int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *opts,
+GPT2C_API int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *opts,
                   gpt2c_prepare_result *result, gpt2c_error *err);
 
 #ifdef __cplusplus
