@@ -90,7 +90,7 @@ def test_jsonl(tmp_path, tiktoken_gpt2):
     docs = ["first document", "second\nwith newline and \u00e9", "", "nul \u0000 inside", "😀 emoji"]
     lines = [json.dumps({"text": d, "id": i}) for i, d in enumerate(docs)]
     lines.insert(2, "   ")  # blank lines carry no document
-    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "in.jsonl").write_text("\ufeff" + "\r\n".join(lines) + "\n")  # BOM, CRLF
     run_gpt2c("prepare", "--input", tmp_path / "in.jsonl", "--format", "jsonl", "--out-dir", tmp_path / "out",
               "--val-tokens", "3", "--quiet")
     want = []

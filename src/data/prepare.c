@@ -57,6 +57,10 @@ static int add_document(gpt2c_encoder *enc, chunk *c, const void *text, size_t l
 
 static int jsonl_line(gpt2c_encoder *enc, chunk *c, const unsigned char *line, size_t len,
                       uint64_t lineno) {
+    if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) { /* a UTF-8 byte order mark */
+        line += 3;
+        len -= 3;
+    }
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
     if (k == len) return 0; /* blank lines carry no document */

@@ -11,11 +11,9 @@ static uint32_t pow2_at_least(uint32_t n) {
 }
 
 static void pair_insert(gpt2c_tokenizer *t, uint32_t a, uint32_t b, uint32_t id) {
-    uint64_t key = ((uint64_t)a << 32) | b;
-    uint32_t h = (uint32_t)tok_hash_pair(key) & t->pair_mask;
-    while (t->pair_keys[h] != UINT64_MAX && t->pair_keys[h] != key) h = (h + 1) & t->pair_mask;
-    t->pair_keys[h] = key;
-    t->pair_vals[h] = id;
+    uint32_t h = tok_hash_pair(a, b) & t->pair_mask;
+    while (t->pairs[h].left != NO_TOKEN) h = (h + 1) & t->pair_mask;
+    t->pairs[h] = (struct pair_slot){a, b, id};
 }
 
 gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err) {
@@ -36,10 +34,9 @@ gpt2c_tokenizer *gpt2c_tokenizer_new(gpt2c_error *err) {
         if (n == 1) t->byte_token[t->blob[off]] = id;
     }
     t->pair_mask = pow2_at_least(2 * gpt2c_vocab_npairs) - 1;
-    t->pair_keys = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
-    t->pair_vals = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_vals);
-    if (!t->pair_keys || !t->pair_vals) goto oom;
-    memset(t->pair_keys, 0xFF, ((size_t)t->pair_mask + 1) * sizeof *t->pair_keys);
+    t->pairs = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pairs);
+    if (!t->pairs) goto oom;
+    memset(t->pairs, 0xFF, ((size_t)t->pair_mask + 1) * sizeof *t->pairs); /* all NO_TOKEN */
     for (unsigned i = 0; i < gpt2c_vocab_npairs; i++)
         pair_insert(t, gpt2c_vocab_pairs[i][0], gpt2c_vocab_pairs[i][1], gpt2c_vocab_pairs[i][2]);
     return t;
@@ -52,8 +49,7 @@ oom:
 void gpt2c_tokenizer_free(gpt2c_tokenizer *t) {
     if (!t) return;
     free(t->tok_slots);
-    free(t->pair_keys);
-    free(t->pair_vals);
+    free(t->pairs);
     free(t);
 }
 

@@ -10,6 +10,10 @@
 
 #define NO_TOKEN 0xFFFFFFFFu
 
+struct pair_slot {
+    uint32_t left, right, merged;
+};
+
 struct gpt2c_tokenizer {
     const unsigned char *blob; /* token bytes, see vocab_data.h */
     const unsigned *offsets;
@@ -20,8 +24,7 @@ struct gpt2c_tokenizer {
     /* (left id, right id) -> id of their concatenation, for every pair of tokens whose bytes
      * concatenate to a token. In GPT-2 a token's id is its merge rank, so this is the whole of
      * what BPE needs: tiktoken merges the adjacent pair whose concatenation has the lowest rank. */
-    uint64_t *pair_keys;
-    uint32_t *pair_vals;
+    struct pair_slot *pairs; /* left == NO_TOKEN: empty; one cache line per probe */
     uint32_t pair_mask;
 };
 
@@ -41,9 +44,9 @@ static inline uint64_t tok_hash_bytes(const unsigned char *p, size_t n) {
     return h ^ (h >> 29);
 }
 
-static inline uint64_t tok_hash_pair(uint64_t key) {
-    key *= 0xFF51AFD7ED558CCDull;
-    return key ^ (key >> 31);
+static inline uint32_t tok_hash_pair(uint32_t a, uint32_t b) {
+    uint64_t key = (((uint64_t)a << 32) | b) * 0xFF51AFD7ED558CCDull;
+    return (uint32_t)(key ^ (key >> 31));
 }
 
 /* Id of the token whose bytes are exactly p[0..n), or NO_TOKEN. */
@@ -61,13 +64,10 @@ static inline uint32_t tok_lookup(const gpt2c_tokenizer *t, const unsigned char 
 
 /* Id of the token that merging a and b makes, or NO_TOKEN. */
 static inline uint32_t tok_pair(const gpt2c_tokenizer *t, uint32_t a, uint32_t b) {
-    uint64_t key = ((uint64_t)a << 32) | b;
-    uint32_t h = (uint32_t)tok_hash_pair(key) & t->pair_mask;
-    for (;;) {
-        uint64_t k = t->pair_keys[h];
-        if (k == key) return t->pair_vals[h];
-        if (k == UINT64_MAX) return NO_TOKEN;
-        h = (h + 1) & t->pair_mask;
+    for (uint32_t h = tok_hash_pair(a, b) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+        const struct pair_slot *p = &t->pairs[h];
+        if (p->left == a && p->right == b) return p->merged;
+        if (p->left == NO_TOKEN) return NO_TOKEN;
     }
 }
 
