@@ -98,7 +98,8 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int check_opts(const gpt2c_prepare_opts *o, gpt2c_error *err) {
+/* Check the options and every input before anything is written; sum the input sizes. */
+static int check_opts(const gpt2c_prepare_opts *o, uint64_t *bytes_total, gpt2c_error *err) {
     if (o->ninputs < 1) return err_set(err, "no input files");
     if (!o->out_dir || !*o->out_dir) return err_set(err, "no output directory");
     if (o->threads < 1 || o->threads > 1024) return err_set(err, "threads must be 1..1024, not %d", o->threads);
@@ -107,11 +108,12 @@ static int check_opts(const gpt2c_prepare_opts *o, gpt2c_error *err) {
     if (o->val_tokens > SHARD_MAX_TOKENS) return err_set(err, "val tokens must be at most %llu", SHARD_MAX_TOKENS);
     if (o->format == GPT2C_FORMAT_JSONL && o->split_blank_lines)
         return err_set(err, "splitting on blank lines applies to text input, not jsonl");
-    for (int i = 0; i < o->ninputs; i++) { /* fail before writing anything */
+    for (int i = 0; i < o->ninputs; i++) {
         struct stat st;
         if (stat(o->inputs[i], &st) != 0) return err_set(err, "cannot open %s: %s", o->inputs[i], strerror(errno));
         if (!S_ISREG(st.st_mode)) return err_set(err, "%s is not a regular file", o->inputs[i]);
         if (access(o->inputs[i], R_OK) != 0) return err_set(err, "cannot read %s: %s", o->inputs[i], strerror(errno));
+        *bytes_total += (uint64_t)st.st_size;
     }
     return 0;
 }
@@ -210,8 +212,8 @@ static int pump(run *u, gpt2c_error *err) {
 int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
                   gpt2c_prepare_result *result, gpt2c_error *err) {
     memset(result, 0, sizeof *result);
-    if (check_opts(o, err) || shard_dir_prepare(o->out_dir, err)) return -1;
     run u = {.opts = o, .t0 = now_seconds()};
+    if (check_opts(o, &u.prog.bytes_total, err) || shard_dir_prepare(o->out_dir, err)) return -1;
     u.out = (shard_sequence){.dir = o->out_dir, .val_tokens = o->val_tokens, .shard_tokens = o->shard_tokens};
     ring *r = &u.r;
     *r = (ring){.opts = o, .nslots = o->threads * RING_CHUNKS_PER_THREAD};
@@ -223,10 +225,6 @@ int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
     pthread_t *tids = calloc((size_t)o->threads, sizeof *tids);
     worker_arg *args = calloc((size_t)o->threads, sizeof *args);
     int rc = (!r->slots || !u.files || !tids || !args) ? err_set(err, "out of memory") : 0;
-    for (int i = 0; i < o->ninputs && rc == 0; i++) {
-        struct stat st;
-        if (stat(o->inputs[i], &st) == 0) u.prog.bytes_total += (uint64_t)st.st_size;
-    }
     int started = 0;
     for (; started < o->threads && rc == 0; started++) {
         args[started] = (worker_arg){r, gpt2c_encoder_new(tok, err)};

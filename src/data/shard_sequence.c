@@ -104,8 +104,8 @@ int shards_remove_stale(const char *dir, int first, int keep_val) {
         int tmp = len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0;
         char name[32];
         snprintf(name, sizeof name, "%.*s", (int)(tmp ? len - 4 : len), e->d_name);
-        int stale = (tmp && (train_shard_number(name) >= 0 || strcmp(name, "val_000000.bin") == 0)) ||
-                    train_shard_number(name) >= first || (!keep_val && strcmp(name, "val_000000.bin") == 0);
+        int train = train_shard_number(name), val = strcmp(name, "val_000000.bin") == 0;
+        int stale = tmp ? train >= 0 || val : train >= first || (val && !keep_val);
         if (!stale) continue;
         size_t n = strlen(dir) + strlen(e->d_name) + 2;
         char *p = malloc(n);
