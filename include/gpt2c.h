@@ -137,6 +137,57 @@ typedef struct gpt2c_prepare_result {
 GPT2C_API int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *opts,
                   gpt2c_prepare_result *result, gpt2c_error *err);
 
+/* Training: `gpt2c train`. The recipe is GPT-3's (AdamW, clipping, warmup + cosine decay);
+ * gpt2c_train_opts_default fills its defaults. */
+typedef struct gpt2c_train_opts {
+    const char *model;         /* a preset ("d12", ...) or a Hugging Face GPT-2 directory;
+                                  may be NULL when resuming (the state knows the model) */
+    int max_seq_len;           /* positions of a preset model (default 1024) */
+    const char *data;          /* glob of train shards */
+    const char *val_data;      /* glob of validation shards, or NULL */
+    const char *out_dir;
+    int batch_size, seq_len;   /* micro-batch B x T */
+    long long total_batch;     /* tokens per optimizer step; 0: B*T */
+    int max_steps, warmup_steps;
+    double lr, min_lr_ratio, beta1, beta2, eps, weight_decay, grad_clip;
+    int val_every, val_steps;  /* 0: no validation */
+    int ckpt_every;            /* 0: only at the end */
+    unsigned long long seed;   /* from-scratch init */
+    int threads;
+    int resume;                /* continue from out_dir/state */
+    int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
+} gpt2c_train_opts;
+
+typedef struct gpt2c_train_plan {
+    size_t params;             /* parameters, the padded vocabulary rows not counted */
+    double memory_mb;          /* everything allocated up front */
+    int accum_steps, start_step, max_steps;
+    int n_layer, n_head, n_embd, max_seq_len;
+    const char *init;          /* "random", "hf", "resume" */
+} gpt2c_train_plan;
+
+typedef struct gpt2c_train_step {
+    int step, max_steps;
+    double loss, lr, norm, dt_ms, tok_s;
+} gpt2c_train_step;
+
+typedef struct gpt2c_train_callbacks {
+    void *user;
+    void (*on_plan)(void *user, const gpt2c_train_plan *p);
+    void (*on_step)(void *user, const gpt2c_train_step *s);
+    void (*on_val)(void *user, int step, double val_loss);
+    void (*on_checkpoint)(void *user, int step, const char *model_dir);
+} gpt2c_train_callbacks;
+
+GPT2C_API void gpt2c_train_opts_default(gpt2c_train_opts *o);
+GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb,
+                          gpt2c_error *err);
+
+/* The mean loss of a Hugging Face GPT-2 directory over `steps` batches of B x T from the start
+ * of the shards matching data_glob: `gpt2c eval`. */
+GPT2C_API int gpt2c_eval(const char *model_dir, const char *data_glob, int batch_size,
+                         int seq_len, int steps, int threads, double *loss, gpt2c_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Print "gpt2c: error: ..." and return 1 (for `return cli_error(...)`). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -32,6 +34,9 @@ int cli_close_output(FILE *f, const char *path, gpt2c_error *err);
 
 /* Strict decimal parsing: the whole string, no sign, within [min, max]. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Strict floating-point parsing: the whole string, a finite number. */
+int cli_parse_double(const char *s, double *out);
 
 /* The flags tokenize and detokenize share: [FILE|-] [-o OUT] [--format u16|text] [--help].
  * Returns -1 to go on, or the exit status when the command is done (help shown, bad flags). */

@@ -15,6 +15,8 @@ static const command commands[] = {
     {"detokenize", cmd_detokenize, "GPT-2 token ids back to text"},
     {"prepare", cmd_prepare, "text or JSON Lines to llm.c token shards (train/val)"},
     {"inspect", cmd_inspect, "check token shards and show what they hold"},
+    {"train", cmd_train, "train GPT-2 (from scratch or a Hugging Face checkpoint)"},
+    {"eval", cmd_eval, "the loss of a model on token shards"},
 };
 
 static void usage(FILE *f) {

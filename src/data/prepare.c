@@ -20,6 +20,7 @@
 #include "data/prepare_split.h"
 #include "data/shard_sequence.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define CHUNK_BYTES (1u << 20)
 #define RING_CHUNKS_PER_THREAD 4
@@ -213,7 +214,7 @@ int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *o,
                   gpt2c_prepare_result *result, gpt2c_error *err) {
     memset(result, 0, sizeof *result);
     run u = {.opts = o, .t0 = now_seconds()};
-    if (check_opts(o, &u.prog.bytes_total, err) || shard_dir_prepare(o->out_dir, err)) return -1;
+    if (check_opts(o, &u.prog.bytes_total, err) || fs_make_dirs(o->out_dir, err)) return -1;
     u.out = (shard_sequence){.dir = o->out_dir, .val_tokens = o->val_tokens, .shard_tokens = o->shard_tokens};
     ring *r = &u.r;
     *r = (ring){.opts = o, .nslots = o->threads * RING_CHUNKS_PER_THREAD};

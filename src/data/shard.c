@@ -171,32 +171,48 @@ int gpt2c_shard_inspect(const char *path, gpt2c_shard_info *info, gpt2c_error *e
     return 0;
 }
 
-int gpt2c_shard_read(const char *path, uint16_t **tokens, uint64_t *ntokens, gpt2c_error *err) {
+int shard_token_count(const char *path, uint64_t *count, gpt2c_error *err) {
+    FILE *f = shard_open(path, count, err);
+    if (!f) return -1;
+    fclose(f);
+    return 0;
+}
+
+int shard_read_into(const char *path, uint16_t *tokens, uint64_t cap, uint64_t *ntokens,
+                    gpt2c_error *err) {
     uint64_t n;
     FILE *f = shard_open(path, &n, err);
     if (!f) return -1;
-    uint16_t *t = malloc(n ? n * 2 : 1);
-    unsigned char *raw = (unsigned char *)t;
-    if (!t) {
+    if (n > cap) {
         fclose(f);
-        return err_set(err, "%s: out of memory for %llu tokens", path, (unsigned long long)n);
+        return err_set(err, "%s: holds %llu tokens, more than when it was first checked (%llu)",
+                       path, (unsigned long long)n, (unsigned long long)cap);
     }
+    unsigned char *raw = (unsigned char *)tokens;
     if (fread(raw, 2, n, f) != n) {
-        free(t);
         fclose(f);
         return err_set(err, "%s: read error", path);
     }
     fclose(f);
     for (uint64_t i = 0; i < n; i++) {
-        t[i] = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
-        if (t[i] >= GPT2C_VOCAB_SIZE) {
-            err_set(err, "%s: token %llu is %u, outside the vocabulary (%d)", path,
-                    (unsigned long long)i, t[i], GPT2C_VOCAB_SIZE);
-            free(t);
-            return -1;
-        }
+        tokens[i] = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);
+        if (tokens[i] >= GPT2C_VOCAB_SIZE)
+            return err_set(err, "%s: token %llu is %u, outside the vocabulary (%d)", path,
+                           (unsigned long long)i, tokens[i], GPT2C_VOCAB_SIZE);
+    }
+    *ntokens = n;
+    return 0;
+}
+
+int gpt2c_shard_read(const char *path, uint16_t **tokens, uint64_t *ntokens, gpt2c_error *err) {
+    uint64_t n;
+    if (shard_token_count(path, &n, err) != 0) return -1;
+    uint16_t *t = malloc(n ? n * 2 : 1);
+    if (!t) return err_set(err, "%s: out of memory for %llu tokens", path, (unsigned long long)n);
+    if (shard_read_into(path, t, n, ntokens, err) != 0) {
+        free(t);
+        return -1;
     }
     *tokens = t;
-    *ntokens = n;
     return 0;
 }

@@ -27,4 +27,10 @@ int shard_writer_finish(shard_writer *w, gpt2c_error *err);
 int shard_writer_publish(shard_writer *w, gpt2c_error *err);
 void shard_writer_abort(shard_writer *w);
 
+/* The token count from a shard's header, checked against the file size (tokens not read). */
+int shard_token_count(const char *path, uint64_t *count, gpt2c_error *err);
+/* Read and validate a shard's tokens into a caller's buffer of cap tokens (no allocation). */
+int shard_read_into(const char *path, uint16_t *tokens, uint64_t cap, uint64_t *ntokens,
+                    gpt2c_error *err);
+
 #endif

@@ -123,25 +123,3 @@ void shards_free(shard_sequence *s) {
     s->finished = NULL;
 }
 
-int shard_dir_prepare(const char *dir, gpt2c_error *err) {
-    char *p = strdup(dir);
-    if (!p) return err_set(err, "out of memory");
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q) continue;
-        char c = *q;
-        *q = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            err_set(err, "cannot create directory %s: %s", p, strerror(e));
-            free(p);
-            return -1;
-        }
-        *q = c;
-        if (!c) break;
-    }
-    free(p);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s is not a directory", dir);
-    if (access(dir, W_OK) != 0) return err_set(err, "cannot write to %s: %s", dir, strerror(errno));
-    return 0;
-}

@@ -21,9 +21,6 @@ typedef struct shard_sequence {
     int nfinished;
 } shard_sequence;
 
-/* Create dir (and its parents) if needed, and check it can be written. */
-int shard_dir_prepare(const char *dir, gpt2c_error *err);
-
 int shards_write(shard_sequence *s, const uint16_t *tokens, size_t n, gpt2c_error *err);
 /* Finish the last shard and rename every shard into place. */
 int shards_publish(shard_sequence *s, gpt2c_error *err);

@@ -1,0 +1,168 @@
+/* gpt2c train: flags into gpt2c_train_opts, progress lines on stdout. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char *help =
+    "usage: gpt2c train --model MODEL --data GLOB --out-dir DIR [options]\n\n"
+    "Train GPT-2 on llm.c token shards with the GPT-3 recipe (AdamW, gradient clipping, linear\n"
+    "warmup and cosine decay, gradient accumulation). Writes DIR/log.jsonl, the model as a\n"
+    "Hugging Face GPT-2 directory in DIR/model, and the resume state in DIR/state.\n\n"
+    "model and data:\n"
+    "  --model MODEL          preset d2 d4 d6 d12 d24 d36 d48 (from scratch) or a Hugging Face\n"
+    "                         GPT-2 directory (fine-tuning); optional with --resume\n"
+    "  --max-seq-len N        positions of a preset model (default 1024)\n"
+    "  --data GLOB            train shards, e.g. 'out/tinyshakespeare/train_*.bin'\n"
+    "  --val-data GLOB        validation shards (default: none)\n"
+    "  --out-dir DIR          where the log, the model and the state go\n"
+    "batch:\n"
+    "  --batch-size B         sequences per micro-batch (default 4)\n"
+    "  --seq-len T            tokens per sequence (default 1024)\n"
+    "  --total-batch-size N   tokens per optimizer step, a multiple of B*T (default B*T)\n"
+    "schedule and optimizer:\n"
+    "  --max-steps N          optimizer steps (default 50)\n"
+    "  --warmup-steps N       linear warmup steps (default 10)\n"
+    "  --lr X                 peak learning rate (default 6e-4)\n"
+    "  --min-lr-ratio X       final learning rate as a fraction of the peak (default 0.1)\n"
+    "  --beta1 X --beta2 X    AdamW betas (default 0.9, 0.95)\n"
+    "  --eps X                AdamW epsilon (default 1e-8)\n"
+    "  --weight-decay X       on 2-D tensors only (default 0.1)\n"
+    "  --grad-clip X          global gradient-norm clip (default 1.0; 0: off)\n"
+    "evaluation and checkpoints:\n"
+    "  --val-every N          validate every N steps and at the last (default 250; 0: never)\n"
+    "  --val-steps K          validation batches (default 20)\n"
+    "  --ckpt-every N         checkpoint every N steps and at the end (default 1000; 0: end only)\n"
+    "  --resume               continue the run saved in DIR/state\n"
+    "  --stop-after N         stop with a checkpoint once N steps are done (default: never)\n"
+    "other:\n"
+    "  --seed N               seed of the from-scratch init (default 1337)\n"
+    "  --threads N            CPU threads (default: the number of CPUs)\n";
+
+typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;
+typedef struct opt_spec {
+    const char *name;
+    opt_kind kind;
+    void *dst;
+    double min, max;
+} opt_spec;
+
+static int parse_value(const opt_spec *s, const char *arg) {
+    if (s->kind == OPT_STR) {
+        *(const char **)s->dst = arg;
+        return 0;
+    }
+    if (s->kind == OPT_DOUBLE) {
+        double d;
+        if (cli_parse_double(arg, &d) != 0 || d < s->min || d > s->max) return -1;
+        *(double *)s->dst = d;
+        return 0;
+    }
+    uint64_t v;
+    if (cli_parse_u64(arg, (uint64_t)s->min, (uint64_t)s->max, &v) != 0) return -1;
+    if (s->kind == OPT_INT) *(int *)s->dst = (int)v;
+    else if (s->kind == OPT_I64) *(long long *)s->dst = (long long)v;
+    else *(unsigned long long *)s->dst = v;
+    return 0;
+}
+
+static void on_plan(void *user, const gpt2c_train_plan *p) {
+    (void)user;
+    printf("model: %d layers, %d heads, %d wide, %d positions; %zu parameters (%s)\n", p->n_layer,
+           p->n_head, p->n_embd, p->max_seq_len, p->params,
+           !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
+    printf("plan: %.1f MB allocated up front; %d accumulation step(s) per optimizer step\n",
+           p->memory_mb, p->accum_steps);
+    if (p->start_step > 0) printf("resuming at step %d\n", p->start_step);
+    fflush(stdout);
+}
+
+static int digits(int n) {
+    int d = 1;
+    while (n >= 10) n /= 10, d++;
+    return d;
+}
+
+static void on_step(void *user, const gpt2c_train_step *s) {
+    (void)user;
+    int w = digits(s->max_steps) > 5 ? digits(s->max_steps) : 5;
+    printf("step %*d/%d | loss %.6f | lr %.4e | norm %.4f | dt %.2fms | tok/s %.0f\n", w, s->step,
+           s->max_steps, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
+    fflush(stdout);
+}
+
+static void on_val(void *user, int step, double loss) {
+    (void)user;
+    printf("step %5d | val loss %.6f\n", step, loss);
+    fflush(stdout);
+}
+
+static void on_checkpoint(void *user, int step, const char *dir) {
+    (void)user;
+    printf("checkpoint after step %d: %s\n", step, dir);
+    fflush(stdout);
+}
+
+int cmd_train(int argc, char **argv) {
+    gpt2c_train_opts o;
+    gpt2c_train_opts_default(&o);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = ncpu > 0 ? (int)ncpu : 1;
+    o.ckpt_every = 1000;
+    const opt_spec specs[] = {
+        {"model", OPT_STR, &o.model, 0, 0},
+        {"max-seq-len", OPT_INT, &o.max_seq_len, 1, 65536},
+        {"data", OPT_STR, &o.data, 0, 0},
+        {"val-data", OPT_STR, &o.val_data, 0, 0},
+        {"out-dir", OPT_STR, &o.out_dir, 0, 0},
+        {"batch-size", OPT_INT, &o.batch_size, 1, 1 << 20},
+        {"seq-len", OPT_INT, &o.seq_len, 1, 65536},
+        {"total-batch-size", OPT_I64, &o.total_batch, 1, 1e15},
+        {"max-steps", OPT_INT, &o.max_steps, 1, 1e9},
+        {"warmup-steps", OPT_INT, &o.warmup_steps, 0, 1e9},
+        {"lr", OPT_DOUBLE, &o.lr, 0, 10},
+        {"min-lr-ratio", OPT_DOUBLE, &o.min_lr_ratio, 0, 1},
+        {"beta1", OPT_DOUBLE, &o.beta1, 0, 0.999999},
+        {"beta2", OPT_DOUBLE, &o.beta2, 0, 0.999999},
+        {"eps", OPT_DOUBLE, &o.eps, 1e-30, 1},
+        {"weight-decay", OPT_DOUBLE, &o.weight_decay, 0, 10},
+        {"grad-clip", OPT_DOUBLE, &o.grad_clip, 0, 1e30},
+        {"val-every", OPT_INT, &o.val_every, 0, 1e9},
+        {"val-steps", OPT_INT, &o.val_steps, 0, 1e9},
+        {"ckpt-every", OPT_INT, &o.ckpt_every, 0, 1e9},
+        {"resume", OPT_FLAG, &o.resume, 0, 0},
+        {"stop-after", OPT_INT, &o.stop_after, 1, 1e9},
+        {"seed", OPT_U64, &o.seed, 0, 1.8e19},
+        {"threads", OPT_INT, &o.threads, 1, 1024},
+    };
+    enum { NSPECS = sizeof specs / sizeof *specs };
+    struct option opts[NSPECS + 2];
+    for (int i = 0; i < NSPECS; i++)
+        opts[i] = (struct option){specs[i].name, specs[i].kind == OPT_FLAG ? no_argument : required_argument, 0, 1000 + i};
+    opts[NSPECS] = (struct option){"help", no_argument, 0, 'h'};
+    opts[NSPECS + 1] = (struct option){0, 0, 0, 0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c < 1000) return cli_bad_option("train", argv);
+        const opt_spec *s = &specs[c - 1000];
+        if (s->kind == OPT_FLAG) *(int *)s->dst = 1;
+        else if (parse_value(s, optarg) != 0)
+            return cli_usage_error("train", "invalid value for --%s: '%s'", s->name, optarg);
+    }
+    if (optind < argc) return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (!o.model && !o.resume) return cli_usage_error("train", "--model is required");
+    if (!o.data) return cli_usage_error("train", "--data is required");
+    if (!o.out_dir) return cli_usage_error("train", "--out-dir is required");
+    gpt2c_train_callbacks cb = {.on_plan = on_plan, .on_step = on_step, .on_val = on_val,
+                                .on_checkpoint = on_checkpoint};
+    gpt2c_error err = {{0}};
+    if (gpt2c_train(&o, &cb, &err) != 0) return cli_error("%s", err.msg);
+    printf("done: the model is in %s/model\n", o.out_dir);
+    return 0;
+}

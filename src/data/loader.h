@@ -1,0 +1,39 @@
+/* The batch loader: build-nanogpt's DataLoaderLite over llm.c shards, rank-aware.
+ * A micro-batch is the next B*T+1 tokens from the current position (inputs, and the targets
+ * shifted by one); the position then advances by B*T*nproc. Rank r starts at B*T*r, so the ranks
+ * together read one contiguous stretch per micro-step. When the next micro-batch would run past
+ * the end of the shard, the loader moves to the next shard (after the last: the first again).
+ * All shards are checked (header and size) when the loader opens, so a bad shard stops the run
+ * before the first step; each shard's tokens are validated when it is read. */
+#ifndef GPT2C_LOADER_H
+#define GPT2C_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt2c.h"
+
+typedef struct loader {
+    char **paths;
+    uint64_t *counts; /* tokens per shard */
+    size_t nshards;
+    uint16_t *tokens; /* the current shard, in a buffer sized for the largest */
+    uint64_t ntokens;
+    size_t shard;     /* index of the current shard */
+    uint64_t pos;     /* where the next micro-batch of this rank starts */
+    int B, T, rank, nproc;
+} loader;
+
+/* Shards matching GLOB, in sorted order. An empty match or a shard shorter than one step's
+ * tokens (B*T*nproc + 1) is an error. */
+int loader_open(loader *l, const char *glob_pattern, int B, int T, int rank, int nproc,
+                gpt2c_error *err);
+void loader_close(loader *l);
+/* The next micro-batch as B*T inputs and B*T targets. */
+int loader_next(loader *l, int32_t *inputs, int32_t *targets, gpt2c_error *err);
+/* Back to the start of the first shard. */
+int loader_reset(loader *l, gpt2c_error *err);
+/* Jump to a saved position (from a resume state); checked against the shards. */
+int loader_seek(loader *l, size_t shard, uint64_t pos, gpt2c_error *err);
+
+#endif

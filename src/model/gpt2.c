@@ -1,0 +1,180 @@
+/* GPT-2 forward and backward, one function each, top to bottom. Every kernel is an op of the
+ * backend (m->ops); this file only says which op runs on which buffer, in which order. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/gpt2.h"
+#include "util/error.h"
+#include "util/rng.h"
+
+static float *alloc_floats(size_t n) {
+    /* 64-byte aligned for vector loads; the size rounded up as aligned_alloc requires. */
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err) {
+    memset(m, 0, sizeof *m);
+    if (gpt2_config_check(cfg, err) != 0) return -1;
+    m->cfg = *cfg;
+    m->ops = ops;
+    if (gpt2_param_table_build(&m->table, cfg, err) != 0) return -1;
+    gpt2_layer_tensors *wl = calloc((size_t)cfg->n_layer, sizeof *wl);
+    m->params = alloc_floats(m->table.total);
+    if (!wl || !m->params) {
+        free(wl);
+        gpt2_free(m);
+        return err_set(err, "out of memory for %zu parameters", m->table.total);
+    }
+    gpt2_tensors_bind(&m->w, wl, &m->table, cfg, m->params);
+    return 0;
+}
+
+void gpt2_free(gpt2_model *m) {
+    free(m->w.layers);
+    free(m->g.layers);
+    free(m->params);
+    free(m->grads);
+    free(m->acts);
+    free(m->layer_acts);
+    free(m->inputs);
+    free(m->targets);
+    gpt2_param_table_free(&m->table);
+    memset(m, 0, sizeof *m);
+}
+
+void gpt2_init_random(gpt2_model *m, uint64_t seed) {
+    rng r;
+    rng_seed(&r, seed);
+    double residual_std = 0.02 / sqrt(2.0 * m->cfg.n_layer);
+    for (size_t i = 0; i < m->table.count; i++) {
+        const gpt2_param *p = &m->table.params[i];
+        float *x = m->params + p->offset;
+        /* wte: only the real rows are drawn; the padding stays zero. */
+        size_t n = (size_t)p->hf_shape[0] * (p->ndim == 2 ? (size_t)p->hf_shape[1] : 1);
+        memset(x, 0, p->numel * sizeof *x);
+        for (size_t j = 0; j < n; j++)
+            x[j] = p->init == INIT_ONE ? 1.0f
+                 : p->init == INIT_NORMAL ? (float)(0.02 * rng_normal(&r))
+                 : p->init == INIT_NORMAL_RESIDUAL ? (float)(residual_std * rng_normal(&r))
+                 : 0.0f;
+    }
+}
+
+int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
+    const gpt2_config *c = &m->cfg;
+    if (T > c->max_seq_len)
+        return err_set(err, "sequence length %d is longer than the model's %d positions", T,
+                       c->max_seq_len);
+    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    size_t per_layer = 16 * N * C + 4 * N + (size_t)B * c->n_head * T;
+    size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
+    size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
+    size_t scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
+    size_t total = L * per_layer + top + backward + scratch;
+    m->acts = alloc_floats(total);
+    m->layer_acts = calloc(L, sizeof *m->layer_acts);
+    m->inputs = calloc(N, sizeof *m->inputs);
+    m->targets = calloc(N, sizeof *m->targets);
+    if (training) {
+        m->grads = alloc_floats(m->table.total);
+        gpt2_layer_tensors *gl = calloc(L, sizeof *gl);
+        if (gl && m->grads) gpt2_tensors_bind(&m->g, gl, &m->table, c, m->grads);
+        else free(gl);
+    }
+    if (!m->acts || !m->layer_acts || !m->inputs || !m->targets || (training && !m->g.layers))
+        return err_set(err, "out of memory planning activations for batch %d x %d (%.0f MB)", B,
+                       T, total * 4.0 / 1e6);
+    m->B = B, m->T = T, m->training = training;
+    m->act_bytes = total * sizeof(float);
+
+    float *p = m->acts;
+#define TAKE(n) (p += (n), p - (n))
+    for (size_t l = 0; l < L; l++) {
+        gpt2_layer_acts *a = &m->layer_acts[l];
+        a->ln1 = TAKE(N * C), a->ln1_mean = TAKE(N), a->ln1_rstd = TAKE(N);
+        a->qkv = TAKE(3 * N * C);
+        a->atty = TAKE(N * C), a->lse = TAKE((size_t)B * c->n_head * T);
+        a->res2 = TAKE(N * C);
+        a->ln2 = TAKE(N * C), a->ln2_mean = TAKE(N), a->ln2_rstd = TAKE(N);
+        a->fch = TAKE(4 * N * C), a->fch_gelu = TAKE(4 * N * C);
+        a->res3 = TAKE(N * C);
+    }
+    m->encoded = TAKE(N * C), m->lnf = TAKE(N * C);
+    m->lnf_mean = TAKE(N), m->lnf_rstd = TAKE(N), m->losses = TAKE(N);
+    if (training) m->dres = TAKE(N * C), m->dC = TAKE(N * C), m->d4C = TAKE(4 * N * C);
+    m->scratch = TAKE(scratch);
+#undef TAKE
+    return 0;
+}
+
+float gpt2_forward(gpt2_model *m, float dloss) {
+    const gpt2_ops *op = m->ops;
+    int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T;
+    size_t NC = (size_t)N * C;
+    op->embed_forward(m->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
+    const float *res = m->encoded; /* the residual stream entering each block */
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        gpt2_layer_acts *a = &m->layer_acts[l];
+        float **w = m->w.layers[l].t;
+        /* attention: res2 = res + proj(attention(ln_1(res))) */
+        op->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w[P_LN1_W], w[P_LN1_B], N, C);
+        op->matmul_forward(a->qkv, a->ln1, w[P_QKV_W], w[P_QKV_B], N, C, 3 * C);
+        op->attention_forward(a->atty, a->lse, a->qkv, B, T, C, NH, m->scratch);
+        op->matmul_forward(a->res2, a->atty, w[P_ATTN_PROJ_W], w[P_ATTN_PROJ_B], N, C, C);
+        op->residual_forward(a->res2, a->res2, res, NC);
+        /* MLP: res3 = res2 + proj(gelu(fc(ln_2(res2)))) */
+        op->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w[P_LN2_W], w[P_LN2_B], N, C);
+        op->matmul_forward(a->fch, a->ln2, w[P_FC_W], w[P_FC_B], N, C, 4 * C);
+        op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
+        op->matmul_forward(a->res3, a->fch_gelu, w[P_MLP_PROJ_W], w[P_MLP_PROJ_B], N, 4 * C, C);
+        op->residual_forward(a->res3, a->res3, a->res2, NC);
+        res = a->res3;
+    }
+    op->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, res, m->w.lnf_w, m->w.lnf_b, N, C);
+    /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */
+    int grad = dloss > 0.0f && m->training;
+    op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
+                   m->targets, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, m->scratch);
+    double sum = 0.0;
+    for (int i = 0; i < N; i++) sum += m->losses[i];
+    return (float)(sum / N);
+}
+
+void gpt2_backward(gpt2_model *m) {
+    const gpt2_ops *op = m->ops;
+    int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T, L = m->cfg.n_layer;
+    size_t NC = (size_t)N * C;
+    float *dres = m->dres, *dC = m->dC, *d4C = m->d4C;
+    /* final LayerNorm: the classifier left d(lnf) in dC */
+    memset(dres, 0, NC * sizeof *dres);
+    op->layernorm_backward(dres, m->g.lnf_w, m->g.lnf_b, dC, m->layer_acts[L - 1].res3, m->w.lnf_w,
+                           m->lnf_mean, m->lnf_rstd, N, C, m->scratch);
+    for (int l = L - 1; l >= 0; l--) {
+        gpt2_layer_acts *a = &m->layer_acts[l];
+        const float *res = l == 0 ? m->encoded : m->layer_acts[l - 1].res3;
+        float **w = m->w.layers[l].t, **g = m->g.layers[l].t;
+        /* MLP; dres holds d(res3) and becomes d(res2) */
+        op->matmul_backward(d4C, g[P_MLP_PROJ_W], g[P_MLP_PROJ_B], dres, a->fch_gelu,
+                            w[P_MLP_PROJ_W], N, 4 * C, C);
+        op->gelu_backward(d4C, a->fch, d4C, 4 * NC);
+        op->matmul_backward(dC, g[P_FC_W], g[P_FC_B], d4C, a->ln2, w[P_FC_W], N, C, 4 * C);
+        op->layernorm_backward(dres, g[P_LN2_W], g[P_LN2_B], dC, a->res2, w[P_LN2_W], a->ln2_mean,
+                               a->ln2_rstd, N, C, m->scratch);
+        /* attention; dres becomes d(res), the block's input (d4C serves as dqkv) */
+        op->matmul_backward(dC, g[P_ATTN_PROJ_W], g[P_ATTN_PROJ_B], dres, a->atty,
+                            w[P_ATTN_PROJ_W], N, C, C);
+        op->attention_backward(d4C, dC, a->qkv, a->atty, a->lse, B, T, C, NH, m->scratch);
+        op->matmul_backward(dC, g[P_QKV_W], g[P_QKV_B], d4C, a->ln1, w[P_QKV_W], N, C, 3 * C);
+        op->layernorm_backward(dres, g[P_LN1_W], g[P_LN1_B], dC, res, w[P_LN1_W], a->ln1_mean,
+                               a->ln1_rstd, N, C, m->scratch);
+    }
+    op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs, B, T, C);
+}
+
+void gpt2_zero_grad(gpt2_model *m) {
+    if (m->grads) memset(m->grads, 0, m->table.total * sizeof *m->grads);
+}

@@ -1,0 +1,56 @@
+/* GPT-2: the forward and backward passes, written once against the ops table (ops/ops.h), and
+ * the memory plan that sizes every buffer before the first step. */
+#ifndef GPT2C_GPT2_H
+#define GPT2C_GPT2_H
+
+#include <stdint.h>
+
+#include "model/params.h"
+#include "ops/ops.h"
+
+/* What the forward pass keeps of one block for the backward. Shapes with N = B*T rows. */
+typedef struct gpt2_layer_acts {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (N,C), (N), (N) */
+    float *qkv;                       /* (N,3C) */
+    float *atty, *lse;                /* (N,C), (B,NH,T) */
+    float *res2;                      /* (N,C) residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (N,C), (N), (N) */
+    float *fch, *fch_gelu;            /* (N,4C) each */
+    float *res3;                      /* (N,C) residual after the MLP: the block's output */
+} gpt2_layer_acts;
+
+typedef struct gpt2_model {
+    gpt2_config cfg;
+    const gpt2_ops *ops;
+    gpt2_param_table table;
+    float *params, *grads; /* flat, laid out by the table; grads only when planned for training */
+    gpt2_tensors w, g;
+
+    /* The plan, for micro-batches of B x T. */
+    int B, T, training;
+    float *acts;           /* one allocation for everything below */
+    gpt2_layer_acts *layer_acts;
+    float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses;
+    float *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
+    float *scratch;
+    int32_t *inputs, *targets; /* (B,T): the caller fills them before gpt2_forward */
+    size_t act_bytes;
+} gpt2_model;
+
+/* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
+int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err);
+void gpt2_free(gpt2_model *m);
+/* GPT-2's init: normal(0, 0.02), residual projections 0.02/sqrt(2*n_layer), LayerNorm 1 and 0,
+ * biases 0. */
+void gpt2_init_random(gpt2_model *m, uint64_t seed);
+/* Size and allocate activations (and gradients when training) for B x T micro-batches. */
+int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
+
+/* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
+ * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).
+ * Then call gpt2_backward, which adds this micro-batch's gradients to m->grads. */
+float gpt2_forward(gpt2_model *m, float dloss);
+void gpt2_backward(gpt2_model *m);
+void gpt2_zero_grad(gpt2_model *m);
+
+#endif

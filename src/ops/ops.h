@@ -1,0 +1,76 @@
+/* The operations a backend supplies to the model. The model's math (model/gpt2.c) is written
+ * once against this table; the CPU backend (ops/cpu/) is the fp32 reference that other backends
+ * are tested against. All tensors are row-major float arrays in the backend's memory.
+ * Shapes: N = B*T rows, C channels, OC output channels, NH heads, Vp padded vocabulary.
+ * Conventions: forward ops overwrite their outputs; backward ops OVERWRITE the gradient of their
+ * input activations (dinp) and ADD to parameter gradients (dw, db), so gradients accumulate over
+ * micro-batches. Results never depend on the number of threads, except inside the BLAS. */
+#ifndef GPT2C_OPS_H
+#define GPT2C_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gpt2_ops {
+    const char *name;
+
+    /* out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] */
+    void (*embed_forward)(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                          int B, int T, int C);
+    void (*embed_backward)(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                           int B, int T, int C);
+
+    /* out = (inp - mean) * rstd * w + b per row (eps GPT2_LN_EPS); saves mean and rstd. */
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, int N, int C);
+    /* dinp += (the residual stream's gradient accumulates), dw += , db += ; scratch as sized by
+     * scratch_floats. */
+    void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, int N, int C, float *scratch);
+
+    /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias (bias may be NULL). */
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias,
+                           int N, int C, int OC);
+    /* dinp = dout @ w ; dw += dout^T @ inp ; dbias += column sums of dout (dbias may be NULL). */
+    void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC);
+
+    /* Causal self-attention over qkv[B,T,3C] (q, k, v blocks of C, heads of C/NH).
+     * out[B,T,C]; lse[B,NH,T] is each row's log-sum-exp of the scaled scores, all the backward
+     * needs to recompute the probabilities (no T x T matrix is kept). */
+    void (*attention_forward)(float *out, float *lse, const float *qkv, int B, int T, int C,
+                              int NH, float *scratch);
+    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
+                               const float *lse, int B, int T, int C, int NH, float *scratch);
+
+    /* GELU, tanh approximation. backward: dinp = dout * gelu'(inp) (dinp may equal dout). */
+    void (*gelu_forward)(float *out, const float *inp, size_t n);
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
+
+    /* out = a + b (out may alias either). */
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t n);
+
+    /* Fused LM head + softmax + cross-entropy over the V real tokens (columns V..Vp-1 of the
+     * logits are padding and ignored), a chunk of rows at a time so the N x Vp logits never exist
+     * at once. losses[N] gets each row's loss. With dinp non-NULL it also computes the gradient
+     * of dloss * sum(losses): dinp = (overwritten), dwte += . */
+    void (*classifier)(float *losses, float *dinp, float *dwte, const float *inp, const float *wte,
+                       const int32_t *targets, int N, int C, int V, int Vp, float dloss,
+                       float *scratch);
+
+    /* Sum of squares of x[0..n), in double, in a fixed order. */
+    double (*sum_squares)(const float *x, size_t n);
+    /* One AdamW step (PyTorch's formula) on n parameters, the gradient first multiplied by
+     * grad_scale (gradient clipping); bias_c1/bias_c2 = 1 - beta^t. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, double lr, float beta1,
+                  float beta2, float eps, float weight_decay, float grad_scale, double bias_c1,
+                  double bias_c2);
+
+    /* Floats of scratch the ops need for these shapes (shared by all ops; one op at a time). */
+    size_t (*scratch_floats)(int B, int T, int C, int NH, int Vp);
+} gpt2_ops;
+
+extern const gpt2_ops gpt2_ops_cpu;
+
+#endif

@@ -1,0 +1,135 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "train/checkpoint.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+char *ckpt_path(const char *out_dir) {
+    char *dir = fs_join(out_dir, "state");
+    char *p = dir ? fs_join(dir, "train_state.safetensors") : NULL;
+    free(dir);
+    return p;
+}
+
+int ckpt_exists(const char *out_dir) {
+    char *p = ckpt_path(out_dir);
+    int yes = p && access(p, F_OK) == 0;
+    free(p);
+    return yes;
+}
+
+/* The metadata fields, as (key, pointer to a 64-bit integer) pairs. */
+typedef struct field {
+    const char *key;
+    long long value;
+} field;
+
+enum { F_VERSION, F_NEXT_STEP, F_ADAM_T, F_N_LAYER, F_N_HEAD, F_N_EMBD, F_MAX_SEQ_LEN, F_BATCH,
+       F_SEQ, F_NPROC, F_TOTAL_BATCH, F_SHARD, F_POS, F_SHARDS, F_TOKENS, F_COUNT };
+static const char *const field_keys[F_COUNT] = {
+    "version", "next_step", "adam_t", "n_layer", "n_head", "n_embd", "n_positions", "batch_size",
+    "seq_len", "processes", "total_batch", "data_shard", "data_pos", "data_shards", "data_tokens"};
+
+int ckpt_save(const char *out_dir, const gpt2_model *m, const adamw_state *s,
+              const train_state *st, gpt2c_error *err) {
+    long long v[F_COUNT] = {
+        [F_VERSION] = CKPT_VERSION, [F_NEXT_STEP] = st->next_step, [F_ADAM_T] = s->t,
+        [F_N_LAYER] = st->cfg.n_layer, [F_N_HEAD] = st->cfg.n_head, [F_N_EMBD] = st->cfg.n_embd,
+        [F_MAX_SEQ_LEN] = st->cfg.max_seq_len, [F_BATCH] = st->batch_size, [F_SEQ] = st->seq_len,
+        [F_NPROC] = st->nproc, [F_TOTAL_BATCH] = st->total_batch,
+        [F_SHARD] = (long long)st->data_shard, [F_POS] = (long long)st->data_pos,
+        [F_SHARDS] = (long long)st->data_shards, [F_TOKENS] = (long long)st->data_tokens};
+    char values[F_COUNT][24];
+    const char *keys[F_COUNT + 1], *vals[F_COUNT + 1];
+    keys[0] = "format", vals[0] = CKPT_FORMAT;
+    for (int i = 0; i < F_COUNT; i++) {
+        snprintf(values[i], sizeof values[i], "%lld", v[i]);
+        keys[i + 1] = field_keys[i], vals[i + 1] = values[i];
+    }
+    int64_t n = (int64_t)m->table.total;
+    st_write_tensor ts[3] = {{"params", m->params, 1, {n}, 0},
+                             {"adam_m", s->m, 1, {n}, 0},
+                             {"adam_v", s->v, 1, {n}, 0}};
+    char *dir = fs_join(out_dir, "state"), *path = ckpt_path(out_dir);
+    int rc = !dir || !path ? err_set(err, "out of memory") : fs_make_dirs(dir, err);
+    if (rc == 0) rc = st_write(path, ts, 3, keys, vals, F_COUNT + 1, err);
+    free(dir);
+    free(path);
+    return rc;
+}
+
+static int open_state(const char *out_dir, st_file *f, train_state *st, gpt2c_error *err) {
+    char *path = ckpt_path(out_dir);
+    if (!path) return err_set(err, "out of memory");
+    if (access(path, F_OK) != 0) {
+        err_set(err, "no training state to resume in %s (%s: %s)", out_dir, path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    int rc = st_open(f, path, err);
+    if (rc != 0) {
+        free(path);
+        return -1;
+    }
+    const char *format = st_meta(f, "format");
+    if (!format || strcmp(format, CKPT_FORMAT) != 0)
+        rc = err_set(err, "%s: not a gpt2c training state", path);
+    long long v[F_COUNT];
+    for (int i = 0; rc == 0 && i < F_COUNT; i++) {
+        const char *s = st_meta(f, field_keys[i]);
+        char *end;
+        errno = 0;
+        v[i] = s ? strtoll(s, &end, 10) : 0;
+        if (!s || !*s || *end || errno || v[i] < 0)
+            rc = err_set(err, "%s: metadata %s is missing or not a count", path, field_keys[i]);
+    }
+    if (rc == 0 && v[F_VERSION] != CKPT_VERSION)
+        rc = err_set(err, "%s: state version %lld, this gpt2c reads version %d", path,
+                     v[F_VERSION], CKPT_VERSION);
+    if (rc == 0) {
+        *st = (train_state){
+            .cfg = {(int)v[F_N_LAYER], (int)v[F_N_HEAD], (int)v[F_N_EMBD], (int)v[F_MAX_SEQ_LEN]},
+            .batch_size = (int)v[F_BATCH], .seq_len = (int)v[F_SEQ], .nproc = (int)v[F_NPROC],
+            .total_batch = v[F_TOTAL_BATCH], .next_step = v[F_NEXT_STEP], .adam_t = v[F_ADAM_T],
+            .data_shard = (uint64_t)v[F_SHARD], .data_pos = (uint64_t)v[F_POS],
+            .data_shards = (uint64_t)v[F_SHARDS], .data_tokens = (uint64_t)v[F_TOKENS]};
+        for (int i = F_N_LAYER; i <= F_TOTAL_BATCH; i++)
+            if (v[i] > 1LL << 40) rc = err_set(err, "%s: metadata %s is out of range", path, field_keys[i]);
+    }
+    if (rc == 0) rc = gpt2_config_check(&st->cfg, err);
+    if (rc != 0) st_close(f);
+    free(path);
+    return rc;
+}
+
+int ckpt_read_meta(const char *out_dir, train_state *st, gpt2c_error *err) {
+    st_file f;
+    if (open_state(out_dir, &f, st, err) != 0) return -1;
+    st_close(&f);
+    return 0;
+}
+
+int ckpt_load(const char *out_dir, gpt2_model *m, adamw_state *s, gpt2c_error *err) {
+    st_file f;
+    train_state st;
+    if (open_state(out_dir, &f, &st, err) != 0) return -1;
+    static const char *const names[3] = {"params", "adam_m", "adam_v"};
+    float *dst[3] = {m->params, s->m, s->v};
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        const st_tensor *t = st_find(&f, names[i]);
+        if (!t || t->dtype != ST_F32 || t->ndim != 1 || t->numel != m->table.total)
+            rc = err_set(err, "%s: tensor %s is missing or not %zu F32 values", f.path, names[i],
+                         m->table.total);
+        else rc = st_to_f32(t, dst[i], err);
+    }
+    if (rc == 0) s->t = st.adam_t;
+    st_close(&f);
+    return rc;
+}

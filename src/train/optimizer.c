@@ -1,0 +1,51 @@
+#include <math.h>
+#include <stdlib.h>
+
+#include "train/optimizer.h"
+#include "util/error.h"
+
+double lr_at(const adamw_config *c, long it) {
+    double min_lr = c->lr * c->min_lr_ratio;
+    if (it < c->warmup_steps) return c->lr * (double)(it + 1) / c->warmup_steps;
+    if (it > c->max_steps) return min_lr;
+    /* it == warmup == max_steps would divide by zero: the cosine has no length, use its end */
+    if (c->max_steps <= c->warmup_steps) return min_lr;
+    double ratio = (double)(it - c->warmup_steps) / (double)(c->max_steps - c->warmup_steps);
+    return min_lr + 0.5 * (1.0 + cos(M_PI * ratio)) * (c->lr - min_lr);
+}
+
+int adamw_state_alloc(adamw_state *s, size_t n, gpt2c_error *err) {
+    s->m = calloc(n, sizeof *s->m);
+    s->v = calloc(n, sizeof *s->v);
+    s->t = 0;
+    if (!s->m || !s->v) {
+        adamw_state_free(s);
+        return err_set(err, "out of memory for the optimizer state (%zu parameters)", n);
+    }
+    return 0;
+}
+
+void adamw_state_free(adamw_state *s) {
+    free(s->m);
+    free(s->v);
+    s->m = s->v = NULL;
+}
+
+double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, double *lr_out) {
+    const gpt2_ops *op = m->ops;
+    double norm = sqrt(op->sum_squares(m->grads, m->table.total));
+    /* torch.nn.utils.clip_grad_norm_: scale by clip / (norm + 1e-6) when that is below 1. */
+    float scale = 1.0f;
+    if (c->grad_clip > 0.0 && norm > c->grad_clip) scale = (float)(c->grad_clip / (norm + 1e-6));
+    double lr = lr_at(c, it);
+    s->t++;
+    double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);
+    for (size_t i = 0; i < m->table.count; i++) {
+        const gpt2_param *p = &m->table.params[i];
+        op->adamw(m->params + p->offset, m->grads + p->offset, s->m + p->offset,
+                  s->v + p->offset, p->numel, lr, (float)c->beta1, (float)c->beta2,
+                  (float)c->eps, p->decay ? (float)c->weight_decay : 0.0f, scale, bc1, bc2);
+    }
+    *lr_out = lr;
+    return norm;
+}

@@ -1,0 +1,80 @@
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/run_log.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+/* Copy the complete records of steps before start_step from the old log into af. */
+static int keep_earlier(FILE *old, FILE *af, long start_step) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, old)) > 0) {
+        if (line[n - 1] != '\n') break; /* a record cut short by a crash */
+        json_t *rec = json_loadb(line, (size_t)n, 0, NULL);
+        json_t *step = rec ? json_object_get(rec, "step") : NULL;
+        int keep = json_is_integer(step) && json_integer_value(step) < start_step;
+        json_decref(rec);
+        if (keep && fwrite(line, 1, (size_t)n, af) != (size_t)n) {
+            free(line);
+            return -1;
+        }
+    }
+    free(line);
+    return ferror(old) ? -1 : 0;
+}
+
+int run_log_open(run_log *l, const char *out_dir, long start_step, gpt2c_error *err) {
+    memset(l, 0, sizeof *l);
+    l->path = fs_join(out_dir, "log.jsonl");
+    if (!l->path) return err_set(err, "out of memory");
+    FILE *old = start_step > 0 ? fopen(l->path, "r") : NULL;
+    atomic_file af;
+    int rc = atomic_file_open(&af, l->path, err);
+    if (rc == 0 && old && keep_earlier(old, af.f, start_step) != 0) {
+        atomic_file_abort(&af);
+        rc = err_set(err, "cannot rewrite %s: %s", l->path, strerror(errno));
+    }
+    if (old) fclose(old);
+    if (rc == 0) rc = atomic_file_commit(&af, err);
+    if (rc == 0 && !(l->f = fopen(l->path, "a")))
+        rc = err_set(err, "cannot write %s: %s", l->path, strerror(errno));
+    if (rc != 0) {
+        free(l->path);
+        l->path = NULL;
+    }
+    return rc;
+}
+
+static int put_line(run_log *l, const char *line, gpt2c_error *err) {
+    /* flushed per record, so a crash loses at most the record being written */
+    if (fputs(line, l->f) == EOF || fflush(l->f) != 0)
+        return err_set(err, "cannot write %s: %s", l->path, strerror(errno));
+    return 0;
+}
+
+int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err) {
+    char line[256];
+    snprintf(line, sizeof line,
+             "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"norm\":%.9g,\"dt_ms\":%.3f,\"tok_s\":%.1f}\n",
+             s->step, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
+    return put_line(l, line, err);
+}
+
+int run_log_val(run_log *l, long step, double val_loss, gpt2c_error *err) {
+    char line[96];
+    snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g}\n", step, val_loss);
+    return put_line(l, line, err);
+}
+
+int run_log_close(run_log *l, gpt2c_error *err) {
+    int bad = l->f && fclose(l->f) != 0;
+    int rc = bad ? err_set(err, "cannot write %s: %s", l->path, strerror(errno)) : 0;
+    free(l->path);
+    memset(l, 0, sizeof *l);
+    return rc;
+}

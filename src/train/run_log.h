@@ -1,0 +1,23 @@
+/* OUT_DIR/log.jsonl: one JSON object per line, {"step":..,"loss":..,"lr":..,"norm":..,
+ * "dt_ms":..,"tok_s":..} per step and {"step":..,"val_loss":..} per validation. */
+#ifndef GPT2C_RUN_LOG_H
+#define GPT2C_RUN_LOG_H
+
+#include <stdio.h>
+
+#include "gpt2c.h"
+
+typedef struct run_log {
+    FILE *f;
+    char *path;
+} run_log;
+
+/* A fresh run (start_step 0) starts an empty log. A resumed run keeps the records of the steps
+ * before start_step and drops later ones (written after the checkpoint by a run that then
+ * stopped), rewriting the file atomically, so the log reads as one uninterrupted run. */
+int run_log_open(run_log *l, const char *out_dir, long start_step, gpt2c_error *err);
+int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err);
+int run_log_val(run_log *l, long step, double val_loss, gpt2c_error *err);
+int run_log_close(run_log *l, gpt2c_error *err);
+
+#endif

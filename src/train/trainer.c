@@ -1,0 +1,249 @@
+/* `gpt2c train`: set up (model, plan, data, state), then the loop: validation, gradient
+ * accumulation over micro-batches, one optimizer step, log, checkpoint. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/loader.h"
+#include "io/hf_config.h"
+#include "io/hf_model.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/run_log.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+void openblas_set_num_threads(int n); /* OpenBLAS's own; cblas.h of other BLASes lacks it */
+
+void gpt2c_train_opts_default(gpt2c_train_opts *o) {
+    *o = (gpt2c_train_opts){.max_seq_len = 1024, .batch_size = 4, .seq_len = 1024,
+                            .max_steps = 50, .warmup_steps = 10, .lr = 6e-4, .min_lr_ratio = 0.1,
+                            .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
+                            .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .seed = 1337,
+                            .threads = 1};
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void threads_set(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+/* The model named by --model: a Hugging Face directory, or a preset initialised at random. */
+static int model_open(gpt2_model *m, const gpt2c_train_opts *o, gpt2c_error *err) {
+    if (fs_is_dir(o->model)) return hf_model_load(m, o->model, &gpt2_ops_cpu, err);
+    gpt2_config cfg;
+    if (gpt2_config_preset(o->model, &cfg, err) != 0) return -1;
+    cfg.max_seq_len = o->max_seq_len;
+    if (gpt2_create(m, &cfg, &gpt2_ops_cpu, err) != 0) return -1;
+    gpt2_init_random(m, o->seed);
+    return 0;
+}
+
+static int config_equal(const gpt2_config *a, const gpt2_config *b) {
+    return a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
+           a->max_seq_len == b->max_seq_len;
+}
+
+/* The model and optimizer state to start from: fresh, or the saved state of out_dir. */
+static int start_state(gpt2_model *m, train_state *st, const gpt2c_train_opts *o,
+                       gpt2c_error *err) {
+    if (!o->resume) {
+        if (!o->model) return err_set(err, "--model is required");
+        if (ckpt_exists(o->out_dir))
+            return err_set(err, "%s already holds a training state: continue it with --resume, "
+                                "or choose another --out-dir", o->out_dir);
+        return model_open(m, o, err);
+    }
+    if (ckpt_read_meta(o->out_dir, st, err) != 0) return -1;
+    if (o->model) { /* if named, it must be the model of the saved run */
+        gpt2_model named;
+        if (model_open(&named, o, err) != 0) return -1;
+        int same = config_equal(&named.cfg, &st->cfg);
+        gpt2_free(&named);
+        if (!same) return err_set(err, "--model differs from the model of the saved run in %s", o->out_dir);
+    }
+    return gpt2_create(m, &st->cfg, &gpt2_ops_cpu, err);
+}
+
+static int check_opts(const gpt2c_train_opts *o, gpt2c_error *err) {
+    if (!o->data) return err_set(err, "--data is required");
+    if (!o->out_dir) return err_set(err, "--out-dir is required");
+    if (o->batch_size < 1 || o->seq_len < 1) return err_set(err, "batch size and sequence length must be positive");
+    if ((long long)o->batch_size * o->seq_len > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
+    long long bt = (long long)o->batch_size * o->seq_len;
+    long long total = o->total_batch ? o->total_batch : bt;
+    if (total % bt != 0)
+        return err_set(err, "--total-batch-size %lld is not a multiple of batch size x sequence length (%d x %d = %lld)",
+                       total, o->batch_size, o->seq_len, bt);
+    if (o->max_steps < 1) return err_set(err, "--max-steps must be at least 1");
+    if (o->warmup_steps < 0 || !(o->lr >= 0) || !(o->min_lr_ratio >= 0 && o->min_lr_ratio <= 1))
+        return err_set(err, "invalid learning-rate schedule (warmup >= 0, lr >= 0, min-lr-ratio in [0, 1])");
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
+        return err_set(err, "invalid AdamW parameters (betas in [0, 1), eps > 0)");
+    if (!(o->weight_decay >= 0) || !(o->grad_clip >= 0))
+        return err_set(err, "weight decay and grad clip must be non-negative");
+    if (o->val_every < 0 || o->val_steps < 0 || o->ckpt_every < 0 || o->stop_after < 0)
+        return err_set(err, "step counts must be non-negative");
+    if (o->threads < 1) return err_set(err, "--threads must be at least 1");
+    return 0;
+}
+
+/* The mean loss over `steps` batches from the start of the data (validation, eval). */
+static int mean_loss(gpt2_model *m, loader *l, int steps, double *loss, gpt2c_error *err) {
+    if (loader_reset(l, err) != 0) return -1;
+    double sum = 0.0;
+    for (int i = 0; i < steps; i++) {
+        if (loader_next(l, m->inputs, m->targets, err) != 0) return -1;
+        sum += gpt2_forward(m, 0.0f);
+    }
+    *loss = sum / steps;
+    return 0;
+}
+
+typedef struct run {
+    const gpt2c_train_opts *o;
+    const gpt2c_train_callbacks *cb;
+    gpt2_model m;
+    adamw_state s;
+    adamw_config ac;
+    loader train, val;
+    int have_val, accum;
+    run_log log;
+    char *model_dir;
+} run;
+
+static int checkpoint(run *r, long next_step, gpt2c_error *err) {
+    train_state st = {.cfg = r->m.cfg, .batch_size = r->o->batch_size, .seq_len = r->o->seq_len,
+                      .nproc = 1, .total_batch = (long long)r->accum * r->o->batch_size * r->o->seq_len,
+                      .next_step = next_step, .data_shard = r->train.shard, .data_pos = r->train.pos,
+                      .data_shards = r->train.nshards};
+    for (size_t i = 0; i < r->train.nshards; i++) st.data_tokens += r->train.counts[i];
+    if (hf_model_save(&r->m, r->model_dir, err) != 0) return -1;
+    if (ckpt_save(r->o->out_dir, &r->m, &r->s, &st, err) != 0) return -1;
+    if (r->cb && r->cb->on_checkpoint) r->cb->on_checkpoint(r->cb->user, (int)next_step - 1, r->model_dir);
+    return 0;
+}
+
+static int loop(run *r, long start, gpt2c_error *err) {
+    const gpt2c_train_opts *o = r->o;
+    gpt2_model *m = &r->m;
+    long bt = (long)o->batch_size * o->seq_len;
+    float dloss = 1.0f / ((float)bt * r->accum);
+    for (long step = start; step < o->max_steps; step++) {
+        int last = step == o->max_steps - 1;
+        if (r->have_val && o->val_every > 0 && o->val_steps > 0 && (step % o->val_every == 0 || last)) {
+            double vl;
+            if (mean_loss(m, &r->val, o->val_steps, &vl, err) != 0) return -1;
+            if (run_log_val(&r->log, step, vl, err) != 0) return -1;
+            if (r->cb && r->cb->on_val) r->cb->on_val(r->cb->user, (int)step, vl);
+        }
+        double t0 = now_ms(), loss = 0.0;
+        gpt2_zero_grad(m);
+        for (int micro = 0; micro < r->accum; micro++) {
+            if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
+            loss += gpt2_forward(m, dloss);
+            gpt2_backward(m);
+        }
+        loss /= r->accum;
+        double lr, norm = adamw_step(m, &r->s, &r->ac, step, &lr);
+        double dt = now_ms() - t0;
+        gpt2c_train_step rec = {.step = (int)step, .max_steps = o->max_steps, .loss = loss, .lr = lr,
+                                .norm = norm, .dt_ms = dt, .tok_s = bt * r->accum / (dt / 1e3)};
+        if (!isfinite(loss)) return err_set(err, "step %ld: the loss is %f; stopping", step, loss);
+        if (run_log_step(&r->log, &rec, err) != 0) return -1;
+        if (r->cb && r->cb->on_step) r->cb->on_step(r->cb->user, &rec);
+        int stop = o->stop_after > 0 && step + 1 >= o->stop_after;
+        if (last || stop || (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0))
+            if (checkpoint(r, step + 1, err) != 0) return -1;
+        if (stop) break;
+    }
+    return 0;
+}
+
+int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2c_error *err) {
+    if (check_opts(o, err) != 0) return -1;
+    threads_set(o->threads);
+    run r = {.o = o, .cb = cb};
+    r.ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
+                          .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
+                          .grad_clip = o->grad_clip, .warmup_steps = o->warmup_steps,
+                          .max_steps = o->max_steps};
+    long long bt = (long long)o->batch_size * o->seq_len;
+    r.accum = (int)((o->total_batch ? o->total_batch : bt) / bt);
+    train_state st = {0};
+    int rc = fs_make_dirs(o->out_dir, err);
+    if (rc == 0) rc = start_state(&r.m, &st, o, err);
+    int created = rc == 0;
+    if (rc == 0 && o->resume &&
+        (st.batch_size != o->batch_size || st.seq_len != o->seq_len || st.nproc != 1 ||
+         st.total_batch != bt * r.accum))
+        rc = err_set(err, "the saved run used batch %d x %d, total batch %lld with %d process(es); "
+                          "resume with the same", st.batch_size, st.seq_len, st.total_batch, st.nproc);
+    if (rc == 0) rc = gpt2_plan(&r.m, o->batch_size, o->seq_len, 1, err);
+    if (rc == 0) rc = adamw_state_alloc(&r.s, r.m.table.total, err);
+    if (rc == 0) rc = loader_open(&r.train, o->data, o->batch_size, o->seq_len, 0, 1, err);
+    r.have_val = o->val_data != NULL;
+    if (rc == 0 && r.have_val)
+        rc = loader_open(&r.val, o->val_data, o->batch_size, o->seq_len, 0, 1, err);
+    long start = 0;
+    if (rc == 0 && o->resume) {
+        uint64_t tokens = 0;
+        for (size_t i = 0; i < r.train.nshards; i++) tokens += r.train.counts[i];
+        if (st.data_shards != r.train.nshards || st.data_tokens != tokens)
+            rc = err_set(err, "the train data differ from the saved run's (%llu shards, %llu tokens "
+                              "then; %zu shards, %llu tokens now)", (unsigned long long)st.data_shards,
+                         (unsigned long long)st.data_tokens, r.train.nshards, (unsigned long long)tokens);
+        if (rc == 0) rc = ckpt_load(o->out_dir, &r.m, &r.s, err);
+        if (rc == 0) rc = loader_seek(&r.train, st.data_shard, st.data_pos, err);
+        start = st.next_step;
+    }
+    r.model_dir = fs_join(o->out_dir, "model");
+    if (rc == 0 && !r.model_dir) rc = err_set(err, "out of memory");
+    if (rc == 0) rc = run_log_open(&r.log, o->out_dir, start, err);
+    if (rc == 0 && cb && cb->on_plan) {
+        size_t params = r.m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * r.m.cfg.n_embd;
+        double bytes = 4.0 * r.m.table.total * 4 + (double)r.m.act_bytes; /* params, grads, m, v */
+        gpt2c_train_plan p = {.params = params, .memory_mb = bytes / 1e6, .accum_steps = r.accum,
+                              .start_step = (int)start, .max_steps = o->max_steps,
+                              .n_layer = r.m.cfg.n_layer, .n_head = r.m.cfg.n_head,
+                              .n_embd = r.m.cfg.n_embd, .max_seq_len = r.m.cfg.max_seq_len,
+                              .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random"};
+        cb->on_plan(cb->user, &p);
+    }
+    if (rc == 0) rc = loop(&r, start, err);
+    if (r.log.f) rc |= run_log_close(&r.log, rc == 0 ? err : NULL);
+    free(r.model_dir);
+    loader_close(&r.train);
+    if (r.have_val) loader_close(&r.val);
+    adamw_state_free(&r.s);
+    if (created) gpt2_free(&r.m);
+    return rc ? -1 : 0;
+}
+
+int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int steps, int threads,
+               double *loss, gpt2c_error *err) {
+    if (B < 1 || T < 1 || steps < 1 || threads < 1)
+        return err_set(err, "batch size, sequence length, steps and threads must be positive");
+    if ((long long)B * T > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
+    threads_set(threads);
+    if (!fs_is_dir(model_dir)) return err_set(err, "%s is not a model directory", model_dir);
+    gpt2_model m;
+    if (hf_model_load(&m, model_dir, &gpt2_ops_cpu, err) != 0) return -1;
+    loader l = {0};
+    int rc = gpt2_plan(&m, B, T, 0, err);
+    if (rc == 0) rc = loader_open(&l, data_glob, B, T, 0, 1, err);
+    if (rc == 0) rc = mean_loss(&m, &l, steps, loss, err);
+    if (l.paths) loader_close(&l);
+    gpt2_free(&m);
+    return rc;
+}

@@ -1,0 +1,80 @@
+#include "util/atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+int atomic_file_open(atomic_file *af, const char *path, gpt2c_error *err) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path);
+    af->path = strdup(path);
+    af->tmp_path = malloc(n + 5);
+    if (!af->path || !af->tmp_path) {
+        atomic_file_abort(af);
+        return err_set(err, "out of memory");
+    }
+    memcpy(af->tmp_path, path, n);
+    memcpy(af->tmp_path + n, ".tmp", 5);
+    af->f = fopen(af->tmp_path, "wb");
+    if (!af->f) {
+        int e = errno;
+        atomic_file_abort(af);
+        return err_set(err, "cannot write %s.tmp: %s", path, strerror(e));
+    }
+    /* Model files are hundreds of MB: a large buffer keeps small writes (headers, blocks of a
+     * transpose) from turning into many system calls. */
+    setvbuf(af->f, NULL, _IOFBF, 1 << 20);
+    return 0;
+}
+
+/* Without this the rename may be lost in a crash even though the file's data is on disk.
+ * Some file systems cannot sync a directory (EINVAL); there is nothing more to do there. */
+static int sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == path ? strdup("/") : slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    if (!dir) return ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return errno;
+    int e = fsync(fd) != 0 && errno != EINVAL ? errno : 0;
+    close(fd);
+    return e;
+}
+
+int atomic_file_commit(atomic_file *af, gpt2c_error *err) {
+    errno = 0;
+    int bad = fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0;
+    int e = errno;
+    if (fclose(af->f) != 0 && !bad) bad = 1, e = errno;
+    af->f = NULL;
+    if (bad) {
+        if (!e) e = EIO; /* an earlier write failed; its errno is gone */
+        err_set(err, "cannot write %s.tmp: %s", af->path, strerror(e));
+        atomic_file_abort(af);
+        return -1;
+    }
+    if (rename(af->tmp_path, af->path) != 0) {
+        err_set(err, "cannot rename %s.tmp to %s: %s", af->path, af->path, strerror(errno));
+        atomic_file_abort(af);
+        return -1;
+    }
+    /* The file is in place now; only the durability of its name can still fail. */
+    e = sync_parent_dir(af->path);
+    if (e) err_set(err, "%s: written, but cannot sync its directory: %s", af->path, strerror(e));
+    free(af->tmp_path);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+    return e ? -1 : 0;
+}
+
+void atomic_file_abort(atomic_file *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp_path) unlink(af->tmp_path);
+    free(af->tmp_path);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+}

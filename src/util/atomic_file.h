@@ -1,0 +1,22 @@
+/* Writing a file so that a crash at any moment leaves either the old file or the new one:
+ * the data goes to PATH.tmp, which is flushed, fsync'ed and renamed over PATH, and the directory
+ * is fsync'ed so that the rename itself is durable. */
+#ifndef GPT2C_ATOMIC_FILE_H
+#define GPT2C_ATOMIC_FILE_H
+
+#include <stdio.h>
+
+#include "gpt2c.h"
+
+typedef struct atomic_file {
+    FILE *f; /* write through this */
+    char *path, *tmp_path;
+} atomic_file;
+
+int atomic_file_open(atomic_file *af, const char *path, gpt2c_error *err);
+/* Flush, fsync, close, rename, fsync the directory. On failure the temporary file is removed. */
+int atomic_file_commit(atomic_file *af, gpt2c_error *err);
+/* Close and remove the temporary file; PATH is untouched. Safe after a failed commit. */
+void atomic_file_abort(atomic_file *af);
+
+#endif
