@@ -22,11 +22,17 @@ test: deps
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Until training exists: tokenize the bundled Tiny Shakespeare into shards and show them.
+# Tokenize the bundled Tiny Shakespeare into shards, then train the d4 preset (4 layers, 256 wide)
+# on it from scratch with the full recipe: about 5 minutes on 2 cores. Each run starts afresh.
+DEMO_DIR ?= out/demo-d4
 demo: deps build
 	$(BUILD)/gpt2c prepare --input data/tinyshakespeare/input.txt --split-blank-lines \
-	      --out-dir out/tinyshakespeare
-	$(BUILD)/gpt2c inspect out/tinyshakespeare/val_000000.bin out/tinyshakespeare/train_000000.bin --head 32
+	      --out-dir out/tinyshakespeare --quiet
+	rm -rf $(DEMO_DIR)
+	$(BUILD)/gpt2c train --model d4 --data 'out/tinyshakespeare/train_*.bin' \
+	      --val-data 'out/tinyshakespeare/val_*.bin' --out-dir $(DEMO_DIR) \
+	      --batch-size 8 --seq-len 128 --max-steps 300 --warmup-steps 30 --lr 1e-3 \
+	      --val-every 50 --val-steps 8
 
 bench: deps build
 	$(PYTHON) bench/tokenizer_bench.py --build-dir $(BUILD)

@@ -92,7 +92,7 @@ static void test_round_trip(void) {
         {.name = "scalar", .data = &scalar, .ndim = 0},
         {.name = "empty", .data = NULL, .ndim = 2, .shape = {0, 7}},
         {.name = "big.T", .data = big, .ndim = 2, .shape = {(int64_t)big1, (int64_t)big0}, .transpose = 1},
-        {.name = "wide.T", .data = wide, .ndim = 2, .shape = {(int64_t)wide1, (int64_t)wide0}, .transpose = 1},
+        {.name = "wide.T", .data = wide, .ndim = 2, .shape = {(int64_t)wide0, (int64_t)wide1}, .transpose = 1},
     };
     size_t nts = sizeof ts / sizeof *ts;
     const char *keys[] = {"format", "note"}, *values[] = {"pt", "written by \"test\" \xc3\xa9"};
@@ -139,14 +139,14 @@ static void test_round_trip(void) {
     t = st_find(&f, "big.T");
     CHECK(t && st_to_f32(t, back, &err) == 0);
     int bad = 0;
-    for (size_t i = 0; i < big1 && t; i++)
+    for (size_t i = 0; i < big1 && t; i++) /* file [big1][big0], memory [big0][big1] */
         for (size_t j = 0; j < big0; j++) bad += back[i * big0 + j] != big[j * big1 + i];
     CHECK(bad == 0);
     t = st_find(&f, "wide.T");
     CHECK(t && st_to_f32(t, back, &err) == 0);
     bad = 0;
-    for (size_t i = 0; i < wide1 && t; i++)
-        for (size_t j = 0; j < wide0; j++) bad += back[i * wide0 + j] != wide[j * wide1 + i];
+    for (size_t i = 0; i < wide0 && t; i++) /* file [wide0][wide1], memory [wide1][wide0] */
+        for (size_t j = 0; j < wide1; j++) bad += back[i * wide1 + j] != wide[j * wide0 + i];
     CHECK(bad == 0);
     st_close(&f);
     CHECK(zeroed(&f));

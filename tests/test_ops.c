@@ -1,0 +1,317 @@
+/* Every CPU op against a plain double-precision reference: the forward against the reference's
+ * value, the backward against the reference's gradient by central finite differences (of
+ * L = sum(out * R) for a fixed random R). Sizes are small and odd on purpose. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ops/cpu/cpu_kernels.h"
+#include "util/rng.h"
+
+static rng r;
+
+static void fill(float *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rng_normal(&r));
+}
+
+/* max |a - b| / (atol + rtol * |b|) <= 1 */
+static int close_to(const float *a, const double *b, size_t n, double atol, double rtol,
+                    const char *what) {
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(a[i] - b[i]) / (atol + rtol * fabs(b[i]));
+        if (!(e <= worst)) worst = e, at = i;
+    }
+    if (worst > 1.0 || isnan(worst))
+        fprintf(stderr, "%s: element %zu is %.8g, reference %.8g\n", what, at, a[at], b[at]);
+    return worst <= 1.0;
+}
+
+/* A reference forward: packed inputs x[nx] -> outputs y[ny]. */
+typedef void (*ref_fn)(const double *x, double *y, const void *ctx);
+
+/* dL/dx by central differences, L = sum(y * R). */
+static void numeric_grad(ref_fn f, const void *ctx, const double *x0, size_t nx, size_t ny,
+                         const double *R, double *g) {
+    double *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y);
+    memcpy(x, x0, nx * sizeof *x);
+    for (size_t i = 0; i < nx; i++) {
+        double h = 1e-6 * (1 + fabs(x0[i])), lp = 0, lm = 0;
+        x[i] = x0[i] + h;
+        f(x, y, ctx);
+        for (size_t j = 0; j < ny; j++) lp += y[j] * R[j];
+        x[i] = x0[i] - h;
+        f(x, y, ctx);
+        for (size_t j = 0; j < ny; j++) lm += y[j] * R[j];
+        x[i] = x0[i];
+        g[i] = (lp - lm) / (2 * h);
+    }
+    free(x);
+    free(y);
+}
+
+static double *to_double(const float *a, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = a[i];
+    return d;
+}
+
+/* ---- layernorm: x = [inp (N*C) | w (C) | b (C)] ---- */
+typedef struct { int N, C; } nc_ctx;
+
+static void ref_layernorm(const double *x, double *y, const void *vctx) {
+    const nc_ctx *c = vctx;
+    const double *w = x + c->N * c->C, *b = w + c->C;
+    for (int n = 0; n < c->N; n++) {
+        const double *row = x + n * c->C;
+        double m = 0, v = 0;
+        for (int i = 0; i < c->C; i++) m += row[i];
+        m /= c->C;
+        for (int i = 0; i < c->C; i++) v += (row[i] - m) * (row[i] - m);
+        v /= c->C;
+        for (int i = 0; i < c->C; i++) y[n * c->C + i] = (row[i] - m) / sqrt(v + 1e-5) * w[i] + b[i];
+    }
+}
+
+static void test_layernorm(int N, int C) {
+    nc_ctx ctx = {N, C};
+    size_t nx = (size_t)N * C + 2 * C, ny = (size_t)N * C;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *mean = malloc(N * 4), *rstd = malloc(N * 4);
+    float *R = malloc(ny * 4), *dx = calloc(nx, 4), *scratch = malloc((size_t)CPU_LN_BLOCKS * 2 * C * 4);
+    fill(x, nx, 1.0);
+    fill(R, ny, 1.0);
+    for (int i = 0; i < N * C; i++) x[i] += 0.5f; /* a non-zero mean */
+    double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
+    ref_layernorm(xd, yd, &ctx);
+    cpu_layernorm_forward(out, mean, rstd, x, x + N * C, x + N * C + C, N, C);
+    CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "layernorm forward"));
+    /* the backward adds to dinp, dw and db: start them at 1 and subtract it afterwards */
+    for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
+    cpu_layernorm_backward(dx, dx + N * C, dx + N * C + C, R, x, x + N * C, mean, rstd, N, C, scratch);
+    for (size_t i = 0; i < nx; i++) dx[i] -= 1.0f;
+    numeric_grad(ref_layernorm, &ctx, xd, nx, ny, Rd, g);
+    CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "layernorm backward"));
+    free(x), free(out), free(mean), free(rstd), free(R), free(dx), free(scratch);
+    free(xd), free(Rd), free(yd), free(g);
+}
+
+/* ---- matmul: x = [inp (N*C) | w (OC*C) | bias (OC)] ---- */
+typedef struct { int N, C, OC; } mm_ctx;
+
+static void ref_matmul(const double *x, double *y, const void *vctx) {
+    const mm_ctx *c = vctx;
+    const double *w = x + c->N * c->C, *b = w + c->OC * c->C;
+    for (int n = 0; n < c->N; n++)
+        for (int o = 0; o < c->OC; o++) {
+            double s = b[o];
+            for (int i = 0; i < c->C; i++) s += x[n * c->C + i] * w[o * c->C + i];
+            y[n * c->OC + o] = s;
+        }
+}
+
+static void test_matmul(int N, int C, int OC) {
+    mm_ctx ctx = {N, C, OC};
+    size_t nin = (size_t)N * C, nw = (size_t)OC * C, nx = nin + nw + OC, ny = (size_t)N * OC;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *R = malloc(ny * 4), *dx = malloc(nx * 4);
+    fill(x, nx, 1.0);
+    fill(R, ny, 1.0);
+    double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
+    ref_matmul(xd, yd, &ctx);
+    cpu_matmul_forward(out, x, x + nin, x + nin + nw, N, C, OC);
+    CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "matmul forward"));
+    for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
+    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, N, C, OC);
+    for (size_t i = nin; i < nx; i++) dx[i] -= 1.0f; /* dw, db accumulate; dinp is overwritten */
+    numeric_grad(ref_matmul, &ctx, xd, nx, ny, Rd, g);
+    CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "matmul backward"));
+    free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g);
+}
+
+/* ---- attention: x = qkv (B*T*3C) -> out (B*T*C) ---- */
+typedef struct { int B, T, C, NH; } att_ctx;
+
+static void ref_attention(const double *x, double *y, const void *vctx) {
+    const att_ctx *c = vctx;
+    int hs = c->C / c->NH, C3 = 3 * c->C;
+    double *p = malloc(c->T * sizeof *p);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->NH; h++)
+            for (int t = 0; t < c->T; t++) {
+                const double *q = x + (b * c->T + t) * C3 + h * hs;
+                double maxv = -INFINITY, sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    const double *k = x + (b * c->T + u) * C3 + c->C + h * hs;
+                    double s = 0;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    p[u] = s / sqrt(hs);
+                    if (p[u] > maxv) maxv = p[u];
+                }
+                for (int u = 0; u <= t; u++) sum += p[u] = exp(p[u] - maxv);
+                double *o = y + (b * c->T + t) * c->C + h * hs;
+                for (int i = 0; i < hs; i++) {
+                    double s = 0;
+                    for (int u = 0; u <= t; u++) s += p[u] / sum * x[(b * c->T + u) * C3 + 2 * c->C + h * hs + i];
+                    o[i] = s;
+                }
+            }
+    free(p);
+}
+
+static void test_attention(int B, int T, int C, int NH) {
+    att_ctx ctx = {B, T, C, NH};
+    size_t nx = (size_t)B * T * 3 * C, ny = (size_t)B * T * C;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *lse = malloc((size_t)B * NH * T * 4);
+    float *R = malloc(ny * 4), *dx = malloc(nx * 4), *scratch = malloc((size_t)T * 64 * 4);
+    fill(x, nx, 1.0);
+    fill(R, ny, 1.0);
+    double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
+    ref_attention(xd, yd, &ctx);
+    cpu_attention_forward(out, lse, x, B, T, C, NH, scratch);
+    CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "attention forward"));
+    for (size_t i = 0; i < nx; i++) dx[i] = 7.0f; /* must be overwritten */
+    cpu_attention_backward(dx, R, x, out, lse, B, T, C, NH, scratch);
+    numeric_grad(ref_attention, &ctx, xd, nx, ny, Rd, g);
+    CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "attention backward"));
+    free(x), free(out), free(lse), free(R), free(dx), free(scratch);
+    free(xd), free(Rd), free(yd), free(g);
+}
+
+/* ---- gelu ---- */
+static void ref_gelu(const double *x, double *y, const void *vctx) {
+    size_t n = *(const size_t *)vctx;
+    for (size_t i = 0; i < n; i++)
+        y[i] = 0.5 * x[i] * (1 + tanh(sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i])));
+}
+
+static void test_gelu(size_t n) {
+    float *x = malloc(n * 4), *out = malloc(n * 4), *R = malloc(n * 4), *dx = malloc(n * 4);
+    fill(x, n, 3.0);
+    fill(R, n, 1.0);
+    double *xd = to_double(x, n), *Rd = to_double(R, n), *yd = malloc(n * 8), *g = malloc(n * 8);
+    ref_gelu(xd, yd, &n);
+    cpu_gelu_forward(out, x, n);
+    CHECK(close_to(out, yd, n, 1e-6, 1e-5, "gelu forward"));
+    cpu_gelu_backward(dx, x, R, n);
+    numeric_grad(ref_gelu, &n, xd, n, n, Rd, g);
+    CHECK(close_to(dx, g, n, 1e-5, 1e-4, "gelu backward"));
+    free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g);
+}
+
+/* ---- embedding: x = [wte (V*C) | wpe (T*C)] ---- */
+typedef struct { int B, T, C, V; const int32_t *tokens; } emb_ctx;
+
+static void ref_embed(const double *x, double *y, const void *vctx) {
+    const emb_ctx *c = vctx;
+    const double *wpe = x + c->V * c->C;
+    for (int b = 0; b < c->B; b++)
+        for (int t = 0; t < c->T; t++)
+            for (int i = 0; i < c->C; i++)
+                y[(b * c->T + t) * c->C + i] = x[c->tokens[b * c->T + t] * c->C + i] + wpe[t * c->C + i];
+}
+
+static void test_embed(int B, int T, int C, int V) {
+    int32_t tokens[64];
+    for (int i = 0; i < B * T; i++) tokens[i] = (int32_t)(rng_next(&r) % 3); /* repeats on purpose */
+    emb_ctx ctx = {B, T, C, V, tokens};
+    size_t nx = (size_t)(V + T) * C, ny = (size_t)B * T * C;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *R = malloc(ny * 4), *dx = malloc(nx * 4);
+    fill(x, nx, 1.0);
+    fill(R, ny, 1.0);
+    double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
+    ref_embed(xd, yd, &ctx);
+    cpu_embed_forward(out, tokens, x, x + V * C, B, T, C);
+    CHECK(close_to(out, yd, ny, 1e-6, 1e-6, "embedding forward"));
+    for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
+    cpu_embed_backward(dx, dx + V * C, R, tokens, B, T, C);
+    for (size_t i = 0; i < nx; i++) dx[i] -= 1.0f;
+    numeric_grad(ref_embed, &ctx, xd, nx, ny, Rd, g);
+    CHECK(close_to(dx, g, nx, 1e-5, 1e-5, "embedding backward"));
+    free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g);
+}
+
+/* ---- classifier: x = [inp (N*C) | wte (Vp*C)] -> losses (N); only the first V columns count ---- */
+typedef struct { int N, C, V, Vp; const int32_t *targets; } cls_ctx;
+
+static void ref_classifier(const double *x, double *y, const void *vctx) {
+    const cls_ctx *c = vctx;
+    const double *wte = x + c->N * c->C;
+    double *logits = malloc(c->V * sizeof *logits);
+    for (int n = 0; n < c->N; n++) {
+        double maxv = -INFINITY, sum = 0;
+        for (int j = 0; j < c->V; j++) {
+            double s = 0;
+            for (int i = 0; i < c->C; i++) s += x[n * c->C + i] * wte[j * c->C + i];
+            logits[j] = s;
+            if (s > maxv) maxv = s;
+        }
+        for (int j = 0; j < c->V; j++) sum += exp(logits[j] - maxv);
+        y[n] = log(sum) + maxv - logits[c->targets[n]];
+    }
+    free(logits);
+}
+
+static void test_classifier(int N, int C, int V, int Vp) {
+    int32_t *targets = malloc(N * sizeof *targets);
+    for (int i = 0; i < N; i++) targets[i] = (int32_t)(rng_next(&r) % (uint64_t)V);
+    cls_ctx ctx = {N, C, V, Vp, targets};
+    size_t nx = (size_t)(N + Vp) * C;
+    float *x = malloc(nx * 4), *losses = malloc(N * 4), *dx = malloc(nx * 4);
+    float *scratch = malloc((size_t)CPU_CLASSIFIER_ROWS * Vp * 4);
+    fill(x, nx, 1.0);
+    /* padding rows of wte hold garbage here: the op must ignore their logits entirely */
+    double *xd = to_double(x, nx), *yd = malloc(N * 8), *g = malloc(nx * 8), *R = malloc(N * 8);
+    float dloss = 0.37f;
+    for (int i = 0; i < N; i++) R[i] = dloss;
+    ref_classifier(xd, yd, &ctx);
+    cpu_classifier(losses, NULL, NULL, x, x + N * C, targets, N, C, V, Vp, 0, scratch);
+    CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (eval)"));
+    for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
+    cpu_classifier(losses, dx, dx + N * C, x, x + N * C, targets, N, C, V, Vp, dloss, scratch);
+    CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (train)"));
+    for (size_t i = N * C; i < nx; i++) dx[i] -= 1.0f;
+    numeric_grad(ref_classifier, &ctx, xd, nx, N, R, g);
+    CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "classifier backward"));
+    free(targets), free(x), free(losses), free(dx), free(scratch), free(xd), free(yd), free(g), free(R);
+}
+
+/* ---- AdamW and the sum of squares against the formulas ---- */
+static void test_adamw(void) {
+    enum { n = 1000 };
+    float p[n], g[n], m[n], v[n];
+    double pd[n], md[n], vd[n];
+    fill(p, n, 1.0), fill(g, n, 1.0), fill(m, n, 0.1);
+    for (int i = 0; i < n; i++) v[i] = 0.01f * (float)rng_uniform(&r), pd[i] = p[i], md[i] = m[i], vd[i] = v[i];
+    double lr = 3e-4, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1, scale = 0.5;
+    double bc1 = 1 - pow(b1, 3), bc2 = 1 - pow(b2, 3);
+    cpu_adamw(p, g, m, v, n, lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)scale, bc1, bc2);
+    for (int i = 0; i < n; i++) {
+        double gr = g[i] * scale;
+        md[i] = b1 * md[i] + (1 - b1) * gr;
+        vd[i] = b2 * vd[i] + (1 - b2) * gr * gr;
+        pd[i] = pd[i] * (1 - lr * wd) - lr / bc1 * md[i] / (sqrt(vd[i]) / sqrt(bc2) + eps);
+    }
+    CHECK(close_to(p, pd, n, 1e-6, 1e-6, "adamw parameters"));
+    CHECK(close_to(m, md, n, 1e-7, 1e-6, "adamw m"));
+    CHECK(close_to(v, vd, n, 1e-9, 1e-6, "adamw v"));
+    static float big[3000001];
+    double want = 0;
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++) big[i] = (float)(i % 7) - 3.0f, want += big[i] * (double)big[i];
+    CHECK(cpu_sum_squares(big, sizeof big / sizeof *big) == want);
+}
+
+int main(void) {
+    rng_seed(&r, 42);
+    test_layernorm(7, 5);
+    test_layernorm(130, 6); /* more rows than CPU_LN_BLOCKS */
+    test_matmul(5, 7, 9);
+    test_attention(2, 5, 8, 2);
+    test_attention(1, 7, 6, 3);
+    test_gelu(257);
+    test_embed(2, 4, 5, 3);
+    test_classifier(6, 5, 11, 16);
+    test_classifier(300, 3, 7, 8); /* several chunks of CPU_CLASSIFIER_ROWS */
+    test_adamw();
+    return check_done();
+}
