@@ -34,9 +34,10 @@ void adamw_state_free(adamw_state *s) {
 double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, double *lr_out) {
     const gpt2_ops *op = m->ops;
     double norm = sqrt(op->sum_squares(m->grads, m->table.total));
-    /* torch.nn.utils.clip_grad_norm_: scale by clip / (norm + 1e-6) when that is below 1. */
+    /* Clipping folds into the AdamW pass as a scale of the gradient. (PyTorch's clip_grad_norm_
+     * divides by norm + 1e-6; the recipe's clip / norm differs from it by 1e-6 relative.) */
     float scale = 1.0f;
-    if (c->grad_clip > 0.0 && norm > c->grad_clip) scale = (float)(c->grad_clip / (norm + 1e-6));
+    if (c->grad_clip > 0.0 && norm > c->grad_clip) scale = (float)(c->grad_clip / norm);
     double lr = lr_at(c, it);
     s->t++;
     double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);

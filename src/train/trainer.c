@@ -144,6 +144,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         if (r->have_val && o->val_every > 0 && o->val_steps > 0 && (step % o->val_every == 0 || last)) {
             double vl;
             if (mean_loss(m, &r->val, o->val_steps, &vl, err) != 0) return -1;
+            if (!isfinite(vl)) return err_set(err, "step %ld: the validation loss is %f; stopping", step, vl);
             if (run_log_val(&r->log, step, vl, err) != 0) return -1;
             if (r->cb && r->cb->on_val) r->cb->on_val(r->cb->user, (int)step, vl);
         }
