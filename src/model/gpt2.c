@@ -64,17 +64,32 @@ void gpt2_init_random(gpt2_model *m, uint64_t seed) {
     }
 }
 
+/* Floats of the activation plan for B x T (and its backward work buffers when training). */
+static size_t plan_floats(const gpt2_config *c, const gpt2_ops *ops, int B, int T, int training,
+                          size_t *scratch) {
+    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    size_t per_layer = 16 * N * C + 4 * N + (size_t)B * c->n_head * T;
+    size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
+    size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
+    *scratch = ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
+    return L * per_layer + top + backward + *scratch;
+}
+
+double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
+    size_t scratch;
+    double params = (double)m->table.total * sizeof(float);
+    /* the parameters exist already; training adds gradients and AdamW's two moments */
+    return (double)plan_floats(&m->cfg, m->ops, B, T, training, &scratch) * sizeof(float) +
+           params + (training ? 3 * params : 0);
+}
+
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     const gpt2_config *c = &m->cfg;
     if (T > c->max_seq_len)
         return err_set(err, "sequence length %d is longer than the model's %d positions", T,
                        c->max_seq_len);
-    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    size_t per_layer = 16 * N * C + 4 * N + (size_t)B * c->n_head * T;
-    size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
-    size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
-    size_t scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
-    size_t total = L * per_layer + top + backward + scratch;
+    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, scratch;
+    size_t total = plan_floats(c, m->ops, B, T, training, &scratch);
     m->acts = alloc_floats(total);
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
     m->inputs = calloc(N, sizeof *m->inputs);

@@ -45,6 +45,9 @@ void gpt2_free(gpt2_model *m);
 void gpt2_init_random(gpt2_model *m, uint64_t seed);
 /* Size and allocate activations (and gradients when training) for B x T micro-batches. */
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
+/* Bytes a run needs in all: the parameters, the plan, and when training the gradients and the
+ * AdamW moments. */
+double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training);
 
 /* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
  * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).

@@ -16,6 +16,7 @@
 #include "train/run_log.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/sysmem.h"
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; cblas.h of other BLASes lacks it */
 
@@ -47,6 +48,18 @@ static int model_open(gpt2_model *m, const gpt2c_train_opts *o, gpt2c_error *err
     if (gpt2_create(m, &cfg, &gpt2_ops_cpu, err) != 0) return -1;
     gpt2_init_random(m, o->seed);
     return 0;
+}
+
+/* Allocate the plan, after checking that it fits in the memory the machine has available. */
+static int plan_checked(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
+    double params = (double)m->table.total * sizeof(float); /* allocated already */
+    double need = gpt2_plan_bytes(m, B, T, training), avail = sysmem_available_bytes();
+    if (avail >= 0 && need - params > avail)
+        return err_set(err, "batch %d x %d needs %.1f GB (parameters%s, activations), the machine "
+                            "has %.1f GB available: use a smaller --batch-size or --seq-len",
+                       B, T, need / 1e9, training ? ", gradients, AdamW state" : "",
+                       (avail + params) / 1e9);
+    return gpt2_plan(m, B, T, training, err);
 }
 
 static int config_equal(const gpt2_config *a, const gpt2_config *b) {
@@ -85,6 +98,7 @@ static int check_opts(const gpt2c_train_opts *o, gpt2c_error *err) {
     if (total % bt != 0)
         return err_set(err, "--total-batch-size %lld is not a multiple of batch size x sequence length (%d x %d = %lld)",
                        total, o->batch_size, o->seq_len, bt);
+    if (total / bt > 1000000) return err_set(err, "more than a million accumulation steps per optimizer step");
     if (o->max_steps < 1) return err_set(err, "--max-steps must be at least 1");
     if (o->warmup_steps < 0 || !(o->lr >= 0) || !(o->min_lr_ratio >= 0 && o->min_lr_ratio <= 1))
         return err_set(err, "invalid learning-rate schedule (warmup >= 0, lr >= 0, min-lr-ratio in [0, 1])");
@@ -190,7 +204,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
          st.total_batch != bt * r.accum))
         rc = err_set(err, "the saved run used batch %d x %d, total batch %lld with %d process(es); "
                           "resume with the same", st.batch_size, st.seq_len, st.total_batch, st.nproc);
-    if (rc == 0) rc = gpt2_plan(&r.m, o->batch_size, o->seq_len, 1, err);
+    if (rc == 0) rc = plan_checked(&r.m, o->batch_size, o->seq_len, 1, err);
     if (rc == 0) rc = adamw_state_alloc(&r.s, r.m.table.total, err);
     if (rc == 0) rc = loader_open(&r.train, o->data, o->batch_size, o->seq_len, 0, 1, err);
     r.have_val = o->val_data != NULL;
@@ -241,7 +255,7 @@ int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int s
     gpt2_model m;
     if (hf_model_load(&m, model_dir, &gpt2_ops_cpu, err) != 0) return -1;
     loader l = {0};
-    int rc = gpt2_plan(&m, B, T, 0, err);
+    int rc = plan_checked(&m, B, T, 0, err);
     if (rc == 0) rc = loader_open(&l, data_glob, B, T, 0, 1, err);
     if (rc == 0) rc = mean_loss(&m, &l, steps, loss, err);
     if (l.paths) loader_close(&l);
