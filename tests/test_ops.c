@@ -163,7 +163,7 @@ static void test_attention(int B, int T, int C, int NH) {
     att_ctx ctx = {B, T, C, NH};
     size_t nx = (size_t)B * T * 3 * C, ny = (size_t)B * T * C;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *lse = malloc((size_t)B * NH * T * 4);
-    float *R = malloc(ny * 4), *dx = malloc(nx * 4), *scratch = malloc((size_t)T * 64 * 4);
+    float *R = malloc(ny * 4), *dx = malloc(nx * 4), *scratch = malloc(CPU_ATTN_SCRATCH(T) * 64 * 4);
     fill(x, nx, 1.0);
     fill(R, ny, 1.0);
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
@@ -308,6 +308,7 @@ int main(void) {
     test_matmul(5, 7, 9);
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 6, 3);
+    test_attention(1, 70, 4, 2); /* two blocks of CPU_ATTN_ROWS queries */
     test_gelu(257);
     test_embed(2, 4, 5, 3);
     test_classifier(6, 5, 11, 16);

@@ -82,6 +82,12 @@ int loader_seek(loader *l, size_t shard, uint64_t pos, gpt2c_error *err) {
     return 0;
 }
 
+uint64_t loader_total_tokens(const loader *l) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < l->nshards; i++) n += l->counts[i];
+    return n;
+}
+
 int loader_reset(loader *l, gpt2c_error *err) {
     return loader_seek(l, 0, (uint64_t)l->B * l->T * l->rank, err);
 }

@@ -31,6 +31,8 @@ int loader_open(loader *l, const char *glob_pattern, int B, int T, int rank, int
 void loader_close(loader *l);
 /* The next micro-batch as B*T inputs and B*T targets. */
 int loader_next(loader *l, int32_t *inputs, int32_t *targets, gpt2c_error *err);
+/* Tokens in all the shards. */
+uint64_t loader_total_tokens(const loader *l);
 /* Back to the start of the first shard. */
 int loader_reset(loader *l, gpt2c_error *err);
 /* Jump to a saved position (from a resume state); checked against the shards. */

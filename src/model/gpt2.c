@@ -6,15 +6,8 @@
 
 #include "model/gpt2.h"
 #include "util/error.h"
+#include "util/mem.h"
 #include "util/rng.h"
-
-static float *alloc_floats(size_t n) {
-    /* 64-byte aligned for vector loads; the size rounded up as aligned_alloc requires. */
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
 
 int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err) {
     memset(m, 0, sizeof *m);
@@ -23,7 +16,7 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2
     m->ops = ops;
     if (gpt2_param_table_build(&m->table, cfg, err) != 0) return -1;
     gpt2_layer_tensors *wl = calloc((size_t)cfg->n_layer, sizeof *wl);
-    m->params = alloc_floats(m->table.total);
+    m->params = mem_floats(m->table.total);
     if (!wl || !m->params) {
         free(wl);
         gpt2_free(m);
@@ -90,12 +83,12 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
                        c->max_seq_len);
     size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, scratch;
     size_t total = plan_floats(c, m->ops, B, T, training, &scratch);
-    m->acts = alloc_floats(total);
+    m->acts = mem_floats(total);
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
     m->inputs = calloc(N, sizeof *m->inputs);
     m->targets = calloc(N, sizeof *m->targets);
     if (training) {
-        m->grads = alloc_floats(m->table.total);
+        m->grads = mem_floats(m->table.total);
         gpt2_layer_tensors *gl = calloc(L, sizeof *gl);
         if (gl && m->grads) gpt2_tensors_bind(&m->g, gl, &m->table, c, m->grads);
         else free(gl);

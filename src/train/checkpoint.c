@@ -24,12 +24,7 @@ int ckpt_exists(const char *out_dir) {
     return yes;
 }
 
-/* The metadata fields, as (key, pointer to a 64-bit integer) pairs. */
-typedef struct field {
-    const char *key;
-    long long value;
-} field;
-
+/* The metadata: every field is a non-negative integer, stored as a decimal string. */
 enum { F_VERSION, F_NEXT_STEP, F_ADAM_T, F_N_LAYER, F_N_HEAD, F_N_EMBD, F_MAX_SEQ_LEN, F_BATCH,
        F_SEQ, F_NPROC, F_TOTAL_BATCH, F_SHARD, F_POS, F_SHARDS, F_TOKENS, F_COUNT };
 static const char *const field_keys[F_COUNT] = {

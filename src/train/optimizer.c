@@ -3,6 +3,7 @@
 
 #include "train/optimizer.h"
 #include "util/error.h"
+#include "util/mem.h"
 
 double lr_at(const adamw_config *c, long it) {
     double min_lr = c->lr * c->min_lr_ratio;
@@ -15,8 +16,8 @@ double lr_at(const adamw_config *c, long it) {
 }
 
 int adamw_state_alloc(adamw_state *s, size_t n, gpt2c_error *err) {
-    s->m = calloc(n, sizeof *s->m);
-    s->v = calloc(n, sizeof *s->v);
+    s->m = mem_floats(n);
+    s->v = mem_floats(n);
     s->t = 0;
     if (!s->m || !s->v) {
         adamw_state_free(s);

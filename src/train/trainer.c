@@ -1,6 +1,5 @@
 /* `gpt2c train`: set up (model, plan, data, state), then the loop: validation, gradient
  * accumulation over micro-batches, one optimizer step, log, checkpoint. */
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -39,13 +38,19 @@ static void threads_set(int n) {
     openblas_set_num_threads(n);
 }
 
+/* The shape of the model named by --model: a Hugging Face directory's, or a preset's. */
+static int model_config(const gpt2c_train_opts *o, gpt2_config *cfg, gpt2c_error *err) {
+    if (fs_is_dir(o->model)) return hf_config_read(o->model, cfg, err);
+    if (gpt2_config_preset(o->model, cfg, err) != 0) return -1;
+    cfg->max_seq_len = o->max_seq_len;
+    return 0;
+}
+
 /* The model named by --model: a Hugging Face directory, or a preset initialised at random. */
 static int model_open(gpt2_model *m, const gpt2c_train_opts *o, gpt2c_error *err) {
     if (fs_is_dir(o->model)) return hf_model_load(m, o->model, &gpt2_ops_cpu, err);
     gpt2_config cfg;
-    if (gpt2_config_preset(o->model, &cfg, err) != 0) return -1;
-    cfg.max_seq_len = o->max_seq_len;
-    if (gpt2_create(m, &cfg, &gpt2_ops_cpu, err) != 0) return -1;
+    if (model_config(o, &cfg, err) != 0 || gpt2_create(m, &cfg, &gpt2_ops_cpu, err) != 0) return -1;
     gpt2_init_random(m, o->seed);
     return 0;
 }
@@ -78,12 +83,11 @@ static int start_state(gpt2_model *m, train_state *st, const gpt2c_train_opts *o
         return model_open(m, o, err);
     }
     if (ckpt_read_meta(o->out_dir, st, err) != 0) return -1;
+    gpt2_config named;
     if (o->model) { /* if named, it must be the model of the saved run */
-        gpt2_model named;
-        if (model_open(&named, o, err) != 0) return -1;
-        int same = config_equal(&named.cfg, &st->cfg);
-        gpt2_free(&named);
-        if (!same) return err_set(err, "--model differs from the model of the saved run in %s", o->out_dir);
+        if (model_config(o, &named, err) != 0) return -1;
+        if (!config_equal(&named, &st->cfg))
+            return err_set(err, "--model differs from the model of the saved run in %s", o->out_dir);
     }
     return gpt2_create(m, &st->cfg, &gpt2_ops_cpu, err);
 }
@@ -140,8 +144,7 @@ static int checkpoint(run *r, long next_step, gpt2c_error *err) {
     train_state st = {.cfg = r->m.cfg, .batch_size = r->o->batch_size, .seq_len = r->o->seq_len,
                       .nproc = 1, .total_batch = (long long)r->accum * r->o->batch_size * r->o->seq_len,
                       .next_step = next_step, .data_shard = r->train.shard, .data_pos = r->train.pos,
-                      .data_shards = r->train.nshards};
-    for (size_t i = 0; i < r->train.nshards; i++) st.data_tokens += r->train.counts[i];
+                      .data_shards = r->train.nshards, .data_tokens = loader_total_tokens(&r->train)};
     if (hf_model_save(&r->m, r->model_dir, err) != 0) return -1;
     if (ckpt_save(r->o->out_dir, &r->m, &r->s, &st, err) != 0) return -1;
     if (r->cb && r->cb->on_checkpoint) r->cb->on_checkpoint(r->cb->user, (int)next_step - 1, r->model_dir);
@@ -212,8 +215,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
         rc = loader_open(&r.val, o->val_data, o->batch_size, o->seq_len, 0, 1, err);
     long start = 0;
     if (rc == 0 && o->resume) {
-        uint64_t tokens = 0;
-        for (size_t i = 0; i < r.train.nshards; i++) tokens += r.train.counts[i];
+        uint64_t tokens = loader_total_tokens(&r.train);
         if (st.data_shards != r.train.nshards || st.data_tokens != tokens)
             rc = err_set(err, "the train data differ from the saved run's (%llu shards, %llu tokens "
                               "then; %zu shards, %llu tokens now)", (unsigned long long)st.data_shards,

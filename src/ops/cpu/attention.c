@@ -1,87 +1,112 @@
-/* Causal multi-head self-attention, computed row by row: the forward keeps only each row's
- * log-sum-exp, and the backward recomputes the probabilities from it, so no B x NH x T x T
- * tensor is ever stored. qkv rows are [q (C) | k (C) | v (C)], head h at offset h * hs. */
+/* Causal multi-head self-attention, one (batch, head) pair per task and a block of query rows
+ * at a time, every product through the BLAS: S = scale * Q K^T for the block, a masked softmax
+ * in place, O = P V. The forward keeps only each row's log-sum-exp; the backward recomputes P
+ * from it, so no B x NH x T x T tensor is ever stored (a thread holds two blocks of
+ * CPU_ATTN_ROWS x T). qkv rows are [q (C) | k (C) | v (C)], head h at offset h * hs.
+ * BLAS calls inside the parallel loop run single-threaded (OpenBLAS's OpenMP build), so each
+ * task's arithmetic, and the result, does not depend on the number of threads. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "ops/cpu/cpu_kernels.h"
 
-static float dot(const float *a, const float *b, int n) {
-    float s = 0.0f;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+/* Pointers of one (batch, head) pair. */
+typedef struct head {
+    const float *q, *k, *v; /* rows of stride 3C */
+    const float *o;         /* rows of stride C */
+    float *lse;             /* T values */
+} head;
+
+static head head_at(const float *qkv, const float *out, const float *lse, int b, int h, int T,
+                    int C, int NH) {
+    int hs = C / NH;
+    const float *base = qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
+    return (head){base, base + C, base + 2 * C, out + (size_t)b * T * C + (size_t)h * hs,
+                  (float *)lse + ((size_t)b * NH + h) * T};
+}
+
+/* S[nq][nk] = scale * Q[q0 .. q0+nq) K[0 .. nk)^T */
+static void scores(float *S, const head *hd, int q0, int nq, int nk, int hs, int C, float scale) {
+    int ld = 3 * C;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hs, scale, hd->q + (size_t)q0 * ld,
+                ld, hd->k, ld, 0.0f, S, nk);
 }
 
 void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH,
                            float *scratch) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t C3 = 3 * (size_t)C;
-#pragma omp parallel for collapse(3) schedule(dynamic, 8)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
-            for (int t = 0; t < T; t++) {
-                float *score = scratch + (size_t)omp_get_thread_num() * T;
-                const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
-                const float *q = base + t * C3;
-                float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    score[t2] = dot(q, base + t2 * C3 + C, hs) * scale;
-                    if (score[t2] > maxv) maxv = score[t2];
-                }
-                float sum = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    score[t2] = expf(score[t2] - maxv);
-                    sum += score[t2];
-                }
-                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                memset(o, 0, hs * sizeof *o);
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = base + t2 * C3 + 2 * C;
-                    float p = score[t2] * inv;
-                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
-                }
-                lse[((size_t)b * NH + h) * T + t] = maxv + logf(sum);
-            }
-}
-
-/* For query row t with probabilities p (recomputed as exp(score - lse)) and output o:
- *   dv[t2] += p[t2] * do,   ds[t2] = p[t2] * (do . v[t2] - do . o),
- *   dq[t]  += scale * ds[t2] * k[t2],   dk[t2] += scale * ds[t2] * q[t].
- * One (batch, head) pair per task: its dk and dv rows belong to no other task. */
-void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int B, int T, int C, int NH, float *scratch) {
-    (void)scratch;
-    int hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
-    size_t C3 = 3 * (size_t)C;
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
-            float *dbase = dqkv + (size_t)b * T * C3 + (size_t)h * hs;
-            for (int t = 0; t < T; t++)
-                for (int part = 0; part < 3; part++) memset(dbase + t * C3 + part * C, 0, hs * sizeof(float));
-            const float *row_lse = lse + ((size_t)b * NH + h) * T;
-            for (int t = 0; t < T; t++) {
-                const float *q = base + t * C3;
-                const float *dout_t = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-                const float *out_t = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                float *dq = dbase + t * C3;
-                float d_o = dot(dout_t, out_t, hs);
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = base + t2 * C3 + C, *v = k + C;
-                    float *dk = dbase + t2 * C3 + C, *dv = dk + C;
-                    float p = expf(dot(q, k, hs) * scale - row_lse[t]);
-                    float ds = p * (dot(dout_t, v, hs) - d_o) * scale;
-                    for (int i = 0; i < hs; i++) {
-                        dv[i] += p * dout_t[i];
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                    }
+            float *S = scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(T);
+            head hd = head_at(qkv, out, lse, b, h, T, C, NH);
+            float *o = (float *)hd.o;
+            for (int q0 = 0; q0 < T; q0 += CPU_ATTN_ROWS) {
+                int nq = T - q0 < CPU_ATTN_ROWS ? T - q0 : CPU_ATTN_ROWS, nk = q0 + nq;
+                scores(S, &hd, q0, nq, nk, hs, C, scale);
+                for (int r = 0; r < nq; r++) {
+                    float *row = S + (size_t)r * nk;
+                    int t = q0 + r; /* sees keys 0..t */
+                    float maxv = -INFINITY, sum = 0.0f;
+                    for (int u = 0; u <= t; u++) maxv = row[u] > maxv ? row[u] : maxv;
+                    for (int u = 0; u <= t; u++) sum += row[u] = expf(row[u] - maxv);
+                    float inv = 1.0f / sum;
+                    for (int u = 0; u <= t; u++) row[u] *= inv;
+                    for (int u = t + 1; u < nk; u++) row[u] = 0.0f;
+                    hd.lse[t] = maxv + logf(sum);
                 }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, nk,
+                            hd.v, 3 * C, 0.0f, o + (size_t)q0 * C, C);
+            }
+        }
+}
+
+/* With P recomputed from lse and dO the output's gradient:
+ *   dP = dO V^T,  dS = P * (dP - rowsum(dO * O)) * scale,
+ *   dQ = dS K,  dK += dS^T Q,  dV += P^T dO. */
+void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                            const float *lse, int B, int T, int C, int NH, float *scratch) {
+    int hs = C / NH, ld = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            float *P = scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(T);
+            float *dS = P + (size_t)CPU_ATTN_ROWS * T;
+            head hd = head_at(qkv, out, lse, b, h, T, C, NH);
+            head dh = head_at(dqkv, dout, lse, b, h, T, C, NH); /* dq, dk, dv; do */
+            float *dq = (float *)dh.q, *dk = (float *)dh.k, *dv = (float *)dh.v;
+            for (int t = 0; t < T; t++) {
+                memset(dk + (size_t)t * ld, 0, hs * sizeof(float));
+                memset(dv + (size_t)t * ld, 0, hs * sizeof(float));
+            }
+            for (int q0 = 0; q0 < T; q0 += CPU_ATTN_ROWS) {
+                int nq = T - q0 < CPU_ATTN_ROWS ? T - q0 : CPU_ATTN_ROWS, nk = q0 + nq;
+                const float *dout_blk = dh.o + (size_t)q0 * C;
+                scores(P, &hd, q0, nq, nk, hs, C, scale);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hs, 1.0f, dout_blk, C,
+                            hd.v, ld, 0.0f, dS, nk);
+                for (int r = 0; r < nq; r++) {
+                    int t = q0 + r;
+                    float *p = P + (size_t)r * nk, *ds = dS + (size_t)r * nk;
+                    const float *o_t = hd.o + (size_t)t * C, *do_t = dh.o + (size_t)t * C;
+                    float d = 0.0f;
+                    for (int i = 0; i < hs; i++) d += do_t[i] * o_t[i];
+                    for (int u = 0; u <= t; u++) {
+                        p[u] = expf(p[u] - hd.lse[t]);
+                        ds[u] = p[u] * (ds[u] - d) * scale;
+                    }
+                    for (int u = t + 1; u < nk; u++) p[u] = ds[u] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, dS, nk,
+                            hd.k, ld, 0.0f, dq + (size_t)q0 * ld, ld);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, dS, nk,
+                            hd.q + (size_t)q0 * ld, ld, 1.0f, dk, ld);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hs, nq, 1.0f, P, nk,
+                            dout_blk, C, 1.0f, dv, ld);
             }
         }
 }

@@ -7,6 +7,10 @@
 /* Row blocks of the layernorm backward's weight-gradient reduction: a fixed count, so the
  * summation order (and the result) does not depend on the number of threads. */
 #define CPU_LN_BLOCKS 64
+/* Query rows per attention block, and the scratch one thread needs for blocks of T keys:
+ * the probabilities and their gradient. */
+#define CPU_ATTN_ROWS 64
+#define CPU_ATTN_SCRATCH(T) ((size_t)2 * CPU_ATTN_ROWS * (size_t)(T))
 /* Rows of logits the fused classifier holds at once. */
 #define CPU_CLASSIFIER_ROWS 128
 

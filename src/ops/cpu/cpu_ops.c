@@ -7,7 +7,7 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp) {
     (void)B, (void)NH;
-    size_t attention = (size_t)omp_get_max_threads() * (size_t)T;   /* one score row per thread */
+    size_t attention = (size_t)omp_get_max_threads() * CPU_ATTN_SCRATCH(T);
     size_t layernorm = (size_t)CPU_LN_BLOCKS * 2 * (size_t)C;        /* partial dw, db */
     size_t classifier = (size_t)CPU_CLASSIFIER_ROWS * (size_t)Vp;     /* one chunk of logits */
     return max_size(attention, max_size(layernorm, classifier));

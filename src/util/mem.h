@@ -1,0 +1,16 @@
+/* Big float buffers: 64-byte aligned for vector loads, and zeroed by writing, so that the pages
+ * are really mapped when the plan is made and not by page faults during the first step. */
+#ifndef GPT2C_MEM_H
+#define GPT2C_MEM_H
+
+#include <stdlib.h>
+#include <string.h>
+
+static inline float *mem_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+#endif
