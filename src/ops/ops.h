@@ -44,6 +44,12 @@ typedef struct gpt2_ops {
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *out,
                                const float *lse, int B, int T, int C, int NH, float *scratch);
 
+    /* Attention with a cache (generation): n new tokens of each of nseq sequences, at positions
+     * pos..pos+n-1. Their keys and values (from qkv[nseq][n][3C]) are stored at those positions
+     * of kcache/vcache[nseq][len][C], then each attends to positions 0..its own. */
+    void (*attention_forward_kv)(float *out, const float *qkv, float *kcache, float *vcache,
+                                 int nseq, int n, int pos, int len, int C, int NH, float *scratch);
+
     /* GELU, tanh approximation. backward: dinp = dout * gelu'(inp) (dinp may equal dout). */
     void (*gelu_forward)(float *out, const float *inp, size_t n);
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
@@ -66,6 +72,9 @@ typedef struct gpt2_ops {
     void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, double lr, float beta1,
                   float beta2, float eps, float weight_decay, float grad_scale, double bias_c1,
                   double bias_c2);
+
+    /* Threads the kernels use from now on (the CPU's OpenMP loops and its BLAS). */
+    void (*set_threads)(int n);
 
     /* Floats of scratch the ops need for these shapes (shared by all ops; one op at a time). */
     size_t (*scratch_floats)(int B, int T, int C, int NH, int Vp);

@@ -2,10 +2,8 @@
  * accumulation over micro-batches, one optimizer step, log, checkpoint. */
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "data/loader.h"
 #include "io/hf_config.h"
@@ -16,8 +14,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/sysmem.h"
-
-void openblas_set_num_threads(int n); /* OpenBLAS's own; cblas.h of other BLASes lacks it */
+#include "util/time.h"
 
 void gpt2c_train_opts_default(gpt2c_train_opts *o) {
     *o = (gpt2c_train_opts){.max_seq_len = 1024, .batch_size = 4, .seq_len = 1024,
@@ -25,17 +22,6 @@ void gpt2c_train_opts_default(gpt2c_train_opts *o) {
                             .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                             .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .seed = 1337,
                             .threads = 1};
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void threads_set(int n) {
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
 }
 
 /* The shape of the model named by --model: a Hugging Face directory's, or a preset's. */
@@ -190,7 +176,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
 
 int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2c_error *err) {
     if (check_opts(o, err) != 0) return -1;
-    threads_set(o->threads);
+    gpt2_ops_cpu.set_threads(o->threads);
     run r = {.o = o, .cb = cb};
     r.ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
                           .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
@@ -252,7 +238,7 @@ int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int s
     if (B < 1 || T < 1 || steps < 1 || threads < 1)
         return err_set(err, "batch size, sequence length, steps and threads must be positive");
     if ((long long)B * T > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
-    threads_set(threads);
+    gpt2_ops_cpu.set_threads(threads);
     if (!fs_is_dir(model_dir)) return err_set(err, "%s is not a model directory", model_dir);
     gpt2_model m;
     if (hf_model_load(&m, model_dir, &gpt2_ops_cpu, err) != 0) return -1;

@@ -34,6 +34,31 @@ static void scores(float *S, const head *hd, int q0, int nq, int nk, int hs, int
                 ld, hd->k, ld, 0.0f, S, nk);
 }
 
+/* nq query rows (stride ldq) at positions p0, p0+1, ... attend to keys and values 0..their own
+ * position (stride ldk), a block of CPU_ATTN_ROWS rows at a time: o (stride ldo) and, when lse
+ * is not NULL, each row's log-sum-exp. S holds CPU_ATTN_ROWS x (p0 + nq) floats. */
+static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const float *k,
+                   const float *v, int ldk, int p0, int nq_all, int hs, float scale, float *S) {
+    for (int r0 = 0; r0 < nq_all; r0 += CPU_ATTN_ROWS) {
+        int nq = nq_all - r0 < CPU_ATTN_ROWS ? nq_all - r0 : CPU_ATTN_ROWS, nk = p0 + r0 + nq;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hs, scale,
+                    q + (size_t)r0 * ldq, ldq, k, ldk, 0.0f, S, nk);
+        for (int r = 0; r < nq; r++) {
+            float *row = S + (size_t)r * nk;
+            int t = p0 + r0 + r; /* sees keys 0..t */
+            float maxv = -INFINITY, sum = 0.0f;
+            for (int u = 0; u <= t; u++) maxv = row[u] > maxv ? row[u] : maxv;
+            for (int u = 0; u <= t; u++) sum += row[u] = expf(row[u] - maxv);
+            float inv = 1.0f / sum;
+            for (int u = 0; u <= t; u++) row[u] *= inv;
+            for (int u = t + 1; u < nk; u++) row[u] = 0.0f;
+            if (lse) lse[r0 + r] = maxv + logf(sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, nk, v, ldk,
+                    0.0f, o + (size_t)r0 * ldo, ldo);
+    }
+}
+
 void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH,
                            float *scratch) {
     int hs = C / NH;
@@ -41,26 +66,31 @@ void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int 
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            float *S = scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(T);
             head hd = head_at(qkv, out, lse, b, h, T, C, NH);
-            float *o = (float *)hd.o;
-            for (int q0 = 0; q0 < T; q0 += CPU_ATTN_ROWS) {
-                int nq = T - q0 < CPU_ATTN_ROWS ? T - q0 : CPU_ATTN_ROWS, nk = q0 + nq;
-                scores(S, &hd, q0, nq, nk, hs, C, scale);
-                for (int r = 0; r < nq; r++) {
-                    float *row = S + (size_t)r * nk;
-                    int t = q0 + r; /* sees keys 0..t */
-                    float maxv = -INFINITY, sum = 0.0f;
-                    for (int u = 0; u <= t; u++) maxv = row[u] > maxv ? row[u] : maxv;
-                    for (int u = 0; u <= t; u++) sum += row[u] = expf(row[u] - maxv);
-                    float inv = 1.0f / sum;
-                    for (int u = 0; u <= t; u++) row[u] *= inv;
-                    for (int u = t + 1; u < nk; u++) row[u] = 0.0f;
-                    hd.lse[t] = maxv + logf(sum);
-                }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, nk,
-                            hd.v, 3 * C, 0.0f, o + (size_t)q0 * C, C);
-            }
+            attend((float *)hd.o, C, hd.lse, hd.q, 3 * C, hd.k, hd.v, 3 * C, 0, T, hs, scale,
+                   scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(T));
+        }
+}
+
+void cpu_attention_forward_kv(float *out, const float *qkv, float *kcache, float *vcache,
+                              int nseq, int n, int pos, int len, int C, int NH, float *scratch) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int s = 0; s < nseq; s++)
+        for (int i = 0; i < n; i++) {
+            const float *row = qkv + ((size_t)s * n + i) * 3 * C;
+            size_t at = ((size_t)s * len + pos + i) * C;
+            memcpy(kcache + at, row + C, C * sizeof(float));
+            memcpy(vcache + at, row + 2 * C, C * sizeof(float));
+        }
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int s = 0; s < nseq; s++)
+        for (int h = 0; h < NH; h++) {
+            size_t off = (size_t)s * len * C + (size_t)h * hs;
+            attend(out + (size_t)s * n * C + (size_t)h * hs, C, NULL,
+                   qkv + (size_t)s * n * 3 * C + (size_t)h * hs, 3 * C, kcache + off, vcache + off,
+                   C, pos, n, hs, scale,
+                   scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(len));
         }
 }
 

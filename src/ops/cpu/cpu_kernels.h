@@ -31,6 +31,8 @@ void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int 
                            float *scratch);
 void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                             const float *lse, int B, int T, int C, int NH, float *scratch);
+void cpu_attention_forward_kv(float *out, const float *qkv, float *kcache, float *vcache,
+                              int nseq, int n, int pos, int len, int C, int NH, float *scratch);
 void cpu_gelu_forward(float *out, const float *inp, size_t n);
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void cpu_residual_forward(float *out, const float *a, const float *b, size_t n);

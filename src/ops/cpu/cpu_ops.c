@@ -13,6 +13,13 @@ static size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp) {
     return max_size(attention, max_size(layernorm, classifier));
 }
 
+void openblas_set_num_threads(int n); /* OpenBLAS's own; other BLASes' cblas.h lack it */
+
+static void cpu_set_threads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
 const gpt2_ops gpt2_ops_cpu = {
     .name = "cpu",
     .embed_forward = cpu_embed_forward,
@@ -23,11 +30,13 @@ const gpt2_ops gpt2_ops_cpu = {
     .matmul_backward = cpu_matmul_backward,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
+    .attention_forward_kv = cpu_attention_forward_kv,
     .gelu_forward = cpu_gelu_forward,
     .gelu_backward = cpu_gelu_backward,
     .residual_forward = cpu_residual_forward,
     .classifier = cpu_classifier,
     .sum_squares = cpu_sum_squares,
     .adamw = cpu_adamw,
+    .set_threads = cpu_set_threads,
     .scratch_floats = cpu_scratch_floats,
 };

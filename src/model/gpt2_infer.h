@@ -1,0 +1,32 @@
+/* GPT-2 inference with a KV cache: each call runs only the new tokens, whose keys and values
+ * join the cache, so a generated token costs the same however long the text before it is (up
+ * to the context). The same ops as training (ops/ops.h), in the same order. */
+#ifndef GPT2C_GPT2_INFER_H
+#define GPT2C_GPT2_INFER_H
+
+#include "model/gpt2.h"
+
+typedef struct gpt2_kv {
+    int batch, len;   /* sequences, and positions per sequence (at most the model's) */
+    int max_rows;     /* new tokens per call, all sequences together */
+    float *k, *v;     /* [n_layer][batch][len][C] */
+    float *x, *ln, *qkv, *att, *fch, *mean, *rstd, *last; /* work, max_rows rows */
+    float *logits;    /* [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
+    float *scratch;
+    float *mem;
+    size_t bytes;
+} gpt2_kv;
+
+int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
+                 gpt2c_error *err);
+void gpt2_kv_free(gpt2_kv *kv);
+
+/* Run tokens[s][0..n) of sequences seq0 .. seq0+nseq-1 at positions pos..pos+n-1 (their cache
+ * must hold positions 0..pos-1). nseq*n <= max_rows, pos+n <= len. Leaves the logits of each
+ * sequence's last new token in kv->logits[seq0 + s]. */
+void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
+                int n, int pos);
+/* Copy positions 0..npos-1 of sequence `from`'s cache to sequence `to` (a shared prompt). */
+void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos);
+
+#endif
