@@ -188,6 +188,36 @@ GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks
 GPT2C_API int gpt2c_eval(const char *model_dir, const char *data_glob, int batch_size,
                          int seq_len, int steps, int threads, double *loss, gpt2c_error *err);
 
+/* Generation: `gpt2c sample`. Continuations of a prompt, num_samples of them as one batch, with a
+ * KV cache planned once. */
+typedef struct gpt2c_sample_opts {
+    const char *model_dir;   /* a Hugging Face GPT-2 directory */
+    int num_samples, max_tokens;
+    int top_k;               /* >= 1 */
+    double top_p;            /* (0, 1] */
+    double temperature;      /* 0: greedy */
+    unsigned long long seed;
+    int stop_at_eot;         /* a sample ends at <|endoftext|> (which is still reported) */
+    int threads;
+} gpt2c_sample_opts;
+
+typedef struct gpt2c_sample_callbacks {
+    void *user;
+    void (*on_token)(void *user, int sample, uint32_t id); /* each generated id, as it comes */
+    void (*on_note)(void *user, const char *message);      /* e.g. the context window slides */
+} gpt2c_sample_callbacks;
+
+typedef struct gpt2c_sample_stats {
+    size_t prompt_tokens;    /* used (an empty prompt is <|endoftext|>; a long one keeps its end) */
+    long generated;          /* tokens, all samples together */
+    double load_ms, prompt_ms, generate_ms;
+} gpt2c_sample_stats;
+
+GPT2C_API void gpt2c_sample_opts_default(gpt2c_sample_opts *o);
+GPT2C_API int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
+                           const gpt2c_sample_callbacks *cb, gpt2c_sample_stats *stats,
+                           gpt2c_error *err);
+
 #ifdef __cplusplus
 }
 #endif

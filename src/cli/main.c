@@ -17,6 +17,7 @@ static const command commands[] = {
     {"inspect", cmd_inspect, "check token shards and show what they hold"},
     {"train", cmd_train, "train GPT-2 (from scratch or a Hugging Face checkpoint)"},
     {"eval", cmd_eval, "the loss of a model on token shards"},
+    {"sample", cmd_sample, "continue a prompt (top-k/top-p sampling with a KV cache)"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,267 @@
+/* gpt2c sample --model DIR --prompt TEXT: continuations, streamed as they are generated. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "tokenizer/utf8.h"
+
+static const char *help =
+    "usage: gpt2c sample --model DIR [--prompt TEXT | --prompt-file FILE] [options]\n\n"
+    "Continue a prompt with a GPT-2 model (a Hugging Face GPT-2 directory: the released GPT-2 or\n"
+    "one that `gpt2c train` wrote). Without --prompt or --prompt-file the prompt is read from\n"
+    "standard input when it is not a terminal; an empty prompt starts from <|endoftext|>.\n"
+    "The samples are generated together as one batch, with a KV cache.\n\n"
+    "  --num-samples N      continuations (default 5)\n"
+    "  --max-tokens N       new tokens per continuation (default 30; at most 1000000)\n"
+    "  --top-k K            sample among the K most likely tokens (default 50; 1: greedy)\n"
+    "  --top-p P            ... and among them the fewest whose probability reaches P (default 1)\n"
+    "  --temperature T      divide the logits by T (default 1; 0: greedy)\n"
+    "  --seed N             the same seed, flags, model and threads give the same samples (default 42)\n"
+    "  --stop-at-eot        end a continuation at <|endoftext|>\n"
+    "  --json               print {\"prompt\", \"prompt_ids\", \"samples\": [{\"text\", \"ids\"}]} at the end\n"
+    "  --threads N          CPU threads (default: the number of CPUs)\n\n"
+    "One sample streams as it is generated; several stream line by line, each line tagged [n].\n"
+    "A summary (tokens per second) goes to standard error.\n";
+
+/* What one sample has produced: its ids, and text not yet printed (complete characters only). */
+typedef struct sample_out {
+    gpt2c_stream_decoder sd;
+    uint32_t *ids;
+    size_t nids;
+    char *pending;
+    size_t npending;
+    int ended; /* stopped at <|endoftext|> */
+} sample_out;
+
+typedef struct printer {
+    const gpt2c_tokenizer *tok;
+    sample_out *out;
+    int nsamples, json, stop_at_eot, failed;
+} printer;
+
+static void print_tagged(int s, const char *text, size_t n) {
+    printf("[%d] ", s + 1);
+    fwrite(text, 1, n, stdout);
+}
+
+/* Several samples: print each complete line of a sample with its tag. */
+static void flush_lines(sample_out *o, int s, int all) {
+    size_t start = 0;
+    for (size_t i = 0; i < o->npending; i++)
+        if (o->pending[i] == '\n') {
+            print_tagged(s, o->pending + start, i + 1 - start);
+            start = i + 1;
+        }
+    if (all && start < o->npending) {
+        print_tagged(s, o->pending + start, o->npending - start);
+        putchar('\n');
+        start = o->npending;
+    }
+    memmove(o->pending, o->pending + start, o->npending - start);
+    o->npending -= start;
+    fflush(stdout);
+}
+
+static void emit(printer *p, int s, const char *bytes, size_t n) {
+    if (p->json || n == 0) return;
+    if (p->nsamples == 1) {
+        fwrite(bytes, 1, n, stdout);
+        fflush(stdout);
+        return;
+    }
+    sample_out *o = &p->out[s];
+    char *grown = realloc(o->pending, o->npending + n);
+    if (!grown) {
+        p->failed = 1;
+        return;
+    }
+    o->pending = grown;
+    memcpy(o->pending + o->npending, bytes, n);
+    o->npending += n;
+    flush_lines(o, s, 0);
+}
+
+static void on_token(void *user, int s, uint32_t id) {
+    printer *p = user;
+    sample_out *o = &p->out[s];
+    uint32_t *grown = realloc(o->ids, (o->nids + 1) * sizeof *o->ids);
+    if (!grown) {
+        p->failed = 1;
+        return;
+    }
+    o->ids = grown;
+    o->ids[o->nids++] = id;
+    if (p->stop_at_eot && id == GPT2C_EOT) { /* the end, not text */
+        o->ended = 1;
+        return;
+    }
+    char buf[GPT2C_STREAM_OUT_MAX];
+    int n = gpt2c_stream_push(&o->sd, p->tok, id, buf, NULL);
+    if (n > 0) emit(p, s, buf, (size_t)n);
+}
+
+static void on_note(void *user, const char *msg) {
+    (void)user;
+    fflush(stdout);
+    fprintf(stderr, "gpt2c: note: %s\n", msg);
+}
+
+/* JSON strings must be valid UTF-8: bytes that are not become U+FFFD, as Python's
+ * decode(errors="replace") does. */
+static json_t *json_text(const char *s, size_t n) {
+    char *clean = malloc(n * 3 + 1);
+    if (!clean) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        if (cp == UTF8_INVALID) memcpy(clean + k, "\xEF\xBF\xBD", 3), k += 3;
+        else memcpy(clean + k, s + i, (size_t)len), k += (size_t)len;
+        i += (size_t)len;
+    }
+    json_t *j = json_stringn(clean, k);
+    free(clean);
+    return j;
+}
+
+static json_t *json_ids(const uint32_t *ids, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+static int print_json(const printer *p, const char *prompt, size_t prompt_len,
+                      const uint32_t *prompt_ids, size_t nprompt) {
+    json_t *samples = json_array();
+    for (int s = 0; s < p->nsamples; s++) {
+        const sample_out *o = &p->out[s];
+        size_t n = o->nids - (size_t)o->ended; /* the text leaves out the final <|endoftext|> */
+        char *text;
+        size_t len;
+        gpt2c_error err;
+        if (gpt2c_decode(p->tok, o->ids, n, &text, &len, &err) != 0) return cli_error("%s", err.msg);
+        json_array_append_new(samples, json_pack("{s:o, s:o}", "text", json_text(text, len), "ids",
+                                                 json_ids(o->ids, o->nids)));
+        free(text);
+    }
+    json_t *root = json_pack("{s:o, s:o, s:o}", "prompt", json_text(prompt, prompt_len),
+                             "prompt_ids", json_ids(prompt_ids, nprompt), "samples", samples);
+    char *dump = root ? json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(root);
+    if (!dump) return cli_error("out of memory");
+    puts(dump);
+    free(dump);
+    return 0;
+}
+
+int cmd_sample(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
+        {"prompt-file", required_argument, 0, 'f'}, {"num-samples", required_argument, 0, 'n'},
+        {"max-tokens", required_argument, 0, 'x'},  {"top-k", required_argument, 0, 'k'},
+        {"top-p", required_argument, 0, 'P'},       {"temperature", required_argument, 0, 't'},
+        {"seed", required_argument, 0, 's'},        {"stop-at-eot", no_argument, 0, 'e'},
+        {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    gpt2c_sample_opts o;
+    gpt2c_sample_opts_default(&o);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = ncpu > 0 ? (int)ncpu : 1;
+    const char *prompt_arg = NULL, *prompt_file = NULL;
+    int json = 0, c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model_dir = optarg; break;
+        case 'p': prompt_arg = optarg; break;
+        case 'f': prompt_file = optarg; break;
+        case 'n':
+            if (cli_parse_u64(optarg, 1, 1024, &v)) return cli_usage_error("sample", "--num-samples must be 1..1024");
+            o.num_samples = (int)v;
+            break;
+        case 'x':
+            if (cli_parse_u64(optarg, 1, 1000000, &v)) return cli_usage_error("sample", "--max-tokens must be 1..1000000");
+            o.max_tokens = (int)v;
+            break;
+        case 'k':
+            if (cli_parse_u64(optarg, 1, 1u << 30, &v)) return cli_usage_error("sample", "--top-k must be a whole number >= 1");
+            o.top_k = (int)v;
+            break;
+        case 'P':
+            if (cli_parse_double(optarg, &o.top_p) || !(o.top_p > 0 && o.top_p <= 1))
+                return cli_usage_error("sample", "--top-p must be in (0, 1]");
+            break;
+        case 't':
+            if (cli_parse_double(optarg, &o.temperature) || !(o.temperature >= 0 && o.temperature <= 1e6))
+                return cli_usage_error("sample", "--temperature must be a number >= 0");
+            break;
+        case 's':
+            if (cli_parse_u64(optarg, 0, UINT64_MAX, &v)) return cli_usage_error("sample", "--seed must be a whole number");
+            o.seed = v;
+            break;
+        case 'e': o.stop_at_eot = 1; break;
+        case 'j': json = 1; break;
+        case 'T':
+            if (cli_parse_u64(optarg, 1, 1024, &v)) return cli_usage_error("sample", "--threads must be 1..1024");
+            o.threads = (int)v;
+            break;
+        case 'h': fputs(help, stdout); return 0;
+        default: return cli_bad_option("sample", argv);
+        }
+    }
+    if (optind < argc) return cli_usage_error("sample", "unexpected argument '%s'", argv[optind]);
+    if (!o.model_dir) return cli_usage_error("sample", "--model is required");
+    if (prompt_arg && prompt_file) return cli_usage_error("sample", "give --prompt or --prompt-file, not both");
+
+    gpt2c_error err = {{0}};
+    unsigned char *text = NULL;
+    size_t text_len = 0;
+    if (prompt_arg) {
+        text_len = strlen(prompt_arg);
+        text = (unsigned char *)strdup(prompt_arg);
+        if (!text) return cli_error("out of memory");
+    } else if (prompt_file || !isatty(STDIN_FILENO)) {
+        if (cli_read_all(prompt_file, &text, &text_len, &err) != 0) return cli_error("%s", err.msg);
+    }
+    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
+    gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
+    gpt2c_ids ids = {0};
+    printer p = {.tok = tok, .nsamples = o.num_samples, .json = json, .stop_at_eot = o.stop_at_eot};
+    p.out = calloc((size_t)o.num_samples, sizeof *p.out);
+    int rc = !enc || (text_len && gpt2c_encode(enc, text, text_len, &ids, &err) != 0) ? cli_error("%s", err.msg)
+             : !p.out ? cli_error("out of memory") : 0;
+    if (rc == 0 && !json) /* every sample starts with the prompt */
+        for (int s = 0; s < o.num_samples; s++) emit(&p, s, (const char *)text, text_len);
+    gpt2c_sample_callbacks cb = {.user = &p, .on_token = on_token, .on_note = on_note};
+    gpt2c_sample_stats st;
+    if (rc == 0 && gpt2c_sample(&o, ids.data, ids.len, &cb, &st, &err) != 0) {
+        fflush(stdout);
+        rc = cli_error("%s", err.msg);
+    }
+    if (rc == 0 && p.failed) rc = cli_error("out of memory");
+    if (rc == 0 && json) rc = print_json(&p, (const char *)text, text_len, ids.data, ids.len);
+    if (rc == 0 && !json) {
+        for (int s = 0; s < o.num_samples; s++) {
+            char buf[GPT2C_STREAM_OUT_MAX];
+            emit(&p, s, buf, (size_t)gpt2c_stream_finish(&p.out[s].sd, buf));
+            if (o.num_samples > 1) flush_lines(&p.out[s], s, 1);
+        }
+        if (o.num_samples == 1) putchar('\n');
+        fflush(stdout);
+    }
+    if (rc == 0)
+        fprintf(stderr, "gpt2c: %zu prompt tokens, %ld tokens generated in %.2f s (%.1f tokens/s; "
+                        "prompt %.0f ms, model load %.0f ms)\n", st.prompt_tokens, st.generated,
+                st.generate_ms / 1e3, st.generate_ms > 0 ? st.generated / (st.generate_ms / 1e3) : 0,
+                st.prompt_ms, st.load_ms);
+    for (int s = 0; p.out && s < o.num_samples; s++) free(p.out[s].ids), free(p.out[s].pending);
+    free(p.out);
+    gpt2c_ids_free(&ids);
+    gpt2c_encoder_free(enc);
+    gpt2c_tokenizer_free(tok);
+    free(text);
+    return rc;
+}

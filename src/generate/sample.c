@@ -1,0 +1,33 @@
+/* gpt2c_sample: a Hugging Face directory in, continuations out through callbacks. */
+#include <string.h>
+
+#include "generate/generate.h"
+#include "io/hf_model.h"
+#include "util/error.h"
+#include "util/time.h"
+
+void gpt2c_sample_opts_default(gpt2c_sample_opts *o) {
+    *o = (gpt2c_sample_opts){.num_samples = 5, .max_tokens = 30, .top_k = 50, .top_p = 1.0,
+                             .temperature = 1.0, .seed = 42, .threads = 1};
+}
+
+int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
+                 const gpt2c_sample_callbacks *cb, gpt2c_sample_stats *stats, gpt2c_error *err) {
+    memset(stats, 0, sizeof *stats);
+    if (o->threads < 1) return err_set(err, "threads must be at least 1");
+    for (size_t i = 0; i < n; i++)
+        if (prompt[i] >= GPT2C_VOCAB_SIZE) return err_set(err, "prompt token %zu is %u, outside the vocabulary", i, prompt[i]);
+    gpt2_ops_cpu.set_threads(o->threads);
+    double t0 = now_ms();
+    gpt2_model m;
+    if (hf_model_load(&m, o->model_dir, &gpt2_ops_cpu, err) != 0) return -1;
+    generator g;
+    int max_prompt = n > (size_t)m.cfg.max_seq_len ? m.cfg.max_seq_len : (int)n;
+    int rc = generator_init(&g, &m, o, max_prompt, err);
+    double load_ms = now_ms() - t0;
+    if (rc == 0) rc = generator_run(&g, &m, prompt, n, cb, stats, err);
+    stats->load_ms = load_ms;
+    generator_free(&g); /* safe after a failed init too */
+    gpt2_free(&m);
+    return rc;
+}

@@ -1,0 +1,161 @@
+/* Generation: the KV-cache forward against full recomputation and against the training forward's
+ * losses, batched decoding against one sequence at a time, and the sampler's distribution. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "generate/generate.h"
+#include "model/gpt2_infer.h"
+
+#define V GPT2_VOCAB
+#define VP GPT2_VOCAB_PADDED
+
+/* Largest difference relative to the largest logit. */
+static float max_rel_diff(const float *a, const float *b, int n) {
+    float worst = 0, scale = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (d > worst) worst = d;
+        if (fabsf(b[i]) > scale) scale = fabsf(b[i]);
+    }
+    return worst / scale;
+}
+
+static void test_cache_equals_recompute(const gpt2_model *m, const int32_t *tokens, int T) {
+    gpt2c_error err;
+    gpt2_kv inc, full;
+    CHECK(gpt2_kv_plan(&inc, m, 1, T, T, &err) == 0);
+    CHECK(gpt2_kv_plan(&full, m, 1, T, T, &err) == 0);
+    float worst = 0;
+    /* the first 70 tokens in one call (more than one block of attention rows), then one by one */
+    int first = 70;
+    gpt2_infer(m, &inc, tokens, 0, 1, first, 0);
+    for (int t = first; t <= T; t++) {
+        if (t > first) gpt2_infer(m, &inc, tokens + t - 1, 0, 1, 1, t - 1);
+        gpt2_infer(m, &full, tokens, 0, 1, t, 0);
+        float d = max_rel_diff(inc.logits, full.logits, V);
+        if (d > worst) worst = d;
+    }
+    if (worst > 1e-5f) fprintf(stderr, "cache vs recompute: %g\n", worst);
+    CHECK(worst <= 1e-5f);
+    gpt2_kv_free(&inc);
+    gpt2_kv_free(&full);
+}
+
+/* The losses of the training forward equal -log softmax of the cached logits at every position. */
+static void test_cache_equals_training_forward(gpt2_model *m, const int32_t *tokens, int T) {
+    gpt2c_error err;
+    CHECK(gpt2_plan(m, 1, T, 0, &err) == 0);
+    memcpy(m->inputs, tokens, T * sizeof *tokens);
+    memcpy(m->targets, tokens + 1, T * sizeof *tokens);
+    gpt2_forward(m, 0.0f);
+    gpt2_kv kv;
+    CHECK(gpt2_kv_plan(&kv, m, 1, T, T, &err) == 0);
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        gpt2_infer(m, &kv, tokens + t, 0, 1, 1, t);
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < V; j++) mx = kv.logits[j] > mx ? kv.logits[j] : mx;
+        for (int j = 0; j < V; j++) sum += exp(kv.logits[j] - mx);
+        double loss = log(sum) + mx - kv.logits[tokens[t + 1]];
+        double d = fabs(loss - m->losses[t]);
+        if (d > worst) worst = d;
+    }
+    if (worst > 1e-4) fprintf(stderr, "cache vs training forward: %g\n", worst);
+    CHECK(worst <= 1e-4);
+    gpt2_kv_free(&kv);
+}
+
+/* Three sequences decoded together give each one's logits alone. */
+static void test_batch_equals_single(const gpt2_model *m, const int32_t *tokens) {
+    gpt2c_error err;
+    gpt2_kv batch, single;
+    enum { S = 3, STEPS = 10 };
+    CHECK(gpt2_kv_plan(&batch, m, S, 16, 16, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 16, 16, &err) == 0);
+    float worst = 0;
+    for (int s = 0; s < S; s++) gpt2_infer(m, &batch, tokens + 5 * s, s, 1, 4, 0);
+    for (int t = 4; t < 4 + STEPS; t++) {
+        int32_t step[S];
+        for (int s = 0; s < S; s++) step[s] = tokens[5 * s + t];
+        gpt2_infer(m, &batch, step, 0, S, 1, t);
+    }
+    for (int s = 0; s < S; s++) {
+        gpt2_infer(m, &single, tokens + 5 * s, 0, 1, 4, 0);
+        for (int t = 4; t < 4 + STEPS; t++) gpt2_infer(m, &single, tokens + 5 * s + t, 0, 1, 1, t);
+        float d = max_rel_diff(batch.logits + (size_t)s * VP, single.logits, V);
+        if (d > worst) worst = d;
+    }
+    CHECK(worst <= 1e-4f);
+    gpt2_kv_free(&batch);
+    gpt2_kv_free(&single);
+}
+
+static void test_sampler(void) {
+    gpt2c_error err;
+    enum { NV = 10, DRAWS = 200000 };
+    float logits[NV] = {1.0f, 2.5f, 0.3f, 2.0f, -1.0f, 2.5f, 0.0f, 1.7f, 3.0f, -2.0f};
+    rng r;
+    rng_seed(&r, 7);
+    sampler s;
+    /* top-k 1 is greedy at any temperature; greedy takes the lowest id on ties */
+    CHECK(sampler_init(&s, 5.0f, 1, 1.0f, NV, &err) == 0);
+    CHECK(sampler_next(&s, logits, NV, &r) == 8);
+    sampler_free(&s);
+    float tied[4] = {1, 3, 3, 0};
+    CHECK(sampler_init(&s, 0.0f, 50, 1.0f, 4, &err) == 0);
+    CHECK(sampler_next(&s, tied, 4, &r) == 1);
+    sampler_free(&s);
+    /* top-k 4 at temperature 0.8: the draws follow softmax(top-4 logits / 0.8) (chi-square,
+     * 3 degrees of freedom; 16.27 is the 0.1% critical value; the seed is fixed) */
+    CHECK(sampler_init(&s, 0.8f, 4, 1.0f, NV, &err) == 0);
+    int counts[NV] = {0};
+    for (int i = 0; i < DRAWS; i++) counts[sampler_next(&s, logits, NV, &r)]++;
+    const int top[4] = {8, 1, 5, 3}; /* 3.0, 2.5, 2.5, 2.0 */
+    double z = 0, chi2 = 0;
+    for (int i = 0; i < 4; i++) z += exp(logits[top[i]] / 0.8);
+    int outside = DRAWS;
+    for (int i = 0; i < 4; i++) {
+        double expect = DRAWS * exp(logits[top[i]] / 0.8) / z;
+        chi2 += (counts[top[i]] - expect) * (counts[top[i]] - expect) / expect;
+        outside -= counts[top[i]];
+    }
+    if (chi2 >= 16.27) fprintf(stderr, "top-k chi-square %g\n", chi2);
+    CHECK(chi2 < 16.27);
+    CHECK(outside == 0);
+    sampler_free(&s);
+    /* top-p 0.5 at temperature 1: the smallest prefix reaching half the mass */
+    CHECK(sampler_init(&s, 1.0f, NV, 0.5f, NV, &err) == 0);
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 20000; i++) counts[sampler_next(&s, logits, NV, &r)]++;
+    /* 3.0 alone has 32% of the mass, with the first 2.5 (id 1, the lower id) 51% */
+    CHECK(counts[8] + counts[1] == 20000 && counts[8] > counts[1] && counts[1] > 0);
+    sampler_free(&s);
+    /* bad settings */
+    CHECK(sampler_init(&s, 1.0f, 0, 1.0f, NV, &err) == -1);
+    CHECK(sampler_init(&s, 1.0f, 5, 0.0f, NV, &err) == -1);
+    CHECK(sampler_init(&s, 1.0f, 5, 1.5f, NV, &err) == -1);
+    CHECK(sampler_init(&s, -1.0f, 5, 1.0f, NV, &err) == -1);
+}
+
+int main(void) {
+    gpt2c_error err;
+    gpt2_model m;
+    gpt2_config cfg = {2, 2, 32, 128};
+    if (gpt2_create(&m, &cfg, &gpt2_ops_cpu, &err) != 0) return 1;
+    gpt2_init_random(&m, 3);
+    /* bigger than GPT-2's init, so that the logits are far from uniform */
+    for (size_t i = 0; i < m.table.total; i++) m.params[i] *= 5.0f;
+    enum { T = 90 };
+    int32_t tokens[T + 1];
+    rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i <= T; i++) tokens[i] = (int32_t)(rng_next(&r) % V);
+    test_cache_equals_recompute(&m, tokens, T);
+    test_cache_equals_training_forward(&m, tokens, T);
+    test_batch_equals_single(&m, tokens);
+    test_sampler();
+    gpt2_free(&m);
+    return check_done();
+}
