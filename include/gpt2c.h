@@ -156,6 +156,9 @@ typedef struct gpt2c_train_opts {
     int threads;
     int resume;                /* continue from out_dir/state */
     int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
+    int sample_every;          /* print samples every N steps and at the last (0: never) */
+    const uint32_t *sample_prompt; /* their prompt, as ids (empty: <|endoftext|>) */
+    size_t sample_prompt_len;
 } gpt2c_train_opts;
 
 typedef struct gpt2c_train_plan {
@@ -177,7 +180,13 @@ typedef struct gpt2c_train_callbacks {
     void (*on_step)(void *user, const gpt2c_train_step *s);
     void (*on_val)(void *user, int step, double val_loss);
     void (*on_checkpoint)(void *user, int step, const char *model_dir);
+    /* GPT2C_TRAIN_SAMPLES continuations of the sample prompt, each GPT2C_TRAIN_SAMPLE_TOKENS ids */
+    void (*on_sample)(void *user, int step, int sample, const uint32_t *ids, size_t n);
 } gpt2c_train_callbacks;
+
+/* Samples during training, as build-nanogpt draws them: top-k 50, a fixed seed each time. */
+#define GPT2C_TRAIN_SAMPLES 4
+#define GPT2C_TRAIN_SAMPLE_TOKENS 32
 
 GPT2C_API void gpt2c_train_opts_default(gpt2c_train_opts *o);
 GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb,

@@ -201,3 +201,18 @@ def broken_vocab(model_dir, tmp_path):
 def test_bad_input_is_one_line_error(model_dir, tmp_path, case):
     out = run("sample", "--prompt", PROMPT, "--max-tokens", 2, *BAD[case](model_dir, tmp_path))
     assert_one_line_error(out)
+
+
+def test_train_prints_the_same_samples(model_dir, tmp_path, tiktoken_gpt2):
+    """`gpt2c train --sample-every` draws with the same sampler as `gpt2c sample` (4 samples, 32
+    tokens, top-k 50, seed 42): at step 0 of a 1-step run the weights are the initial ones."""
+    import numpy as np
+    tokens = np.arange(2000, 2000 + 600, dtype=np.uint16)
+    ref.write_shard(tmp_path / "train_000000.bin", tokens)
+    out = run_ok("train", "--model", model_dir, "--data", tmp_path / "train_*.bin", "--out-dir", tmp_path / "run",
+                 "--batch-size", 2, "--seq-len", 16, "--max-steps", 1, "--val-every", 0,
+                 "--sample-every", 5, "--sample-prompt", PROMPT, "--threads", 2).stdout
+    want = sample_json(model_dir, "--num-samples", 4, "--max-tokens", 32, "--top-k", 50, "--seed", 42)
+    for i, s in enumerate(want["samples"]):
+        line = b"step     0 | sample %d: " % (i + 1) + PROMPT.encode() + tiktoken_gpt2.decode_bytes(s["ids"]) + b"\n"
+        assert line in out

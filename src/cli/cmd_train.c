@@ -37,6 +37,10 @@ static const char *help =
     "  --ckpt-every N         checkpoint every N steps and at the end (default 1000; 0: end only)\n"
     "  --resume               continue the run saved in DIR/state\n"
     "  --stop-after N         stop with a checkpoint once N steps are done (default: never)\n"
+    "samples:\n"
+    "  --sample-every N       print 4 continuations (32 tokens, top-k 50) every N steps and at the\n"
+    "                         last (default 0: never)\n"
+    "  --sample-prompt TEXT   their prompt (default \"Hello, I'm a language model,\")\n"
     "other:\n"
     "  --seed N               seed of the from-scratch init (default 1337)\n"
     "  --threads N            CPU threads (default: the number of CPUs)\n";
@@ -99,6 +103,24 @@ static void on_val(void *user, int step, double loss) {
     fflush(stdout);
 }
 
+typedef struct train_cli {
+    const gpt2c_tokenizer *tok;
+    const char *prompt;
+} train_cli;
+
+static void on_sample(void *user, int step, int sample, const uint32_t *ids, size_t n) {
+    train_cli *t = user;
+    char *text = NULL;
+    size_t len;
+    gpt2c_error err;
+    if (gpt2c_decode(t->tok, ids, n, &text, &len, &err) != 0) return;
+    printf("step %5d | sample %d: %s", step, sample + 1, t->prompt);
+    fwrite(text, 1, len, stdout);
+    putchar('\n');
+    fflush(stdout);
+    free(text);
+}
+
 static void on_checkpoint(void *user, int step, const char *dir) {
     (void)user;
     printf("checkpoint after step %d: %s\n", step, dir);
@@ -111,6 +133,7 @@ int cmd_train(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.threads = ncpu > 0 ? (int)ncpu : 1;
     o.ckpt_every = 1000;
+    const char *sample_prompt = "Hello, I'm a language model,";
     const opt_spec specs[] = {
         {"model", OPT_STR, &o.model, 0, 0},
         {"max-seq-len", OPT_INT, &o.max_seq_len, 1, 65536},
@@ -136,6 +159,8 @@ int cmd_train(int argc, char **argv) {
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9},
         {"seed", OPT_U64, &o.seed, 0, 1.8e19},
         {"threads", OPT_INT, &o.threads, 1, 1024},
+        {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
+        {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
     };
     enum { NSPECS = sizeof specs / sizeof *specs };
     struct option opts[NSPECS + 2];
@@ -159,10 +184,25 @@ int cmd_train(int argc, char **argv) {
     if (!o.model && !o.resume) return cli_usage_error("train", "--model is required");
     if (!o.data) return cli_usage_error("train", "--data is required");
     if (!o.out_dir) return cli_usage_error("train", "--out-dir is required");
-    gpt2c_train_callbacks cb = {.on_plan = on_plan, .on_step = on_step, .on_val = on_val,
-                                .on_checkpoint = on_checkpoint};
     gpt2c_error err = {{0}};
-    if (gpt2c_train(&o, &cb, &err) != 0) return cli_error("%s", err.msg);
+    train_cli t = {.prompt = sample_prompt};
+    gpt2c_tokenizer *tok = NULL;
+    gpt2c_encoder *enc = NULL;
+    gpt2c_ids ids = {0};
+    int rc = 0;
+    if (o.sample_every > 0) { /* the sample prompt as ids, and the tokenizer to print samples */
+        t.tok = tok = gpt2c_tokenizer_new(&err);
+        enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
+        if (!enc || gpt2c_encode(enc, sample_prompt, strlen(sample_prompt), &ids, &err) != 0) rc = -1;
+        o.sample_prompt = ids.data, o.sample_prompt_len = ids.len;
+    }
+    gpt2c_train_callbacks cb = {.user = &t, .on_plan = on_plan, .on_step = on_step, .on_val = on_val,
+                                .on_checkpoint = on_checkpoint, .on_sample = on_sample};
+    if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
+    gpt2c_ids_free(&ids);
+    gpt2c_encoder_free(enc);
+    gpt2c_tokenizer_free(tok);
+    if (rc != 0) return cli_error("%s", err.msg);
     printf("done: the model is in %s/model\n", o.out_dir);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "data/loader.h"
+#include "generate/generate.h"
 #include "io/hf_config.h"
 #include "io/hf_model.h"
 #include "train/checkpoint.h"
@@ -124,7 +125,28 @@ typedef struct run {
     int have_val, accum;
     run_log log;
     char *model_dir;
+    generator gen; /* planned at the start when sampling during training */
+    uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
+    size_t sample_len[GPT2C_TRAIN_SAMPLES];
 } run;
+
+static void collect_sample(void *user, int sample, uint32_t id) {
+    run *r = user;
+    r->sample_ids[sample][r->sample_len[sample]++] = id;
+}
+
+/* Continuations of the sample prompt with the current weights, handed to the callback. */
+static int print_samples(run *r, long step, gpt2c_error *err) {
+    memset(r->sample_len, 0, sizeof r->sample_len);
+    gpt2c_sample_callbacks cb = {.user = r, .on_token = collect_sample};
+    gpt2c_sample_stats stats;
+    if (generator_run(&r->gen, &r->m, r->o->sample_prompt, r->o->sample_prompt_len, &cb, &stats, err) != 0)
+        return -1;
+    if (r->cb && r->cb->on_sample)
+        for (int s = 0; s < GPT2C_TRAIN_SAMPLES; s++)
+            r->cb->on_sample(r->cb->user, (int)step, s, r->sample_ids[s], r->sample_len[s]);
+    return 0;
+}
 
 static int checkpoint(run *r, long next_step, gpt2c_error *err) {
     train_state st = {.cfg = r->m.cfg, .batch_size = r->o->batch_size, .seq_len = r->o->seq_len,
@@ -151,6 +173,8 @@ static int loop(run *r, long start, gpt2c_error *err) {
             if (run_log_val(&r->log, step, vl, err) != 0) return -1;
             if (r->cb && r->cb->on_val) r->cb->on_val(r->cb->user, (int)step, vl);
         }
+        if (o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last))
+            if (print_samples(r, step, err) != 0) return -1;
         double t0 = now_ms(), loss = 0.0;
         gpt2_zero_grad(m);
         for (int micro = 0; micro < r->accum; micro++) {
@@ -210,6 +234,12 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
         if (rc == 0) rc = loader_seek(&r.train, st.data_shard, st.data_pos, err);
         start = st.next_step;
     }
+    if (rc == 0 && o->sample_every > 0) {
+        gpt2c_sample_opts so = {.num_samples = GPT2C_TRAIN_SAMPLES, .max_tokens = GPT2C_TRAIN_SAMPLE_TOKENS,
+                                .top_k = 50, .top_p = 1.0, .temperature = 1.0, .seed = 42};
+        size_t np = o->sample_prompt_len;
+        rc = generator_init(&r.gen, &r.m, &so, np > INT32_MAX ? INT32_MAX : (int)np, err);
+    }
     r.model_dir = fs_join(o->out_dir, "model");
     if (rc == 0 && !r.model_dir) rc = err_set(err, "out of memory");
     if (rc == 0) rc = run_log_open(&r.log, o->out_dir, start, err);
@@ -226,6 +256,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
     if (rc == 0) rc = loop(&r, start, err);
     if (r.log.f) rc |= run_log_close(&r.log, rc == 0 ? err : NULL);
     free(r.model_dir);
+    generator_free(&r.gen);
     loader_close(&r.train);
     if (r.have_val) loader_close(&r.val);
     adamw_state_free(&r.s);
