@@ -305,7 +305,8 @@ int main(void) {
     rng_seed(&r, 42);
     test_layernorm(7, 5);
     test_layernorm(130, 6); /* more rows than CPU_LN_BLOCKS */
-    test_matmul(5, 7, 9);
+    test_matmul(5, 7, 9);  /* few rows: the generation kernel (odd OC) */
+    test_matmul(13, 7, 10); /* the BLAS */
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 6, 3);
     test_attention(1, 70, 4, 2); /* two blocks of CPU_ATTN_ROWS queries */

@@ -51,9 +51,12 @@ static int load_tensor(gpt2_model *m, const gpt2_param *p, const st_tensor *t, c
         free(tmp);
         return -1;
     }
+    /* [in][out] -> [out][in], in 32 x 32 tiles so that both sides stay in cache */
     int in = p->hf_shape[0], out = p->hf_shape[1];
-    for (int i = 0; i < in; i++)
-        for (int o = 0; o < out; o++) dst[(size_t)o * in + i] = tmp[(size_t)i * out + o];
+    for (int i0 = 0; i0 < in; i0 += 32)
+        for (int o0 = 0; o0 < out; o0 += 32)
+            for (int i = i0; i < i0 + 32 && i < in; i++)
+                for (int o = o0; o < o0 + 32 && o < out; o++) dst[(size_t)o * in + i] = tmp[(size_t)i * out + o];
     free(tmp);
     return 0;
 }

@@ -39,6 +39,16 @@ static void scores(float *S, const head *hd, int q0, int nq, int nk, int hs, int
  * is not NULL, each row's log-sum-exp. S holds CPU_ATTN_ROWS x (p0 + nq) floats. */
 static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const float *k,
                    const float *v, int ldk, int p0, int nq_all, int hs, float scale, float *S) {
+    if (nq_all == 1) { /* one new token (generation): matrix-vector products */
+        int nk = p0 + 1;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, nk, hs, scale, k, ldk, q, 1, 0.0f, S, 1);
+        float maxv = -INFINITY, sum = 0.0f;
+        for (int u = 0; u < nk; u++) maxv = S[u] > maxv ? S[u] : maxv;
+        for (int u = 0; u < nk; u++) sum += S[u] = expf(S[u] - maxv);
+        cblas_sgemv(CblasRowMajor, CblasTrans, nk, hs, 1.0f / sum, v, ldk, S, 1, 0.0f, o, 1);
+        if (lse) lse[0] = maxv + logf(sum);
+        return;
+    }
     for (int r0 = 0; r0 < nq_all; r0 += CPU_ATTN_ROWS) {
         int nq = nq_all - r0 < CPU_ATTN_ROWS ? nq_all - r0 : CPU_ATTN_ROWS, nk = p0 + r0 + nq;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hs, scale,
