@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 PYTHON     := $(CURDIR)/.venv/bin/python
 
-.PHONY: all deps build test demo bench bench-train unicode-tables fuzz clean
+.PHONY: all deps build test demo bench bench-train bench-sample unicode-tables fuzz clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench: deps build
 # Training step time against PyTorch (float32, CPU): about 9 minutes on 2 cores.
 bench-train: deps build
 	$(PYTHON) bench/train_bench.py --build-dir $(BUILD)
+
+# Sampling speed (gpt2c sample, KV cache) against PyTorch with a KV cache, d12 float32, and where
+# the time goes (memory bandwidth, the matmuls replayed): about 10 minutes on 2 cores.
+bench-sample: deps build
+	$(PYTHON) bench/sample_bench.py --build-dir $(BUILD)
 
 # Regenerate src/tokenizer/unicode_tables.c (committed) from the pinned Unicode database.
 unicode-tables: deps

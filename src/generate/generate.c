@@ -102,7 +102,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
                 note(cb, msg);
                 slid = 1;
             }
-            for (int s = 0; s < S; s++) {
+            for (int s = 0; keep > 0 && s < S; s++) { /* (a 1-position model keeps nothing) */
                 const int32_t *h = g->history + (size_t)s * stride + (size_t)np + step - keep;
                 gpt2_infer(m, &g->kv, h, s, 1, keep, 0);
             }

@@ -1,0 +1,720 @@
+"""Sampling benchmark: `gpt2c sample` against a PyTorch GPT-2 with a KV cache, same model and threads.
+
+What is measured
+  Tokens per second of generation (float32, CPU) for a few (samples, new tokens) configs, on one
+  random-init GPT-2 (default d12: 12 layers, 12 heads, 768 wide, 1024 positions; GPT-2's init,
+  tests/torch_gpt2.random_init) written once as a Hugging Face directory in a temp dir, which both
+  sides load. Prompt "Hello, I'm a language model," (8 tokens); top-k 50, temperature 1. Default
+  configs: batch (--num-samples) 1 and 5, 30 and 500 new tokens each.
+
+  gpt2c: `gpt2c sample --model DIR --prompt P --num-samples B --max-tokens N --threads T --json`,
+  a fresh process per run. Its stderr summary line, e.g. `gpt2c: 8 prompt tokens, 150 tokens
+  generated in 0.12 s (329.0 tokens/s; prompt 6 ms, model load 53 ms)`, gives the three phases:
+  model load (reading the safetensors, the KV cache allocated and written), prompt (the prompt's
+  one forward pass, a batch of one, its cache copied to the B samples), and generation (B x N
+  tokens: the first of each sample from the prompt's logits, then N - 1 one-token steps of the B
+  samples together, the top-k sampling of every token included). Generation time = tokens /
+  (tokens/s), which the line prints to more digits than the seconds.
+
+  PyTorch: this file run as a worker in a fresh process (--torch-worker): bench/torch_gpt2_kv.py,
+  a GPT-2 with a KV cache over the weights of tests/torch_gpt2.load_hf_dir, under
+  torch.inference_mode(), float32. The same three phases, timed with time.perf_counter:
+  load (load_hf_dir + the cache tensors allocated and zeroed, as gpt2c does at load), prefill
+  (the prompt once, a batch of one; its keys and values copied to the B samples), generation
+  (build-nanogpt's sampling: softmax, torch.topk(50), torch.multinomial, torch.gather; then
+  N - 1 one-token steps of the B samples together). Two choices, each the faster of two
+  (`--compare` runs the other of each too, in every round; on 2026-11-23, d12, 2 threads):
+    - the KV cache is preallocated, (B, heads, n + N - 1, head size) per layer, written in place
+      and attended over as a strided view; growing it by torch.cat (`--torch-cache concat`) is
+      as fast for 30 tokens and slower for 500 (B=5: 76.9 against 70.3 ms per step).
+    - the linear layers are F.linear on weights transposed once at load to nn.Linear's
+      [out, in], as build-nanogpt's from_pretrained does with these checkpoints, which is also
+      gpt2c's layout and BLAS call; Hugging Face's Conv1D addmm on [in, out]
+      (`--torch-linear conv1d`) is slower on this OpenBLAS (B=5 N=500: 82.5 against 70.3 ms).
+  The LM head is tied to wte and runs over the 50257 real rows (gpt2c's over its 50304 padded
+  rows: 0.09% more).
+
+Reported, per config (medians over --rounds runs of each side):
+  generation tokens/s (all B samples together: B * N / generation time), the ratio gpt2c / torch
+  (above 1: gpt2c is faster), ms per decoding step (generation time / (N - 1): the N - 1
+  one-token forward passes of the B samples, with the sampling of all N tokens spread over
+  them), prefill ms, end-to-end ms excluding model load (prefill + generation), and in the
+  details the load times, process wall and peak RSS.
+
+Why the comparison is fair
+  * Same weights, prompt, configs, float32, same number of threads: --threads T for gpt2c,
+    torch.set_num_threads(T) in the worker, and OMP_NUM_THREADS=T and OPENBLAS_NUM_THREADS=T in
+    both environments. Debian's torch does its matmuls with the system BLAS, the same OpenBLAS
+    (OpenMP flavour) gpt2c links; the report prints the BLAS each process loaded.
+  * Both are fresh processes run the way a user would run them: no warm-up pass on either side.
+  * The two run alternately (in round r, gpt2c first when r is odd, torch first when even;
+    configs inside each round), so drifts in clock speed or machine load hit both alike. The run
+    reports how busy the machine was with other processes meanwhile.
+  * Before timing, a check: the torch KV-cache logits against a full recomputation, and greedy
+    continuations (top-k 1) of gpt2c and torch, token for token.
+
+Where the time goes (unless --no-roofline)
+  A decoding step at batch 1 is a chain of matrix-vector products that read every weight once:
+  d12 holds 85M block weights + the 50304 x 768 LM head = 124M floats, about 495 MB per step,
+  plus the KV cache read by attention (2 x 12 layers x position x 768 floats per sample). So the
+  step is bound by memory bandwidth, not arithmetic (2 flops per 4 bytes read). This measures the
+  machine's read bandwidth (bench/membw.c, compiled here: a summing pass and a memcpy over a
+  buffer the size of the weights, OpenMP, T threads), replays one decoding step's matmuls through
+  the same OpenBLAS calls gpt2c makes (cblas_sgemm row-major, W [out, in] transposed, in layer
+  order over separate weight buffers as big as the model's) and, for comparison, those of
+  Hugging Face's Conv1D layout (W [in, out]) and of sgemv; and prints each side's ms per step
+  against the bound (weights + KV cache bytes) / read bandwidth.
+
+Run from the repository root:  .venv/bin/python bench/sample_bench.py [--rounds R] [--quick]
+"""
+import argparse
+import ctypes
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "Hello, I'm a language model,"
+VOCAB, PADDED_VOCAB = 50257, 50304
+PRESETS = {"d2": (2, 2, 128), "d4": (4, 4, 256), "d6": (6, 6, 384), "d12": (12, 12, 768),
+           "d24": (24, 16, 1024)}
+N_POSITIONS = 1024
+DEFAULT_CONFIGS = ["1x30", "5x30", "1x500", "5x500"]
+MODEL_SEED = 1337
+SAMPLE_SEED = 42
+
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SUMMARY_RE = re.compile(r"gpt2c: (\d+) prompt tokens, (\d+) tokens generated in ([\d.]+) s "
+                        r"\(([\d.]+) tokens/s; prompt ([\d.]+) ms, model load ([\d.]+) ms\)")
+
+
+class Config:
+    def __init__(self, spec):
+        try:
+            b, n = spec.lower().split("x")
+            self.B, self.N = int(b), int(n)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad config {spec!r}: want SAMPLESxTOKENS, e.g. 5x30")
+        if self.B < 1 or self.N < 2:
+            raise argparse.ArgumentTypeError(f"bad config {spec!r}: at least 1 sample, 2 tokens")
+
+    @property
+    def name(self):
+        return f"B={self.B} N={self.N}"
+
+
+# ---- the PyTorch worker (runs in its own process) ----
+
+def torch_worker(args):
+    """Load the model, prefill, generate; print one JSON line with the phase timings."""
+    t_start = time.perf_counter()
+    import torch
+    import torch_gpt2 as tg
+    import torch_gpt2_kv as kv
+
+    torch.set_num_threads(args.threads)
+    ids = [int(x) for x in args.prompt_ids.split(",")]
+    B, N, n = args.batch, args.tokens, len(ids)
+    t_import = time.perf_counter()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        model = kv.KVGPT2(tg.load_hf_dir(args.model_dir), linear=args.torch_linear)
+        cache = model.new_cache(B, n + N - 1, args.torch_cache)
+        gen = torch.Generator().manual_seed(args.seed)
+        out = torch.empty(B, N, dtype=torch.long)
+        t1 = time.perf_counter()
+        logits = model.prefill(ids, cache)
+        t2 = time.perf_counter()
+        fwd, smp = [], []
+        pos = n
+        for step in range(N):
+            a = time.perf_counter()
+            nxt = kv.sample_top_k(logits, 50, gen)
+            out[:, step:step + 1] = nxt
+            b = time.perf_counter()
+            smp.append(b - a)
+            if step == N - 1:
+                break
+            logits = model.forward(nxt, cache, pos)
+            pos += 1
+            fwd.append(time.perf_counter() - b)
+        t3 = time.perf_counter()
+    print(json.dumps({
+        "import_ms": (t_import - t_start) * 1e3, "load_ms": (t1 - t0) * 1e3,
+        "prompt_ms": (t2 - t1) * 1e3, "gen_ms": (t3 - t2) * 1e3, "generated": B * N,
+        "fwd_ms_median": statistics.median(fwd) * 1e3, "fwd_ms_first": fwd[0] * 1e3,
+        "sample_ms_median": statistics.median(smp) * 1e3,
+        "fwd_ms_sum": sum(fwd) * 1e3, "sample_ms_sum": sum(smp) * 1e3,
+        "ids_ok": bool((out >= 0).all() and (out < VOCAB).all()),
+        "blas": loaded_blas(), "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
+def make_model_worker(args):
+    """Write the random-init model as a Hugging Face directory (in its own process, so that the
+    benchmark's parent never holds torch or the model: a child's peak RSS, read with wait4, starts
+    from its parent's at the fork)."""
+    import torch_gpt2 as tg
+    L, NH, C = PRESETS[args.model]
+    tg.save_hf_dir(tg.random_init(tg.Config(L, NH, C, N_POSITIONS), MODEL_SEED), args.model_dir)
+
+
+def check_worker(args):
+    """The torch side's correctness: KV-cache logits against a full recomputation after some
+    sampled steps, and a greedy continuation (printed for the parent to compare with gpt2c)."""
+    import torch
+    import torch_gpt2 as tg
+    import torch_gpt2_kv as kv
+
+    torch.set_num_threads(args.threads)
+    ids = [int(x) for x in args.prompt_ids.split(",")]
+    with torch.inference_mode():
+        ref = tg.load_hf_dir(args.model_dir)
+        model = kv.KVGPT2(ref, linear=args.torch_linear)
+        res = {"torch": torch.__version__}
+        for mode in ("prealloc", "concat"):
+            cont = kv.generate(model, ids, 3, 16, top_k=50, seed=1, mode=mode)
+            seqs = torch.cat((torch.tensor([ids] * 3), cont), dim=1)
+            cache = model.new_cache(3, seqs.size(1), mode)
+            model.prefill(ids, cache)
+            for p in range(len(ids), seqs.size(1)):
+                logits = model.forward(seqs[:, p:p + 1], cache, p)
+            full = ref(seqs)[:, -1]
+            res[f"maxdiff_{mode}"] = float((logits - full).abs().max())
+        res["greedy"] = kv.generate(model, ids, 2, args.tokens, top_k=1).tolist()
+    print(json.dumps(res))
+
+
+def loaded_blas(pid="self"):
+    """The BLAS / OpenMP shared libraries a process has mapped (from /proc/PID/maps)."""
+    libs = set()
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            base = os.path.basename(path)
+            if any(k in base for k in ("blas", "gomp", "mkl", "omp.so", "dnnl")):
+                libs.add(path)
+    except OSError:
+        pass
+    return sorted(libs)
+
+
+# ---- the matmul replay (runs in its own process, without torch) ----
+
+def replay_worker(args):
+    """Time one decoding step's matmuls through OpenBLAS (the library gpt2c links), for B rows:
+    12 layers x (qkv, attn proj, fc, mlp proj) + the LM head, each layer's weights in their own
+    buffers (as in the model, ~495 MB for d12). Three ways: "linear", gpt2c's call (cblas_sgemm
+    row-major, x [B, in] times W [out, in] transposed), which is also what torch's F.linear makes;
+    "conv1d", Hugging Face's Conv1D addmm (W [in, out], not transposed); and "sgemv" (B = 1).
+    The LM head is 50304 x C, gpt2c's, in every way. Prints per-op medians (ms) as JSON."""
+    import numpy as np
+
+    blas = ctypes.CDLL(args.blas_lib)
+    L, _, C = PRESETS[args.model]
+    shapes = [("qkv", C, 3 * C), ("attn_proj", C, C), ("fc", C, 4 * C), ("mlp_proj", 4 * C, C)]
+    rng = np.random.default_rng(0)
+    # weights [out, in] (gpt2c) and [in, out] (torch Conv1D): separate buffers per layer
+    w_oi = [[(rng.standard_normal((oc, ic), dtype=np.float32) * 0.02) for _, ic, oc in shapes]
+            for _ in range(L)]
+    w_io = [[np.ascontiguousarray(w.T) for w in layer] for layer in w_oi]
+    head = rng.standard_normal((PADDED_VOCAB, C), dtype=np.float32) * 0.02
+    RowMajor, NoTrans, Trans = 101, 111, 112
+    i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    ptr = lambda a: a.ctypes.data_as(p)  # noqa: E731
+    blas.cblas_sgemm.argtypes = [i, i, i, i, i, i, f, p, i, p, i, f, p, i]
+    blas.cblas_sgemv.argtypes = [i, i, i, i, f, p, i, p, i, f, p, i]
+    out = {}
+    for B in args.replay_batches:
+        x = {ic: rng.standard_normal((B, ic), dtype=np.float32) for _, ic, _ in shapes}
+        y = {oc: np.zeros((B, oc), dtype=np.float32) for _, _, oc in shapes}
+        yh = np.zeros((B, PADDED_VOCAB), dtype=np.float32)
+        for way in (("linear", "conv1d", "sgemv") if B == 1 else ("linear", "conv1d")):
+            times = {name: [] for name, _, _ in shapes}
+            times["lm_head"] = []
+            step_ms = []
+            for rep in range(args.replay_steps + 1):
+                s0 = time.perf_counter()
+                for layer in range(L):
+                    for j, (name, ic, oc) in enumerate(shapes):
+                        t0 = time.perf_counter()
+                        if way == "linear":
+                            blas.cblas_sgemm(RowMajor, NoTrans, Trans, B, oc, ic, 1.0, ptr(x[ic]), ic,
+                                             ptr(w_oi[layer][j]), ic, 1.0, ptr(y[oc]), oc)
+                        elif way == "conv1d":
+                            blas.cblas_sgemm(RowMajor, NoTrans, NoTrans, B, oc, ic, 1.0, ptr(x[ic]), ic,
+                                             ptr(w_io[layer][j]), oc, 1.0, ptr(y[oc]), oc)
+                        else:
+                            blas.cblas_sgemv(RowMajor, NoTrans, oc, ic, 1.0, ptr(w_oi[layer][j]), ic,
+                                             ptr(x[ic]), 1, 1.0, ptr(y[oc]), 1)
+                        if rep:
+                            times[name].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                if way == "sgemv":
+                    blas.cblas_sgemv(RowMajor, NoTrans, PADDED_VOCAB, C, 1.0, ptr(head), C, ptr(x[C]), 1, 0.0,
+                                     ptr(yh), 1)
+                else:
+                    blas.cblas_sgemm(RowMajor, NoTrans, Trans, B, PADDED_VOCAB, C, 1.0, ptr(x[C]), C,
+                                     ptr(head), C, 0.0, ptr(yh), PADDED_VOCAB)
+                t1 = time.perf_counter()
+                if rep:
+                    times["lm_head"].append(t1 - t0)
+                    step_ms.append((t1 - s0) * 1e3)
+            # per op: the median over layers and steps, times the layers
+            res = {name: statistics.median(v) * 1e3 * (L if name != "lm_head" else 1)
+                   for name, v in times.items()}
+            res["step"] = statistics.median(step_ms)
+            out[f"{way}_B{B}"] = res
+    shapes_out = {name: (ic, oc) for name, ic, oc in shapes}
+    shapes_out["lm_head"] = (C, PADDED_VOCAB)
+    print(json.dumps({"ops": out, "shapes": shapes_out, "layers": L}))
+
+
+# ---- running the two sides ----
+
+def thread_env(threads):
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    return env
+
+
+def run_measured(cmd, env, cwd=None):
+    """Run cmd to completion; returns (returncode, stdout, stderr, usage, wall seconds)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        rc = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        use = {"rss": usage.ru_maxrss * 1024, "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
+        return rc, out.read().decode(errors="replace"), err.read().decode(errors="replace"), use, wall
+
+
+def run_gpt2c(gpt2c_bin, model_dir, cfg, threads, top_k=50):
+    cmd = [str(gpt2c_bin), "sample", "--model", str(model_dir), "--prompt", PROMPT,
+           "--num-samples", str(cfg.B), "--max-tokens", str(cfg.N), "--top-k", str(top_k),
+           "--seed", str(SAMPLE_SEED), "--threads", str(threads), "--json"]
+    rc, out, err, use, wall = run_measured(cmd, thread_env(threads))
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({rc}):\n{err}{out}")
+    m = SUMMARY_RE.search(err)
+    if not m:
+        raise RuntimeError(f"no summary line in gpt2c's stderr:\n{err}")
+    n_prompt, generated, _secs, tok_s, prompt_ms, load_ms = m.groups()
+    generated, tok_s = int(generated), float(tok_s)
+    doc = json.loads(out)
+    if generated != cfg.B * cfg.N or sum(len(s["ids"]) for s in doc["samples"]) != cfg.B * cfg.N:
+        raise RuntimeError(f"gpt2c generated {generated} tokens, expected {cfg.B * cfg.N}")
+    return {"gen_ms": generated / tok_s * 1e3, "prompt_ms": float(prompt_ms), "load_ms": float(load_ms),
+            "generated": generated, "prompt_tokens": int(n_prompt), "samples": doc["samples"],
+            "prompt_ids": doc["prompt_ids"], "wall": wall, **use}
+
+
+def run_torch(model_dir, cfg, threads, prompt_ids, mode, linear):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--torch-worker", "--model-dir", str(model_dir),
+           "--batch", str(cfg.B), "--tokens", str(cfg.N), "--threads", str(threads),
+           "--prompt-ids", ",".join(map(str, prompt_ids)), "--torch-cache", mode,
+           "--torch-linear", linear, "--seed", str(SAMPLE_SEED)]
+    rc, out, err, use, wall = run_measured(cmd, thread_env(threads), cwd=ROOT)
+    if rc != 0:
+        raise RuntimeError(f"torch worker failed ({rc}):\n{err}{out}")
+    res = json.loads(out.strip().splitlines()[-1])
+    if not res["ids_ok"]:
+        raise RuntimeError("torch worker sampled ids outside the vocabulary")
+    res.update(wall=wall, **use)
+    return res
+
+
+def gpt2c_blas(gpt2c_bin):
+    """The BLAS / OpenMP libraries gpt2c is linked with (ldd)."""
+    try:
+        out = subprocess.run(["ldd", str(gpt2c_bin)], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    libs = []
+    for line in out.splitlines():
+        parts = line.split("=>")
+        if len(parts) == 2 and any(k in parts[0] for k in ("blas", "gomp", "omp")):
+            libs.append(parts[1].split("(")[0].strip())
+    return libs
+
+
+def prompt_ids_of(gpt2c_bin, text):
+    out = subprocess.run([str(gpt2c_bin), "tokenize", "-", "--format", "text"], input=text.encode(),
+                         capture_output=True, check=True).stdout.decode()
+    return [int(x) for x in out.split()]
+
+
+def make_model_dir(model, directory):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--make-model-worker", "--model", model,
+           "--model-dir", str(directory)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+# ---- the memory-bandwidth bound ----
+
+def weight_bytes(model, vocab_rows):
+    """Bytes of the weights a decoding step reads: every block parameter, ln_f, and the LM head
+    (vocab_rows x C); the token and position embedding rows read are negligible."""
+    L, _, C = PRESETS[model]
+    per_layer = 2 * 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + (C * 4 * C + 4 * C) + (4 * C * C + C)
+    return 4 * (L * per_layer + 2 * C + vocab_rows * C)
+
+
+def kv_bytes_per_step(model, cfg, n_prompt):
+    """Average bytes of keys and values a one-token step reads (attention over positions
+    0..pos, pos = n_prompt .. n_prompt + N - 2), all samples."""
+    L, _, C = PRESETS[model]
+    avg_pos = n_prompt + (cfg.N - 2) / 2 + 1
+    return 4 * 2 * L * C * avg_pos * cfg.B
+
+
+def measure_bandwidth(threads, size_mb, tmp):
+    src = ROOT / "bench/membw.c"
+    exe = Path(tmp) / "membw"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return None, "no C compiler"
+    r = subprocess.run([cc, "-O3", "-march=native", "-ffast-math", "-fopenmp", str(src), "-o", str(exe)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, r.stderr
+    res = {}
+    for t in sorted({1, threads}):
+        out = subprocess.run([str(exe), str(size_mb), "9"], capture_output=True, text=True,
+                             env=thread_env(t), check=True).stdout
+        res[t] = json.loads(out)
+    return res, None
+
+
+def run_replay(model, threads, blas_lib, batches):
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--replay-worker", "--model", model,
+           "--blas-lib", blas_lib, "--replay-batches", ",".join(map(str, batches))]
+    rc, out, err, _, _ = run_measured(cmd, thread_env(threads), cwd=ROOT)
+    if rc != 0:
+        raise RuntimeError(f"replay worker failed ({rc}):\n{err}{out}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ---- the report ----
+
+def lscpu():
+    info = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={"LC_ALL": "C"}).stdout
+        for line in out.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                info[k.strip()] = v.strip()
+    except OSError:
+        pass
+    return info
+
+
+def print_header(args, gpt2c_bin, build_dir):
+    from tokenizer_bench import build_flags, cpu_model, git_revision
+    cpu = lscpu()
+    L, NH, C = PRESETS[args.model]
+    print("# gpt2c sampling benchmark (CPU, float32): gpt2c sample vs PyTorch with a KV cache")
+    print(f"date:      {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"cpu:       {cpu.get('Model name') or cpu_model()}; {cpu.get('CPU(s)', os.cpu_count())} "
+          f"CPUs ({cpu.get('Socket(s)', '?')} socket x {cpu.get('Core(s) per socket', '?')} cores x "
+          f"{cpu.get('Thread(s) per core', '?')} threads), usable by this process: "
+          f"{len(os.sched_getaffinity(0))}"
+          + (f", hypervisor {cpu['Hypervisor vendor']}" if cpu.get("Hypervisor vendor") else "")
+          + (f"; caches L2 {cpu.get('L2 cache')}, L3 {cpu.get('L3 cache')}" if cpu.get("L3 cache") else ""))
+    print(f"memory:    {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB")
+    print(f"os:        {platform.system()} {platform.release()}")
+    print(f"python:    {platform.python_version()}  torch {importlib.metadata.version('torch')} "
+          f"(numpy {importlib.metadata.version('numpy')})")
+    print(f"gpt2c:     {git_revision()}  build {build_dir}  C_FLAGS: {build_flags(build_dir)}")
+    print(f"gpt2c libs: {', '.join(gpt2c_blas(gpt2c_bin)) or 'unknown'}")
+    print(f"model:     {args.model} ({L} layers, {NH} heads, {C} wide, {N_POSITIONS} positions), "
+          f"random GPT-2 init (seed {MODEL_SEED}), fp32 Hugging Face dir read by both")
+    print(f"settings:  threads={args.threads} rounds={args.rounds} prompt {PROMPT!r} top-k 50; "
+          f"torch: KV cache {args.torch_cache}, linear layers {args.torch_linear}"
+          + (f" (and the variants {', '.join(v[6:] for v, _, _ in variants(args))}, --compare)"
+             if args.compare else "")
+          + f"; configs {' '.join(c.name for c in args.configs)} (B samples x N new tokens)")
+    print()
+
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def summarize(cfg, g_runs, t_runs):
+    res = {"cfg": cfg}
+    for side, runs in (("g", g_runs), ("t", t_runs)):
+        gen = med(runs, "gen_ms")
+        res[side] = {"gen_ms": gen, "tok_s": cfg.B * cfg.N / (gen / 1e3), "step_ms": gen / (cfg.N - 1),
+                     "prompt_ms": med(runs, "prompt_ms"), "load_ms": med(runs, "load_ms"),
+                     "e2e_ms": statistics.median(r["prompt_ms"] + r["gen_ms"] for r in runs),
+                     "rss": max(r["rss"] for r in runs), "wall": med(runs, "wall")}
+    res["ratio"] = res["g"]["tok_s"] / res["t"]["tok_s"]
+    return res
+
+
+def variants(args):
+    """The extra torch sides of --compare: (name, cache, linear), each changing one choice."""
+    other_cache = "concat" if args.torch_cache == "prealloc" else "prealloc"
+    other_linear = "conv1d" if args.torch_linear == "linear" else "linear"
+    return [(f"torch cache={other_cache}", other_cache, args.torch_linear),
+            (f"torch linear={other_linear}", args.torch_cache, other_linear)]
+
+
+def print_details(results, runs):
+    print("## Runs (generation tokens/s, prompt ms, load ms of each run)")
+    for res in results:
+        cfg = res["cfg"]
+        print(f"{cfg.name}:")
+        for side in ("gpt2c", "torch"):
+            for i, r in enumerate(runs[cfg.name][side]):
+                extra = ""
+                if side == "torch":
+                    extra = (f"; forward median {r['fwd_ms_median']:.1f} ms (first {r['fwd_ms_first']:.1f}),"
+                             f" sampling median {r['sample_ms_median']:.2f} ms per step;"
+                             f" import {r['import_ms']:.0f} ms")
+                print(f"  {side} round {i + 1}: {cfg.B * cfg.N / (r['gen_ms'] / 1e3):.1f} tok/s "
+                      f"({r['gen_ms']:.0f} ms), prompt {r['prompt_ms']:.0f} ms, load {r['load_ms']:.0f} ms; "
+                      f"process {r['wall']:.1f} s wall, {r['user_s']:.1f} s user, peak RSS "
+                      f"{r['rss'] / 2**30:.2f} GiB{extra}")
+        for side, c in runs[cfg.name].items():
+            if side in ("gpt2c", "torch"):
+                continue
+            gen = med(c, "gen_ms")
+            print(f"  {side} ({len(c)} runs): {cfg.B * cfg.N / (gen / 1e3):.1f} tok/s, "
+                  f"{gen / (cfg.N - 1):.1f} ms per step, prefill {med(c, 'prompt_ms'):.0f} ms "
+                  f"(torch: {res['t']['tok_s']:.1f} tok/s, {res['t']['step_ms']:.1f} ms per step)")
+    print()
+
+
+def print_table(results):
+    print("| config | gpt2c tok/s | torch tok/s | gpt2c / torch | gpt2c ms/step | torch ms/step | "
+          "gpt2c prefill ms | torch prefill ms | gpt2c end-to-end ms | torch end-to-end ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        g, t = r["g"], r["t"]
+        print(f"| {r['cfg'].name} | {g['tok_s']:.1f} | {t['tok_s']:.1f} | {r['ratio']:.2f}x | "
+              f"{g['step_ms']:.1f} | {t['step_ms']:.1f} | {g['prompt_ms']:.0f} | {t['prompt_ms']:.0f} | "
+              f"{g['e2e_ms']:.0f} | {t['e2e_ms']:.0f} |")
+    print()
+
+
+def print_roofline(args, results, bw, replay, n_prompt):
+    print("## Where the time goes: the memory-bandwidth bound")
+    print()
+    read = bw[args.threads]["read_median"]
+    for t, r in sorted(bw.items()):
+        print(f"memory bandwidth, {r['size_mb']:.0f} MB buffer, {t} thread{'s' if t > 1 else ''}: "
+              f"read {r['read_median']:.1f} GB/s (best {r['read_best']:.1f}), "
+              f"copy {r['copy_median']:.1f} GB/s (best {r['copy_best']:.1f}; read + write bytes)")
+    wg, wt = weight_bytes(args.model, PADDED_VOCAB), weight_bytes(args.model, VOCAB)
+    print(f"weights read per step: gpt2c {wg / 1e6:.0f} MB (LM head {PADDED_VOCAB} rows), "
+          f"torch {wt / 1e6:.0f} MB ({VOCAB} rows); bound = (weights + KV cache bytes) / "
+          f"{read:.1f} GB/s (the {args.threads}-thread read median)")
+    print()
+    L = replay["layers"] if replay else 0
+    if replay:
+        names = {"linear": "W[out,in]^T (gpt2c; torch F.linear)", "conv1d": "W[in,out] (HF Conv1D addmm)",
+                 "sgemv": "sgemv"}
+        ways = list(replay["ops"])
+        label = lambda w: f"{names[w.rsplit('_B', 1)[0]]} B={w.rsplit('_B', 1)[1]}"  # noqa: E731
+        print(f"One decoding step's matmuls replayed through OpenBLAS ({args.threads} threads): ms per step "
+              f"(the {L} layers of an op summed) and GB/s = weight bytes / time; sgemm unless named:")
+        print()
+        print("| op (in -> out) | MB | " + " | ".join(f"{label(w)}" for w in ways) + " |")
+        print("|---|---:|" + "---:|" * len(ways))
+        for op, (ic, oc) in replay["shapes"].items():
+            mult = 1 if op == "lm_head" else L
+            mb = 4 * ic * oc * mult / 1e6
+            ms = [replay["ops"][w][op] for w in ways]
+            print(f"| {op} ({ic} -> {oc}){'' if op == 'lm_head' else f' x{L}'} | {mb:.0f} | "
+                  + " | ".join(f"{m:.2f} ms, {mb / m:.1f} GB/s" for m in ms) + " |")
+        total_mb = sum(4 * ic * oc * (1 if op == "lm_head" else L)
+                       for op, (ic, oc) in replay["shapes"].items()) / 1e6
+        steps = [replay["ops"][w]["step"] for w in ways]
+        print(f"| whole step, in order | {total_mb:.0f} | "
+              + " | ".join(f"**{m:.2f} ms, {total_mb / m:.1f} GB/s**" for m in steps) + " |")
+        print()
+    print("| config | bytes/step (weights + KV) | bound ms/step | gpt2c ms/step | gpt2c: bound / actual "
+          "| gpt2c's matmuls alone (replay) | torch ms/step | torch: bound / actual |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        cfg = r["cfg"]
+        kvb = kv_bytes_per_step(args.model, cfg, n_prompt)
+        bg, bt = (wg + kvb) / (read * 1e9) * 1e3, (wt + kvb) / (read * 1e9) * 1e3
+        mm = (replay or {}).get("ops", {}).get(f"linear_B{cfg.B}")
+        mm_s = f"{mm['step']:.1f} ms ({100 * mm['step'] / r['g']['step_ms']:.0f}%)" if mm else "-"
+        print(f"| {cfg.name} | {(wg + kvb) / 1e6:.0f} MB | {bg:.1f} | {r['g']['step_ms']:.1f} | "
+              f"{100 * bg / r['g']['step_ms']:.0f}% | {mm_s} | {r['t']['step_ms']:.1f} | "
+              f"{100 * bt / r['t']['step_ms']:.0f}% |")
+    print()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", default="build", help="gpt2c build directory (default: build)")
+    ap.add_argument("--config", dest="configs", type=Config, action="append",
+                    help="SAMPLESxTOKENS, e.g. 5x30 (repeatable; default: " + " ".join(DEFAULT_CONFIGS) + ")")
+    ap.add_argument("--model", default="d12", choices=sorted(PRESETS), help="model shape (default d12)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each side per config (default 3)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="threads for both (default: the number of CPUs)")
+    ap.add_argument("--torch-cache", choices=("prealloc", "concat"), default="prealloc",
+                    help="the PyTorch KV cache (default prealloc)")
+    ap.add_argument("--torch-linear", choices=("linear", "conv1d"), default="linear",
+                    help="the PyTorch linear layers: F.linear on W [out, in] (default) or Hugging Face's "
+                    "Conv1D addmm on W [in, out]")
+    ap.add_argument("--compare", action="store_true",
+                    help="also run torch with the other KV cache and with the other linear layout, in "
+                    "every round (the evidence for the defaults)")
+    ap.add_argument("--no-roofline", action="store_true", help="skip the bandwidth and matmul replay part")
+    ap.add_argument("--quick", action="store_true", help="one round of d6, small configs (a smoke run)")
+    # workers, run by the benchmark itself
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--check-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--replay-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--make-model-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--tokens", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--prompt-ids", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=SAMPLE_SEED, help=argparse.SUPPRESS)
+    ap.add_argument("--blas-lib", help=argparse.SUPPRESS)
+    ap.add_argument("--replay-batches", default="1", help=argparse.SUPPRESS)
+    ap.add_argument("--replay-steps", type=int, default=10, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_worker:
+        return torch_worker(args)
+    if args.check_worker:
+        return check_worker(args)
+    if args.make_model_worker:
+        return make_model_worker(args)
+    if args.replay_worker:
+        args.replay_batches = [int(b) for b in args.replay_batches.split(",")]
+        return replay_worker(args)
+
+    if args.quick:
+        args.model = "d6" if args.model == "d12" else args.model
+        args.configs = args.configs or [Config("1x8"), Config("3x16")]
+        args.rounds = 1
+    args.configs = args.configs or [Config(s) for s in DEFAULT_CONFIGS]
+    if args.rounds < 1 or args.threads < 1:
+        sys.exit("--rounds and --threads must be at least 1")
+    build_dir = Path(args.build_dir)
+    if not build_dir.is_absolute():
+        build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else ROOT / build_dir
+    gpt2c_bin = build_dir / "gpt2c"
+    if not gpt2c_bin.exists():
+        sys.exit(f"missing {gpt2c_bin}: build first (make build)")
+    prompt_ids = prompt_ids_of(gpt2c_bin, PROMPT)
+    for cfg in args.configs:
+        if len(prompt_ids) + cfg.N - 1 > N_POSITIONS:
+            sys.exit(f"{cfg.name}: prompt + tokens exceed the {N_POSITIONS} positions (no sliding window "
+                     "in the torch side)")
+
+    from tokenizer_bench import LoadMonitor
+    print_header(args, gpt2c_bin, build_dir)
+    torch_sides = {"torch": (args.torch_cache, args.torch_linear)}
+    if args.compare:
+        torch_sides.update({name: (cache, linear) for name, cache, linear in variants(args)})
+    sides = ["gpt2c", *torch_sides]
+    runs = {c.name: {s: [] for s in sides} for c in args.configs}
+    torch_info = None
+    with tempfile.TemporaryDirectory(prefix="gpt2c-sample-bench-") as tmp:
+        model_dir = Path(tmp) / "model"
+        make_model_dir(args.model, model_dir)
+        size = (model_dir / "model.safetensors").stat().st_size
+        print(f"model dir: {model_dir.name}/ ({size / 1e6:.0f} MB safetensors); prompt ids {prompt_ids}")
+
+        # the check: torch's cache against recomputation; greedy continuations of both
+        check_tokens = 20
+        rc, out, err, _, _ = run_measured(
+            [sys.executable, str(Path(__file__).resolve()), "--check-worker", "--model-dir", str(model_dir),
+             "--threads", str(args.threads), "--prompt-ids", ",".join(map(str, prompt_ids)),
+             "--tokens", str(check_tokens), "--torch-linear", args.torch_linear],
+            thread_env(args.threads), cwd=ROOT)
+        if rc != 0:
+            raise RuntimeError(f"check worker failed ({rc}):\n{err}{out}")
+        chk = json.loads(out.strip().splitlines()[-1])
+        torch_version = chk["torch"]
+        greedy = run_gpt2c(gpt2c_bin, model_dir, Config(f"2x{check_tokens}"), args.threads, top_k=1)
+        g_ids = [s["ids"] for s in greedy["samples"]]
+        agree = sum(a == b for ga, ta in zip(g_ids, chk["greedy"]) for a, b in zip(ga, ta))
+        print(f"check: torch KV-cache logits vs full recomputation after 16 sampled steps, max |diff| "
+              f"{chk['maxdiff_prealloc']:.2e} (prealloc cache), {chk['maxdiff_concat']:.2e} (concat); "
+              f"greedy 2 x {check_tokens} tokens: {agree}/{2 * check_tokens} equal to gpt2c's"
+              + ("" if agree == 2 * check_tokens else " -- WARNING: the two models disagree"))
+        if greedy["prompt_ids"] != prompt_ids:
+            print(f"WARNING: gpt2c's prompt ids {greedy['prompt_ids']} differ from {prompt_ids}")
+        print()
+
+        load = LoadMonitor()
+        for rnd in range(args.rounds):
+            for cfg in args.configs:
+                t0 = time.monotonic()
+                order = sides if rnd % 2 == 0 else sides[::-1]
+                for side in order:
+                    if side == "gpt2c":
+                        r = run_gpt2c(gpt2c_bin, model_dir, cfg, args.threads)
+                    else:
+                        r = run_torch(model_dir, cfg, args.threads, prompt_ids, *torch_sides[side])
+                        torch_info = r if side == "torch" else torch_info
+                    runs[cfg.name][side].append(r)
+                g, t = runs[cfg.name]["gpt2c"][-1], runs[cfg.name]["torch"][-1]
+                tok = cfg.B * cfg.N
+                print(f"round {rnd + 1}/{args.rounds} {cfg.name}: gpt2c {tok / g['gen_ms'] * 1e3:.1f} "
+                      f"tok/s, torch {tok / t['gen_ms'] * 1e3:.1f} tok/s "
+                      f"({time.monotonic() - t0:.0f} s)", flush=True)
+        other = load.other_cpus()
+
+        bw = replay = None
+        if not args.no_roofline:
+            bw, why = measure_bandwidth(args.threads, weight_bytes(args.model, PADDED_VOCAB) / 1e6, tmp)
+            if bw is None:
+                print(f"(no bandwidth measurement: {why.strip()})")
+            blas = [p for p in gpt2c_blas(gpt2c_bin) if "blas" in os.path.basename(p)]
+            if blas:
+                replay = run_replay(args.model, args.threads, blas[0], sorted({c.B for c in args.configs}))
+    print(f"torch: {torch_info['threads']} threads; libs {', '.join(torch_info['blas']) or 'unknown'}")
+    print()
+    results = [summarize(c, runs[c.name]["gpt2c"], runs[c.name]["torch"]) for c in args.configs]
+    print_details(results, runs)
+    if bw:
+        print_roofline(args, results, bw, replay, len(prompt_ids))
+
+    print("## Results (markdown)")
+    print()
+    print(f"Generation speed of `gpt2c sample` and of PyTorch {torch_version} with a KV cache "
+          f"({args.model}, float32, {args.threads} threads, top-k 50, prompt of {len(prompt_ids)} tokens; "
+          f"medians over {args.rounds} alternating runs each; tok/s = all B samples together; "
+          "ms/step = generation time / (N - 1) forward steps; end-to-end = prefill + generation, "
+          "model load excluded):")
+    print()
+    print_table(results)
+    if other is not None:
+        print(f"other processes kept {other:.2f} of {os.cpu_count()} CPUs busy during the timed runs"
+              + ("" if other < 0.1 else " -- WARNING: the machine was not idle; rerun on an idle "
+                 "machine before reporting these numbers"))
+    for r in results:
+        if r["ratio"] < 1.0:
+            print(f"NOTE: gpt2c is slower than PyTorch on {r['cfg'].name}: gpt2c/torch {r['ratio']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
