@@ -69,11 +69,14 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
 }
 
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) {
+    /* The layout inside a sequence's len * C floats is the backend's, so the whole block is copied
+     * (positions from npos on are written before they are read). */
+    (void)npos;
     size_t C = (size_t)m->cfg.n_embd, layer_cache = (size_t)kv->batch * kv->len * C;
+    size_t block = (size_t)kv->len * C;
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int which = 0; which < 2; which++) {
             float *base = (which ? kv->v : kv->k) + l * layer_cache;
-            memcpy(base + (size_t)to * kv->len * C, base + (size_t)from * kv->len * C,
-                   (size_t)npos * C * sizeof(float));
+            memcpy(base + (size_t)to * block, base + (size_t)from * block, block * sizeof(float));
         }
 }

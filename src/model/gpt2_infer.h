@@ -9,7 +9,7 @@
 typedef struct gpt2_kv {
     int batch, len;   /* sequences, and positions per sequence (at most the model's) */
     int max_rows;     /* new tokens per call, all sequences together */
-    float *k, *v;     /* [n_layer][batch][len][C] */
+    float *k, *v;     /* [n_layer][batch][len * C, laid out by the backend] */
     float *x, *ln, *qkv, *att, *fch, *mean, *rstd, *last; /* work, max_rows rows */
     float *logits;    /* [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
     float *scratch;
@@ -26,7 +26,7 @@ void gpt2_kv_free(gpt2_kv *kv);
  * sequence's last new token in kv->logits[seq0 + s]. */
 void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
                 int n, int pos);
-/* Copy positions 0..npos-1 of sequence `from`'s cache to sequence `to` (a shared prompt). */
+/* Make sequence `to`'s cache hold positions 0..npos-1 of sequence `from`'s (a shared prompt). */
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos);
 
 #endif

@@ -46,7 +46,8 @@ typedef struct gpt2_ops {
 
     /* Attention with a cache (generation): n new tokens of each of nseq sequences, at positions
      * pos..pos+n-1. Their keys and values (from qkv[nseq][n][3C]) are stored at those positions
-     * of kcache/vcache[nseq][len][C], then each attends to positions 0..its own. */
+     * of kcache/vcache, len * C floats per sequence laid out as the backend likes, then each
+     * attends to positions 0..its own. */
     void (*attention_forward_kv)(float *out, const float *qkv, float *kcache, float *vcache,
                                  int nseq, int n, int pos, int len, int C, int NH, float *scratch);
 

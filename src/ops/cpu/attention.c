@@ -82,6 +82,8 @@ void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int 
         }
 }
 
+/* The cache is head-major, [seq][head][len][hs], so that one head's keys and values are
+ * contiguous for the matrix-vector products of generation. */
 void cpu_attention_forward_kv(float *out, const float *qkv, float *kcache, float *vcache,
                               int nseq, int n, int pos, int len, int C, int NH, float *scratch) {
     int hs = C / NH;
@@ -89,17 +91,19 @@ void cpu_attention_forward_kv(float *out, const float *qkv, float *kcache, float
     for (int s = 0; s < nseq; s++)
         for (int i = 0; i < n; i++) {
             const float *row = qkv + ((size_t)s * n + i) * 3 * C;
-            size_t at = ((size_t)s * len + pos + i) * C;
-            memcpy(kcache + at, row + C, C * sizeof(float));
-            memcpy(vcache + at, row + 2 * C, C * sizeof(float));
+            for (int h = 0; h < NH; h++) {
+                size_t at = (((size_t)s * NH + h) * len + pos + i) * hs;
+                memcpy(kcache + at, row + C + (size_t)h * hs, hs * sizeof(float));
+                memcpy(vcache + at, row + 2 * C + (size_t)h * hs, hs * sizeof(float));
+            }
         }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int s = 0; s < nseq; s++)
         for (int h = 0; h < NH; h++) {
-            size_t off = (size_t)s * len * C + (size_t)h * hs;
+            size_t off = ((size_t)s * NH + h) * len * hs;
             attend(out + (size_t)s * n * C + (size_t)h * hs, C, NULL,
                    qkv + (size_t)s * n * 3 * C + (size_t)h * hs, 3 * C, kcache + off, vcache + off,
-                   C, pos, n, hs, scale,
+                   hs, pos, n, hs, scale,
                    scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(len));
         }
 }
