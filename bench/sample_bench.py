@@ -83,6 +83,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import gpt2c_blas, loaded_blas, lscpu, run_measured, thread_env
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "Hello, I'm a language model,"
 VOCAB, PADDED_VOCAB = 50257, 50304
@@ -196,20 +198,6 @@ def check_worker(args):
     print(json.dumps(res))
 
 
-def loaded_blas(pid="self"):
-    """The BLAS / OpenMP shared libraries a process has mapped (from /proc/PID/maps)."""
-    libs = set()
-    try:
-        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-            path = line.split()[-1] if len(line.split()) >= 6 else ""
-            base = os.path.basename(path)
-            if any(k in base for k in ("blas", "gomp", "mkl", "omp.so", "dnnl")):
-                libs.add(path)
-    except OSError:
-        pass
-    return sorted(libs)
-
-
 # ---- the matmul replay (runs in its own process, without torch) ----
 
 def replay_worker(args):
@@ -283,27 +271,6 @@ def replay_worker(args):
 
 # ---- running the two sides ----
 
-def thread_env(threads):
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(threads)
-    env["OPENBLAS_NUM_THREADS"] = str(threads)
-    return env
-
-
-def run_measured(cmd, env, cwd=None):
-    """Run cmd to completion; returns (returncode, stdout, stderr, usage, wall seconds)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        rc = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        use = {"rss": usage.ru_maxrss * 1024, "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
-        return rc, out.read().decode(errors="replace"), err.read().decode(errors="replace"), use, wall
-
-
 def run_gpt2c(gpt2c_bin, model_dir, cfg, threads, top_k=50):
     cmd = [str(gpt2c_bin), "sample", "--model", str(model_dir), "--prompt", PROMPT,
            "--num-samples", str(cfg.B), "--max-tokens", str(cfg.N), "--top-k", str(top_k),
@@ -337,20 +304,6 @@ def run_torch(model_dir, cfg, threads, prompt_ids, mode, linear):
         raise RuntimeError("torch worker sampled ids outside the vocabulary")
     res.update(wall=wall, **use)
     return res
-
-
-def gpt2c_blas(gpt2c_bin):
-    """The BLAS / OpenMP libraries gpt2c is linked with (ldd)."""
-    try:
-        out = subprocess.run(["ldd", str(gpt2c_bin)], capture_output=True, text=True).stdout
-    except OSError:
-        return []
-    libs = []
-    for line in out.splitlines():
-        parts = line.split("=>")
-        if len(parts) == 2 and any(k in parts[0] for k in ("blas", "gomp", "omp")):
-            libs.append(parts[1].split("(")[0].strip())
-    return libs
 
 
 def prompt_ids_of(gpt2c_bin, text):
@@ -411,19 +364,6 @@ def run_replay(model, threads, blas_lib, batches):
 
 
 # ---- the report ----
-
-def lscpu():
-    info = {}
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, env={"LC_ALL": "C"}).stdout
-        for line in out.splitlines():
-            if ":" in line:
-                k, v = line.split(":", 1)
-                info[k.strip()] = v.strip()
-    except OSError:
-        pass
-    return info
-
 
 def print_header(args, gpt2c_bin, build_dir):
     from tokenizer_bench import build_flags, cpu_model, git_revision
