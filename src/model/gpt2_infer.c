@@ -3,6 +3,7 @@
 #include "model/gpt2_infer.h"
 #include "util/error.h"
 #include "util/mem.h"
+#include "util/sysmem.h"
 
 int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
                  gpt2c_error *err) {
@@ -16,6 +17,11 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
     size_t scratch = m->ops->scratch_floats(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
     size_t total = 2 * cache + work + logits + scratch;
+    double avail = sysmem_available_bytes();
+    if (avail >= 0 && total * 4.0 > avail)
+        return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the machine "
+                            "has %.1f GB available: ask for fewer samples or tokens", batch, len,
+                       total * 4.0 / 1e9, avail / 1e9);
     kv->mem = mem_floats(total);
     if (!kv->mem)
         return err_set(err, "out of memory for a KV cache of %d x %d positions (%.0f MB)", batch,
