@@ -71,3 +71,16 @@ def run_gpt2c(*args, input=None, check=True):
     if check:
         assert out.returncode == 0, out.stderr.decode(errors="replace")
     return out
+
+
+# What a sanitizer report or a Python traceback starts with: never acceptable on stderr.
+SANITIZER_MARKS = ("Sanitizer", "runtime error", "Traceback")
+
+
+def assert_one_line_error(out):
+    """A bad input's contract: exit status 1 or 2 and exactly one line on stderr, from gpt2c."""
+    err = out.stderr.decode(errors="replace")
+    assert out.returncode in (1, 2), (out.returncode, err)
+    assert not any(mark in err for mark in SANITIZER_MARKS), err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpt2c"), err

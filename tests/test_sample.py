@@ -10,12 +10,11 @@ import pytest
 import torch
 
 import torch_gpt2 as ref
-from conftest import GPT2C
+from conftest import GPT2C, SANITIZER_MARKS, assert_one_line_error
 
 PROMPT = "Hello, I'm a language model,"
 PROMPT_IDS = [15496, 11, 314, 1101, 257, 3303, 2746, 11]
 EOT = 50256
-SANITIZER_MARKS = ("Sanitizer", "runtime error", "Traceback")
 MARGIN = 1e-3  # smallest top-2 logit gap for a greedy step to be well defined in float32
 
 
@@ -37,14 +36,6 @@ def sample_json(model_dir, *flags, prompt=PROMPT):
     if prompt is not None:
         args += ["--prompt", prompt]
     return json.loads(run_ok(*args).stdout)
-
-
-def assert_one_line_error(out):
-    err = out.stderr.decode(errors="replace")
-    assert out.returncode in (1, 2), (out.returncode, err)
-    assert not any(mark in err for mark in SANITIZER_MARKS), err
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gpt2c"), err
 
 
 def make_model(n_positions=64, seed=5):

@@ -27,7 +27,7 @@ import pytest
 import torch
 
 import torch_gpt2 as ref
-from conftest import GPT2C, ROOT
+from conftest import GPT2C, ROOT, SANITIZER_MARKS, assert_one_line_error
 
 SHAKESPEARE = ROOT / "data/tinyshakespeare/input.txt"
 EOT = 50256
@@ -48,7 +48,6 @@ WEIGHT_RMS = 5e-8     # final weights, root mean square of the differences over 
 KEY_BIAS_ATOL = 1e-3  # the key part of c_attn.bias: its true gradient is zero (see key_bias_split)
 EVAL_ATOL = 1e-5      # gpt2c eval / transformers / reference on the same weights and batches
 
-SANITIZER_MARKS = ("Sanitizer", "runtime error", "Traceback")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,14 +68,6 @@ def run_ok(*args):
     assert out.returncode == 0, err
     assert not any(mark in err for mark in SANITIZER_MARKS), err
     return out
-
-
-def assert_one_line_error(out):
-    err = out.stderr.decode(errors="replace")
-    assert out.returncode in (1, 2), (out.returncode, err)
-    assert not any(mark in err for mark in SANITIZER_MARKS), err
-    lines = err.strip("\n").splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gpt2c"), err
 
 
 def train_cmd(model, data, val, out_dir, **flags):
