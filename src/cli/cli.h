@@ -36,6 +36,11 @@ int cli_close_output(FILE *f, const char *path, gpt2c_error *err);
 /* Strict decimal parsing: the whole string, no sign, within [min, max]. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* Text to GPT-2 ids (appended to *ids). The tokenizer is made and handed back in *tok for
+ * decoding later (the caller frees it, also after a failure); the encoder is freed here. */
+int cli_encode_text(const void *text, size_t len, gpt2c_tokenizer **tok, gpt2c_ids *ids,
+                    gpt2c_error *err);
+
 /* Strict floating-point parsing: the whole string, a finite number. */
 int cli_parse_double(const char *s, double *out);
 

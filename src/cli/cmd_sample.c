@@ -226,13 +226,13 @@ int cmd_sample(int argc, char **argv) {
     } else if (prompt_file || !isatty(STDIN_FILENO)) {
         if (cli_read_all(prompt_file, &text, &text_len, &err) != 0) return cli_error("%s", err.msg);
     }
-    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
-    gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
+    gpt2c_tokenizer *tok = NULL;
     gpt2c_ids ids = {0};
+    int rc = cli_encode_text(text ? (const void *)text : "", text_len, &tok, &ids, &err) != 0
+                 ? cli_error("%s", err.msg) : 0;
     printer p = {.tok = tok, .nsamples = o.num_samples, .json = json, .stop_at_eot = o.stop_at_eot};
     p.out = calloc((size_t)o.num_samples, sizeof *p.out);
-    int rc = !enc || (text_len && gpt2c_encode(enc, text, text_len, &ids, &err) != 0) ? cli_error("%s", err.msg)
-             : !p.out ? cli_error("out of memory") : 0;
+    if (rc == 0 && !p.out) rc = cli_error("out of memory");
     if (rc == 0 && !json) /* every sample starts with the prompt */
         for (int s = 0; s < o.num_samples; s++) emit(&p, s, (const char *)text, text_len);
     gpt2c_sample_callbacks cb = {.user = &p, .on_token = on_token, .on_note = on_note};
@@ -260,7 +260,6 @@ int cmd_sample(int argc, char **argv) {
     for (int s = 0; p.out && s < o.num_samples; s++) free(p.out[s].ids), free(p.out[s].pending);
     free(p.out);
     gpt2c_ids_free(&ids);
-    gpt2c_encoder_free(enc);
     gpt2c_tokenizer_free(tok);
     free(text);
     return rc;

@@ -43,10 +43,9 @@ int cmd_tokenize(int argc, char **argv) {
     unsigned char *text = NULL;
     size_t len = 0;
     if (cli_read_all(io.in_path, &text, &len, &err)) return cli_error("%s", err.msg);
-    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(&err);
-    gpt2c_encoder *enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
+    gpt2c_tokenizer *tok = NULL;
     gpt2c_ids ids = {0};
-    int rc = !enc || gpt2c_encode(enc, text, len, &ids, &err);
+    int rc = cli_encode_text(text, len, &tok, &ids, &err) != 0;
     free(text);
     FILE *out = rc ? NULL : cli_open_output(io.out_path, &err);
     if (out) {
@@ -54,7 +53,6 @@ int cmd_tokenize(int argc, char **argv) {
         rc = cli_close_output(out, io.out_path, &err) != 0;
     } else rc = 1;
     gpt2c_ids_free(&ids);
-    gpt2c_encoder_free(enc);
     gpt2c_tokenizer_free(tok);
     return rc ? cli_error("%s", err.msg) : 0;
 }

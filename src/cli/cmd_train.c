@@ -187,20 +187,17 @@ int cmd_train(int argc, char **argv) {
     gpt2c_error err = {{0}};
     train_cli t = {.prompt = sample_prompt};
     gpt2c_tokenizer *tok = NULL;
-    gpt2c_encoder *enc = NULL;
     gpt2c_ids ids = {0};
     int rc = 0;
     if (o.sample_every > 0) { /* the sample prompt as ids, and the tokenizer to print samples */
-        t.tok = tok = gpt2c_tokenizer_new(&err);
-        enc = tok ? gpt2c_encoder_new(tok, &err) : NULL;
-        if (!enc || gpt2c_encode(enc, sample_prompt, strlen(sample_prompt), &ids, &err) != 0) rc = -1;
+        rc = cli_encode_text(sample_prompt, strlen(sample_prompt), &tok, &ids, &err);
+        t.tok = tok;
         o.sample_prompt = ids.data, o.sample_prompt_len = ids.len;
     }
     gpt2c_train_callbacks cb = {.user = &t, .on_plan = on_plan, .on_step = on_step, .on_val = on_val,
                                 .on_checkpoint = on_checkpoint, .on_sample = on_sample};
     if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
     gpt2c_ids_free(&ids);
-    gpt2c_encoder_free(enc);
     gpt2c_tokenizer_free(tok);
     if (rc != 0) return cli_error("%s", err.msg);
     printf("done: the model is in %s/model\n", o.out_dir);

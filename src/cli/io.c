@@ -95,6 +95,15 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return 0;
 }
 
+int cli_encode_text(const void *text, size_t len, gpt2c_tokenizer **tok, gpt2c_ids *ids,
+                    gpt2c_error *err) {
+    *tok = gpt2c_tokenizer_new(err);
+    gpt2c_encoder *enc = *tok ? gpt2c_encoder_new(*tok, err) : NULL;
+    int rc = !enc || gpt2c_encode(enc, text, len, ids, err) != 0 ? -1 : 0;
+    gpt2c_encoder_free(enc);
+    return rc;
+}
+
 int cli_parse_double(const char *s, double *out) {
     if (!s || !*s) return -1;
     char *end;
