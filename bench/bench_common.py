@@ -1,6 +1,7 @@
 """What the CPU benchmarks share: the machine, the BLAS a process loaded, thread settings, and
 running a child process with its own peak memory and CPU time."""
 import os
+import sys
 import subprocess
 import tempfile
 import time
@@ -71,3 +72,15 @@ def lscpu():
     except OSError:
         pass
     return info
+
+
+def find_gpt2c(build_dir_arg, root):
+    """(build dir, path of its gpt2c): relative to the current directory if it exists there, else
+    to the repository root; exits with a message when the binary is missing."""
+    build_dir = Path(build_dir_arg)
+    if not build_dir.is_absolute():
+        build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else root / build_dir
+    gpt2c_bin = build_dir / "gpt2c"
+    if not gpt2c_bin.exists():
+        sys.exit(f"missing {gpt2c_bin}: build first (make build)")
+    return build_dir, gpt2c_bin

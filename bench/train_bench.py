@@ -78,7 +78,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import gpt2c_blas, loaded_blas, lscpu, run_measured, thread_env
+from bench_common import find_gpt2c, gpt2c_blas, loaded_blas, lscpu, run_measured, thread_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAKESPEARE = ROOT / "data/tinyshakespeare/input.txt"
@@ -375,12 +375,7 @@ def main():
     args.configs = args.configs or [BenchConfig(s) for s in DEFAULT_CONFIGS]
     if args.rounds < 1 or args.threads < 1:
         sys.exit("--rounds and --threads must be at least 1")
-    build_dir = Path(args.build_dir)
-    if not build_dir.is_absolute():
-        build_dir = (Path.cwd() / build_dir) if (Path.cwd() / build_dir).exists() else ROOT / build_dir
-    gpt2c_bin = build_dir / "gpt2c"
-    if not gpt2c_bin.exists():
-        sys.exit(f"missing {gpt2c_bin}: build first (make build)")
+    build_dir, gpt2c_bin = find_gpt2c(args.build_dir, ROOT)
 
     from tokenizer_bench import LoadMonitor
     torch_version = print_header(args, gpt2c_bin, build_dir)
