@@ -154,6 +154,8 @@ typedef struct gpt2c_train_opts {
     int ckpt_every;            /* 0: only at the end */
     unsigned long long seed;   /* from-scratch init */
     int threads;
+    const char *precision;     /* "fp32" (default) or "bf16": bf16 matmul inputs, fp32 accumulation,
+                                  fp32 master weights and optimizer state */
     int resume;                /* continue from out_dir/state */
     int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
     int sample_every;          /* print samples every N steps and at the last (0: never) */
@@ -167,6 +169,7 @@ typedef struct gpt2c_train_plan {
     int accum_steps, start_step, max_steps;
     int n_layer, n_head, n_embd, max_seq_len;
     const char *init;          /* "random", "hf", "resume" */
+    const char *precision;     /* "fp32", "bf16" */
 } gpt2c_train_plan;
 
 typedef struct gpt2c_train_step {

@@ -119,14 +119,99 @@ static void test_matmul(int N, int C, int OC) {
     fill(R, ny, 1.0);
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_matmul(xd, yd, &ctx);
-    cpu_matmul_forward(out, x, x + nin, x + nin + nw, N, C, OC);
+    float *scratch = malloc(CPU_MATMUL_SCRATCH(N, OC > C ? OC : C) * 4);
+    cpu_matmul_forward(out, x, x + nin, NULL, x + nin + nw, N, C, OC, scratch);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "matmul forward"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, N, C, OC);
+    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, NULL, N, C, OC, scratch);
     for (size_t i = nin; i < nx; i++) dx[i] -= 1.0f; /* dw, db accumulate; dinp is overwritten */
     numeric_grad(ref_matmul, &ctx, xd, nx, ny, Rd, g);
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "matmul backward"));
-    free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g);
+    free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g), free(scratch);
+}
+
+static void round_bf16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = cpu_bf16_to_float(cpu_bf16_round(x[i]));
+}
+
+/* bf16 matmul: its products must be exactly "inputs rounded to bf16, then accumulated in fp32",
+ * so against the double reference on rounded inputs the fp32 tolerance holds; against the fp32
+ * op (unrounded inputs) the error is bf16's (8 bits of mantissa). */
+static void test_matmul_bf16(int N, int C, int OC) {
+    mm_ctx ctx = {N, C, OC};
+    size_t nin = (size_t)N * C, nw = (size_t)OC * C, nx = nin + nw + OC, ny = (size_t)N * OC;
+    float *x = malloc(nx * 4), *out = malloc(ny * 4), *out32 = malloc(ny * 4), *R = malloc(ny * 4);
+    float *dx = malloc(nx * 4), *dx32 = malloc(nx * 4), *xr = malloc(nx * 4), *Rr = malloc(ny * 4);
+    float *scratch = malloc(CPU_MATMUL_SCRATCH(N, OC > C ? OC : C) * 4);
+    gpt2_bf16 *w16 = malloc(nw * 2);
+    fill(x, nx, 1.0);
+    fill(R, ny, 1.0);
+    cpu_to_bf16(w16, x + nin, nw);
+    memcpy(xr, x, nx * 4), memcpy(Rr, R, ny * 4);
+    round_bf16(xr, nin + nw), round_bf16(Rr, ny); /* the bias stays fp32 */
+    double *xd = to_double(xr, nx), *yd = malloc(ny * 8), *g = calloc(nx, 8);
+    ref_matmul(xd, yd, &ctx);
+    cpu_matmul_forward(out, x, x + nin, w16, x + nin + nw, N, C, OC, scratch);
+    CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "bf16 matmul forward (rounded inputs)"));
+    cpu_matmul_forward(out32, x, x + nin, NULL, x + nin + nw, N, C, OC, scratch);
+    double *o32 = to_double(out32, ny);
+    CHECK(close_to(out, o32, ny, 0.02 * sqrt(C), 0.01, "bf16 matmul forward vs fp32"));
+    /* backward: dinp = Rr @ wr, dw = Rr^T @ inpr, db = column sums of R (fp32) */
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++)
+            for (int o = 0; o < OC; o++) g[n * C + i] += xd[nin + o * C + i] * Rr[n * OC + o];
+    for (int o = 0; o < OC; o++)
+        for (int i = 0; i < C; i++)
+            for (int n = 0; n < N; n++) g[nin + o * C + i] += (double)Rr[n * OC + o] * xd[n * C + i];
+    for (int o = 0; o < OC; o++)
+        for (int n = 0; n < N; n++) g[nin + nw + o] += R[n * OC + o];
+    for (size_t i = 0; i < nx; i++) dx[i] = 1.0f, dx32[i] = 1.0f;
+    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, w16, N, C, OC, scratch);
+    cpu_matmul_backward(dx32, dx32 + nin, dx32 + nin + nw, R, x, x + nin, NULL, N, C, OC, scratch);
+    for (size_t i = nin; i < nx; i++) dx[i] -= 1.0f, dx32[i] -= 1.0f;
+    CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "bf16 matmul backward (rounded inputs)"));
+    double *d32 = to_double(dx32, nx);
+    CHECK(close_to(dx, d32, nx, 0.02 * sqrt(N > OC ? N : OC), 0.01, "bf16 matmul backward vs fp32"));
+    free(x), free(out), free(out32), free(R), free(dx), free(dx32), free(xr), free(Rr);
+    free(scratch), free(w16), free(xd), free(yd), free(g), free(o32), free(d32);
+}
+
+/* The AVX512_BF16 conversion (where the CPU has it) and the C one give the same bits; both round
+ * to nearest even, keep NaN, flush subnormals. */
+static void test_bf16_rounding(void) {
+    CHECK(cpu_bf16_round(1.0f) == 0x3f80);
+    uint32_t cases[][2] = {
+        {0x3f808000u, 0x3f80}, /* a tie, rounds to the even 0x3f80 */
+        {0x3f818000u, 0x3f82}, /* a tie, rounds up to the even 0x3f82 */
+        {0x3f808001u, 0x3f81}, /* above the tie */
+        {0x7f7fffffu, 0x7f80}, /* the largest float rounds to infinity */
+        {0xff800000u, 0xff80}, /* -inf */
+        {0x7fc00001u, 0x7fc0}, /* a NaN stays a NaN */
+        {0x7f800001u, 0x7fc0}, /* a signalling NaN comes out quiet, never infinity */
+        {0x00000001u, 0x0000}, /* subnormal: flushed */
+        {0x807fffffu, 0x8000}, /* negative subnormal: -0 */
+    };
+    enum { NC = sizeof cases / sizeof *cases, NR = 4099 };
+    float in[NC + NR];
+    for (int i = 0; i < NC; i++) {
+        memcpy(&in[i], &cases[i][0], 4);
+        if (cpu_bf16_round(in[i]) != cases[i][1])
+            fprintf(stderr, "bf16 of 0x%08x: 0x%04x, want 0x%04x\n", cases[i][0],
+                    cpu_bf16_round(in[i]), cases[i][1]);
+        CHECK(cpu_bf16_round(in[i]) == cases[i][1]);
+    }
+    for (int i = 0; i < NR; i++) {
+        uint32_t u = (uint32_t)rng_next(&r);
+        memcpy(&in[NC + i], &u, 4);
+    }
+    gpt2_bf16 fast[NC + NR], slow[NC + NR];
+    cpu_to_bf16(fast, in, NC + NR);
+    cpu_to_bf16_scalar(slow, in, NC + NR);
+    int same = 1;
+    for (int i = 0; i < NC + NR; i++) same &= fast[i] == slow[i];
+    fprintf(stderr, "bf16 rounding: AVX512_BF16 path %s\n",
+            cpu_has_avx512_bf16() ? "compared with the C one" : "absent on this CPU");
+    CHECK(same);
 }
 
 /* ---- attention: x = qkv (B*T*3C) -> out (B*T*C) ---- */
@@ -258,21 +343,34 @@ static void test_classifier(int N, int C, int V, int Vp) {
     cls_ctx ctx = {N, C, V, Vp, targets};
     size_t nx = (size_t)(N + Vp) * C;
     float *x = malloc(nx * 4), *losses = malloc(N * 4), *dx = malloc(nx * 4);
-    float *scratch = malloc((size_t)CPU_CLASSIFIER_ROWS * Vp * 4);
+    float *scratch = malloc(cpu_classifier_scratch_floats(C, Vp) * 4);
     fill(x, nx, 1.0);
     /* padding rows of wte hold garbage here: the op must ignore their logits entirely */
     double *xd = to_double(x, nx), *yd = malloc(N * 8), *g = malloc(nx * 8), *R = malloc(N * 8);
     float dloss = 0.37f;
     for (int i = 0; i < N; i++) R[i] = dloss;
     ref_classifier(xd, yd, &ctx);
-    cpu_classifier(losses, NULL, NULL, x, x + N * C, targets, N, C, V, Vp, 0, scratch);
+    cpu_classifier(losses, NULL, NULL, x, x + N * C, NULL, targets, N, C, V, Vp, 0, scratch);
     CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (eval)"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_classifier(losses, dx, dx + N * C, x, x + N * C, targets, N, C, V, Vp, dloss, scratch);
+    cpu_classifier(losses, dx, dx + N * C, x, x + N * C, NULL, targets, N, C, V, Vp, dloss, scratch);
     CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (train)"));
     for (size_t i = N * C; i < nx; i++) dx[i] -= 1.0f;
     numeric_grad(ref_classifier, &ctx, xd, nx, N, R, g);
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "classifier backward"));
+    /* bf16 against the fp32 op just checked */
+    gpt2_bf16 *w16 = malloc((size_t)Vp * C * 2);
+    float *losses16 = malloc(N * 4), *dx16 = malloc(nx * 4);
+    cpu_to_bf16(w16, x + N * C, (size_t)Vp * C);
+    for (size_t i = 0; i < nx; i++) dx16[i] = 1.0f;
+    cpu_classifier(losses16, dx16, dx16 + N * C, x, x + N * C, w16, targets, N, C, V, Vp, dloss,
+                   scratch);
+    for (size_t i = N * C; i < nx; i++) dx16[i] -= 1.0f;
+    double *l32 = to_double(losses, N), *d32 = to_double(dx, nx);
+    CHECK(close_to(losses16, l32, N, 0.05, 0.01, "bf16 classifier loss vs fp32"));
+    /* dwte sums N products, each off by ~2^-9 relative: the error grows as sqrt(N) */
+    CHECK(close_to(dx16, d32, nx, 0.01 + 0.005 * sqrt(N), 0.02, "bf16 classifier backward vs fp32"));
+    free(w16), free(losses16), free(dx16), free(l32), free(d32);
     free(targets), free(x), free(losses), free(dx), free(scratch), free(xd), free(yd), free(g), free(R);
 }
 
@@ -280,14 +378,16 @@ static void test_classifier(int N, int C, int V, int Vp) {
 static void test_adamw(void) {
     enum { n = 1000 };
     float p[n], g[n], m[n], v[n];
-    double pd[n], md[n], vd[n];
+    double pd[n], md[n], vd[n], gd[n];
     fill(p, n, 1.0), fill(g, n, 1.0), fill(m, n, 0.1);
-    for (int i = 0; i < n; i++) v[i] = 0.01f * (float)rng_uniform(&r), pd[i] = p[i], md[i] = m[i], vd[i] = v[i];
+    for (int i = 0; i < n; i++) v[i] = 0.01f * (float)rng_uniform(&r), pd[i] = p[i], md[i] = m[i], vd[i] = v[i], gd[i] = g[i];
     double lr = 3e-4, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1, scale = 0.5;
     double bc1 = 1 - pow(b1, 3), bc2 = 1 - pow(b2, 3);
-    cpu_adamw(p, g, m, v, n, lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)scale, bc1, bc2);
+    gpt2_bf16 p16[n];
+    cpu_adamw(p, p16, g, m, v, n, lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)scale,
+              bc1, bc2);
     for (int i = 0; i < n; i++) {
-        double gr = g[i] * scale;
+        double gr = gd[i] * scale;
         md[i] = b1 * md[i] + (1 - b1) * gr;
         vd[i] = b2 * vd[i] + (1 - b2) * gr * gr;
         pd[i] = pd[i] * (1 - lr * wd) - lr / bc1 * md[i] / (sqrt(vd[i]) / sqrt(bc2) + eps);
@@ -295,6 +395,10 @@ static void test_adamw(void) {
     CHECK(close_to(p, pd, n, 1e-6, 1e-6, "adamw parameters"));
     CHECK(close_to(m, md, n, 1e-7, 1e-6, "adamw m"));
     CHECK(close_to(v, vd, n, 1e-9, 1e-6, "adamw v"));
+    int zeroed = 1, copied = 1;
+    for (int i = 0; i < n; i++) zeroed &= g[i] == 0.0f, copied &= p16[i] == cpu_bf16_round(p[i]);
+    CHECK(zeroed); /* ready for the next step's accumulation */
+    CHECK(copied); /* the bf16 copy of the updated parameters */
     static float big[3000001];
     double want = 0;
     for (size_t i = 0; i < sizeof big / sizeof *big; i++) big[i] = (float)(i % 7) - 3.0f, want += big[i] * (double)big[i];
@@ -306,14 +410,17 @@ int main(void) {
     test_layernorm(7, 5);
     test_layernorm(130, 6); /* more rows than CPU_LN_BLOCKS */
     test_matmul(5, 7, 9);  /* few rows: the generation kernel (odd OC) */
-    test_matmul(13, 7, 10); /* the BLAS */
+    test_matmul(13, 7, 10); /* the GEMM library */
+    test_bf16_rounding();
+    test_matmul_bf16(13, 7, 10);
+    test_matmul_bf16(37, 64, 48);
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 6, 3);
     test_attention(1, 70, 4, 2); /* two blocks of CPU_ATTN_ROWS queries */
     test_gelu(257);
     test_embed(2, 4, 5, 3);
     test_classifier(6, 5, 11, 16);
-    test_classifier(300, 3, 7, 8); /* several chunks of CPU_CLASSIFIER_ROWS */
+    test_classifier(600, 3, 7, 8); /* several chunks of CPU_CLASSIFIER_ROWS */
     test_adamw();
     return check_done();
 }

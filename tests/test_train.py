@@ -330,12 +330,37 @@ def test_accumulation_equals_big_batch(tmp_path, data, init_dir):
 
 
 # ---------------------------------------------------------------------------------------------
+# b2) --precision bf16 follows the fp32 run
+
+# bf16 inputs carry 8 bits of mantissa; measured over the 20 steps: loss within 2.1e-4, norm
+# within 1.8e-4 relative. The tolerances leave 25x and 50x of room.
+BF16_LOSS_ATOL = 5e-3  # per-step loss and val loss
+BF16_NORM_RTOL = 1e-2  # gradient norm, relative
+
+
+def test_bf16_follows_fp32(tmp_path, data, init_dir, versus_torch):
+    """The comparison run again with bf16 matmul inputs: every step's loss and norm stay within
+    bf16 tolerance of the fp32 run, and they are not identical (the bf16 path really ran)."""
+    run_ok(*train_cmd(init_dir, data.train, data.val, tmp_path / "bf16", precision="bf16"))
+    got, want = train_records(read_log(tmp_path / "bf16")), train_records(versus_torch.log)
+    assert [r["step"] for r in got] == [r["step"] for r in want]
+    for g, w in zip(got, want):
+        assert abs(g["loss"] - w["loss"]) <= BF16_LOSS_ATOL, (g, w)
+        assert abs(g["norm"] - w["norm"]) <= BF16_NORM_RTOL * w["norm"], (g, w)
+    assert any(g["loss"] != w["loss"] for g, w in zip(got, want))
+    for g, w in zip(val_records(read_log(tmp_path / "bf16")), val_records(versus_torch.log)):
+        assert abs(g["val_loss"] - w["val_loss"]) <= BF16_LOSS_ATOL, (g, w)
+
+
+# ---------------------------------------------------------------------------------------------
 # c) Resume equals the uninterrupted run, bit for bit
 
-def test_resume_equals_uninterrupted_run(tmp_path, data):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_equals_uninterrupted_run(tmp_path, data, precision):
     """From a preset (seeded init). Stopped after 4 steps: mid-shard, and step 4 is a validation
-    step, the first thing the resumed run does."""
-    flags = dict(max_steps=10, warmup_steps=3, val_every=4, ckpt_every=3, seed=1234)
+    step, the first thing the resumed run does. In bf16 the resumed run must also remake the
+    parameters' bf16 copy from the loaded weights."""
+    flags = dict(max_steps=10, warmup_steps=3, val_every=4, ckpt_every=3, seed=1234, precision=precision)
     a, b = tmp_path / "a", tmp_path / "b"
     run_ok(*train_cmd("d2", data.train, data.val, a, **flags))
     run_ok(*train_cmd("d2", data.train, data.val, b, stop_after=4, **flags))
@@ -456,6 +481,7 @@ BAD_INPUTS = {
     "seq-len above n_positions": ("train eval", lambda t, d, m: dict(flags=dict(seq_len=128, total_batch_size=256))),
     "out-dir under a regular file": ("train", lambda t, d, m: dict(out_dir=regular_file(t) / "out")),
     "--resume without state": ("train", lambda t, d, m: dict(flags=dict(resume=True))),
+    "--precision fp16": ("train", lambda t, d, m: dict(flags=dict(precision="fp16"))),
 }
 
 

@@ -43,7 +43,10 @@ static const char *help =
     "  --sample-prompt TEXT   their prompt (default \"Hello, I'm a language model,\")\n"
     "other:\n"
     "  --seed N               seed of the from-scratch init (default 1337)\n"
-    "  --threads N            CPU threads (default: the number of CPUs)\n";
+    "  --threads N            CPU threads (default: the number of CPUs)\n"
+    "  --precision P          fp32 (default) or bf16: the matmuls take bf16 inputs and accumulate\n"
+    "                         in fp32; weights, optimizer state and the rest stay fp32. Needs a\n"
+    "                         CPU with AVX-512 (fastest with AVX512_BF16 or AMX)\n";
 
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;
 typedef struct opt_spec {
@@ -77,8 +80,8 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
     printf("model: %d layers, %d heads, %d wide, %d positions; %zu parameters (%s)\n", p->n_layer,
            p->n_head, p->n_embd, p->max_seq_len, p->params,
            !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
-    printf("plan: %.1f MB allocated up front; %d accumulation step(s) per optimizer step\n",
-           p->memory_mb, p->accum_steps);
+    printf("plan: %.1f MB allocated up front; %d accumulation step(s) per optimizer step; %s\n",
+           p->memory_mb, p->accum_steps, p->precision);
     if (p->start_step > 0) printf("resuming at step %d\n", p->start_step);
     fflush(stdout);
 }
@@ -159,6 +162,7 @@ int cmd_train(int argc, char **argv) {
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9},
         {"seed", OPT_U64, &o.seed, 0, 1.8e19},
         {"threads", OPT_INT, &o.threads, 1, 1024},
+        {"precision", OPT_STR, &o.precision, 0, 0},
         {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
         {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
     };

@@ -30,6 +30,7 @@ void gpt2_free(gpt2_model *m) {
     free(m->w.layers);
     free(m->g.layers);
     free(m->params);
+    free(m->params_bf16);
     free(m->grads);
     free(m->acts);
     free(m->layer_acts);
@@ -57,6 +58,26 @@ void gpt2_init_random(gpt2_model *m, uint64_t seed) {
     }
 }
 
+int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
+    if (p == GPT2_FP32) {
+        free(m->params_bf16);
+        m->params_bf16 = NULL;
+        return 0;
+    }
+    if (!m->ops->bf16_supported())
+        return err_set(err, "--precision bf16: this CPU cannot run bf16 matmuls (oneDNN has no "
+                            "kernel for it; AVX-512 is needed); use --precision fp32");
+    if (!m->params_bf16) m->params_bf16 = (gpt2_bf16 *)mem_floats((m->table.total + 1) / 2);
+    if (!m->params_bf16)
+        return err_set(err, "out of memory for the bf16 copy of %zu parameters", m->table.total);
+    gpt2_params_changed(m);
+    return 0;
+}
+
+void gpt2_params_changed(gpt2_model *m) {
+    if (m->params_bf16) m->ops->to_bf16(m->params_bf16, m->params, m->table.total);
+}
+
 /* Floats of the activation plan for B x T (and its backward work buffers when training). */
 static size_t plan_floats(const gpt2_config *c, const gpt2_ops *ops, int B, int T, int training,
                           size_t *scratch) {
@@ -71,9 +92,10 @@ static size_t plan_floats(const gpt2_config *c, const gpt2_ops *ops, int B, int 
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
     size_t scratch;
     double params = (double)m->table.total * sizeof(float);
+    double copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
     /* the parameters exist already; training adds gradients and AdamW's two moments */
     return (double)plan_floats(&m->cfg, m->ops, B, T, training, &scratch) * sizeof(float) +
-           params + (training ? 3 * params : 0);
+           params + copy + (training ? 3 * params : 0);
 }
 
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
@@ -119,6 +141,10 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     return 0;
 }
 
+/* In the passes below: a weight's bf16 copy (NULL in fp32), and the ops' shared scratch. */
+#define BF16(w) gpt2_bf16_copy(m, w)
+#define S m->scratch
+
 float gpt2_forward(gpt2_model *m, float dloss) {
     const gpt2_ops *op = m->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T;
@@ -130,15 +156,17 @@ float gpt2_forward(gpt2_model *m, float dloss) {
         float **w = m->w.layers[l].t;
         /* attention: res2 = res + proj(attention(ln_1(res))) */
         op->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w[P_LN1_W], w[P_LN1_B], N, C);
-        op->matmul_forward(a->qkv, a->ln1, w[P_QKV_W], w[P_QKV_B], N, C, 3 * C);
+        op->matmul_forward(a->qkv, a->ln1, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C, S);
         op->attention_forward(a->atty, a->lse, a->qkv, B, T, C, NH, m->scratch);
-        op->matmul_forward(a->res2, a->atty, w[P_ATTN_PROJ_W], w[P_ATTN_PROJ_B], N, C, C);
+        op->matmul_forward(a->res2, a->atty, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), w[P_ATTN_PROJ_B],
+                           N, C, C, S);
         op->residual_forward(a->res2, a->res2, res, NC);
         /* MLP: res3 = res2 + proj(gelu(fc(ln_2(res2)))) */
         op->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w[P_LN2_W], w[P_LN2_B], N, C);
-        op->matmul_forward(a->fch, a->ln2, w[P_FC_W], w[P_FC_B], N, C, 4 * C);
+        op->matmul_forward(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, S);
         op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
-        op->matmul_forward(a->res3, a->fch_gelu, w[P_MLP_PROJ_W], w[P_MLP_PROJ_B], N, 4 * C, C);
+        op->matmul_forward(a->res3, a->fch_gelu, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]),
+                           w[P_MLP_PROJ_B], N, 4 * C, C, S);
         op->residual_forward(a->res3, a->res3, a->res2, NC);
         res = a->res3;
     }
@@ -146,7 +174,7 @@ float gpt2_forward(gpt2_model *m, float dloss) {
     /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */
     int grad = dloss > 0.0f && m->training;
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
-                   m->targets, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, m->scratch);
+                   BF16(m->w.wte), m->targets, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += m->losses[i];
     return (float)(sum / N);
@@ -167,22 +195,23 @@ void gpt2_backward(gpt2_model *m) {
         float **w = m->w.layers[l].t, **g = m->g.layers[l].t;
         /* MLP; dres holds d(res3) and becomes d(res2) */
         op->matmul_backward(d4C, g[P_MLP_PROJ_W], g[P_MLP_PROJ_B], dres, a->fch_gelu,
-                            w[P_MLP_PROJ_W], N, 4 * C, C);
+                            w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), N, 4 * C, C, S);
         op->gelu_backward(d4C, a->fch, d4C, 4 * NC);
-        op->matmul_backward(dC, g[P_FC_W], g[P_FC_B], d4C, a->ln2, w[P_FC_W], N, C, 4 * C);
+        op->matmul_backward(dC, g[P_FC_W], g[P_FC_B], d4C, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), N,
+                            C, 4 * C, S);
         op->layernorm_backward(dres, g[P_LN2_W], g[P_LN2_B], dC, a->res2, w[P_LN2_W], a->ln2_mean,
                                a->ln2_rstd, N, C, m->scratch);
         /* attention; dres becomes d(res), the block's input (d4C serves as dqkv) */
         op->matmul_backward(dC, g[P_ATTN_PROJ_W], g[P_ATTN_PROJ_B], dres, a->atty,
-                            w[P_ATTN_PROJ_W], N, C, C);
+                            w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), N, C, C, S);
         op->attention_backward(d4C, dC, a->qkv, a->atty, a->lse, B, T, C, NH, m->scratch);
-        op->matmul_backward(dC, g[P_QKV_W], g[P_QKV_B], d4C, a->ln1, w[P_QKV_W], N, C, 3 * C);
+        op->matmul_backward(dC, g[P_QKV_W], g[P_QKV_B], d4C, a->ln1, w[P_QKV_W], BF16(w[P_QKV_W]),
+                            N, C, 3 * C, S);
         op->layernorm_backward(dres, g[P_LN1_W], g[P_LN1_B], dC, res, w[P_LN1_W], a->ln1_mean,
                                a->ln1_rstd, N, C, m->scratch);
     }
     op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs, B, T, C);
 }
 
-void gpt2_zero_grad(gpt2_model *m) {
-    if (m->grads) memset(m->grads, 0, m->table.total * sizeof *m->grads);
-}
+#undef BF16
+#undef S

@@ -25,6 +25,9 @@ typedef struct gpt2_model {
     gpt2_param_table table;
     float *params, *grads; /* flat, laid out by the table; grads only when planned for training */
     gpt2_tensors w, g;
+    /* --precision bf16: the parameters rounded to bf16 (same layout), which the matmuls read;
+     * rewritten by every AdamW step. NULL in fp32. */
+    gpt2_bf16 *params_bf16;
 
     /* The plan, for micro-batches of B x T. */
     int B, T, training;
@@ -43,6 +46,17 @@ void gpt2_free(gpt2_model *m);
 /* GPT-2's init: normal(0, 0.02), residual projections 0.02/sqrt(2*n_layer), LayerNorm 1 and 0,
  * biases 0. */
 void gpt2_init_random(gpt2_model *m, uint64_t seed);
+typedef enum { GPT2_FP32, GPT2_BF16 } gpt2_precision;
+/* Switch to mixed precision (a bf16 copy of the parameters for the matmuls, fp32 everything
+ * else) or back to fp32. Fails when the backend cannot run bf16 products on this machine. */
+int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err);
+/* After the parameters were changed other than by AdamW (loaded, initialised): refresh the copy. */
+void gpt2_params_changed(gpt2_model *m);
+/* The bf16 copy of the parameter tensor w (a pointer into m->params), NULL in fp32. */
+static inline const gpt2_bf16 *gpt2_bf16_copy(const gpt2_model *m, const float *w) {
+    return m->params_bf16 ? m->params_bf16 + (w - m->params) : NULL;
+}
+
 /* Size and allocate activations (and gradients when training) for B x T micro-batches. */
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
 /* Bytes a run needs in all: the parameters, the plan, and when training the gradients and the
@@ -51,9 +65,9 @@ double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training);
 
 /* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
  * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).
- * Then call gpt2_backward, which adds this micro-batch's gradients to m->grads. */
+ * Then call gpt2_backward, which adds this micro-batch's gradients to m->grads (zero after the
+ * plan and after every AdamW step, which zeroes them as it reads them). */
 float gpt2_forward(gpt2_model *m, float dloss);
 void gpt2_backward(gpt2_model *m);
-void gpt2_zero_grad(gpt2_model *m);
 
 #endif

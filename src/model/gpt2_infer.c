@@ -47,6 +47,7 @@ void gpt2_kv_free(gpt2_kv *kv) {
 void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
                 int n, int pos) {
     const gpt2_ops *op = m->ops;
+#define BF16(w) gpt2_bf16_copy(m, w)
     int C = m->cfg.n_embd, NH = m->cfg.n_head, N = nseq * n;
     size_t NC = (size_t)N * C, layer_cache = (size_t)kv->batch * kv->len * C;
     size_t seq_off = (size_t)seq0 * kv->len * C;
@@ -56,22 +57,27 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
         float **w = m->w.layers[l].t;
         float *kc = kv->k + l * layer_cache + seq_off, *vc = kv->v + l * layer_cache + seq_off;
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN1_W], w[P_LN1_B], N, C);
-        op->matmul_forward(kv->qkv, kv->ln, w[P_QKV_W], w[P_QKV_B], N, C, 3 * C);
+        op->matmul_forward(kv->qkv, kv->ln, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C,
+                           kv->scratch);
         op->attention_forward_kv(kv->att, kv->qkv, kc, vc, nseq, n, pos, kv->len, C, NH, kv->scratch);
-        op->matmul_forward(kv->ln, kv->att, w[P_ATTN_PROJ_W], w[P_ATTN_PROJ_B], N, C, C);
+        op->matmul_forward(kv->ln, kv->att, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]),
+                           w[P_ATTN_PROJ_B], N, C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN2_W], w[P_LN2_B], N, C);
-        op->matmul_forward(kv->fch, kv->ln, w[P_FC_W], w[P_FC_B], N, C, 4 * C);
+        op->matmul_forward(kv->fch, kv->ln, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C,
+                           kv->scratch);
         op->gelu_forward(kv->fch, kv->fch, 4 * NC);
-        op->matmul_forward(kv->ln, kv->fch, w[P_MLP_PROJ_W], w[P_MLP_PROJ_B], N, 4 * C, C);
+        op->matmul_forward(kv->ln, kv->fch, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]),
+                           w[P_MLP_PROJ_B], N, 4 * C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
     }
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
         memcpy(kv->last + (size_t)s * C, kv->x + ((size_t)s * n + n - 1) * C, C * sizeof(float));
     op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
-    op->matmul_forward(kv->logits + (size_t)seq0 * GPT2_VOCAB_PADDED, kv->att, m->w.wte, NULL,
-                       nseq, C, GPT2_VOCAB_PADDED);
+    op->matmul_forward(kv->logits + (size_t)seq0 * GPT2_VOCAB_PADDED, kv->att, m->w.wte,
+                       BF16(m->w.wte), NULL, nseq, C, GPT2_VOCAB_PADDED, kv->scratch);
+#undef BF16
 }
 
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) {

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A bfloat16 value: the upper 16 bits of a float32 (rounded to nearest even). */
+typedef uint16_t gpt2_bf16;
+
 typedef struct gpt2_ops {
     const char *name;
 
@@ -29,12 +32,16 @@ typedef struct gpt2_ops {
                                const float *inp, const float *w, const float *mean,
                                const float *rstd, int N, int C, float *scratch);
 
-    /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias (bias may be NULL). */
-    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias,
-                           int N, int C, int OC);
-    /* dinp = dout @ w ; dw += dout^T @ inp ; dbias += column sums of dout (dbias may be NULL). */
+    /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias (bias may be NULL).
+     * Mixed precision: with w_bf16 (w rounded to bf16) non-NULL, the product's inputs are bf16
+     * (inp rounded by the op) and it accumulates in fp32; with NULL, everything is fp32. */
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const gpt2_bf16 *w_bf16,
+                           const float *bias, int N, int C, int OC, float *scratch);
+    /* dinp = dout @ w ; dw += dout^T @ inp ; dbias += column sums of dout (dbias may be NULL).
+     * With w_bf16, both products take bf16 inputs (dout and inp rounded by the op). */
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC);
+                            const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N,
+                            int C, int OC, float *scratch);
 
     /* Causal self-attention over qkv[B,T,3C] (q, k, v blocks of C, heads of C/NH).
      * out[B,T,C]; lse[B,NH,T] is each row's log-sum-exp of the scaled scores, all the backward
@@ -61,18 +68,25 @@ typedef struct gpt2_ops {
     /* Fused LM head + softmax + cross-entropy over the V real tokens (columns V..Vp-1 of the
      * logits are padding and ignored), a chunk of rows at a time so the N x Vp logits never exist
      * at once. losses[N] gets each row's loss. With dinp non-NULL it also computes the gradient
-     * of dloss * sum(losses): dinp = (overwritten), dwte += . */
+     * of dloss * sum(losses): dinp = (overwritten), dwte += . With wte_bf16 its three products
+     * take bf16 inputs, as matmul's; softmax and loss stay fp32. */
     void (*classifier)(float *losses, float *dinp, float *dwte, const float *inp, const float *wte,
-                       const int32_t *targets, int N, int C, int V, int Vp, float dloss,
-                       float *scratch);
+                       const gpt2_bf16 *wte_bf16, const int32_t *targets, int N, int C, int V,
+                       int Vp, float dloss, float *scratch);
 
     /* Sum of squares of x[0..n), in double, in a fixed order. */
     double (*sum_squares)(const float *x, size_t n);
     /* One AdamW step (PyTorch's formula) on n parameters, the gradient first multiplied by
-     * grad_scale (gradient clipping); bias_c1/bias_c2 = 1 - beta^t. */
-    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, double lr, float beta1,
-                  float beta2, float eps, float weight_decay, float grad_scale, double bias_c1,
-                  double bias_c2);
+     * grad_scale (gradient clipping); bias_c1/bias_c2 = 1 - beta^t. It then sets the gradient
+     * to zero (ready for the next step's accumulation, without a pass of its own) and, with
+     * p_bf16 non-NULL, writes the updated parameters rounded to bf16 there. */
+    void (*adamw)(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n, double lr,
+                  float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                  double bias_c1, double bias_c2);
+    /* dst = src rounded to bf16 (nearest even; NaN stays NaN). */
+    void (*to_bf16)(gpt2_bf16 *dst, const float *src, size_t n);
+    /* Whether this backend can run bf16 products on this machine. */
+    int (*bf16_supported)(void);
 
     /* Threads the kernels use from now on (the CPU's OpenMP loops and its BLAS). */
     void (*set_threads)(int n);

@@ -44,7 +44,8 @@ double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it,
     double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
-        op->adamw(m->params + p->offset, m->grads + p->offset, s->m + p->offset,
+        op->adamw(m->params + p->offset, m->params_bf16 ? m->params_bf16 + p->offset : NULL,
+                  m->grads + p->offset, s->m + p->offset,
                   s->v + p->offset, p->numel, lr, (float)c->beta1, (float)c->beta2,
                   (float)c->eps, p->decay ? (float)c->weight_decay : 0.0f, scale, bc1, bc2);
     }

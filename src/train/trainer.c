@@ -22,7 +22,7 @@ void gpt2c_train_opts_default(gpt2c_train_opts *o) {
                             .max_steps = 50, .warmup_steps = 10, .lr = 6e-4, .min_lr_ratio = 0.1,
                             .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                             .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .seed = 1337,
-                            .threads = 1};
+                            .threads = 1, .precision = "fp32"};
 }
 
 /* The shape of the model named by --model: a Hugging Face directory's, or a preset's. */
@@ -100,6 +100,9 @@ static int check_opts(const gpt2c_train_opts *o, gpt2c_error *err) {
     if (o->val_every < 0 || o->val_steps < 0 || o->ckpt_every < 0 || o->stop_after < 0)
         return err_set(err, "step counts must be non-negative");
     if (o->threads < 1) return err_set(err, "--threads must be at least 1");
+    if (!o->precision || (strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16")))
+        return err_set(err, "--precision must be fp32 or bf16, not '%s'",
+                       o->precision ? o->precision : "(null)");
     return 0;
 }
 
@@ -122,7 +125,7 @@ typedef struct run {
     adamw_state s;
     adamw_config ac;
     loader train, val;
-    int have_val, accum;
+    int have_val, accum, bf16;
     run_log log;
     char *model_dir;
     generator gen; /* planned at the start when sampling during training */
@@ -176,7 +179,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         if (o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last))
             if (print_samples(r, step, err) != 0) return -1;
         double t0 = now_ms(), loss = 0.0;
-        gpt2_zero_grad(m);
+        /* the gradients are zero: the plan made them so, and every AdamW pass zeroes them */
         for (int micro = 0; micro < r->accum; micro++) {
             if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
             loss += gpt2_forward(m, dloss);
@@ -201,7 +204,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
 int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2c_error *err) {
     if (check_opts(o, err) != 0) return -1;
     gpt2_ops_cpu.set_threads(o->threads);
-    run r = {.o = o, .cb = cb};
+    run r = {.o = o, .cb = cb, .bf16 = !strcmp(o->precision, "bf16")};
     r.ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
                           .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
                           .grad_clip = o->grad_clip, .warmup_steps = o->warmup_steps,
@@ -217,6 +220,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
          st.total_batch != bt * r.accum))
         rc = err_set(err, "the saved run used batch %d x %d, total batch %lld with %d process(es); "
                           "resume with the same", st.batch_size, st.seq_len, st.total_batch, st.nproc);
+    if (rc == 0) rc = gpt2_set_precision(&r.m, r.bf16 ? GPT2_BF16 : GPT2_FP32, err);
     if (rc == 0) rc = plan_checked(&r.m, o->batch_size, o->seq_len, 1, err);
     if (rc == 0) rc = adamw_state_alloc(&r.s, r.m.table.total, err);
     if (rc == 0) rc = loader_open(&r.train, o->data, o->batch_size, o->seq_len, 0, 1, err);
@@ -231,6 +235,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
                               "then; %zu shards, %llu tokens now)", (unsigned long long)st.data_shards,
                          (unsigned long long)st.data_tokens, r.train.nshards, (unsigned long long)tokens);
         if (rc == 0) rc = ckpt_load(o->out_dir, &r.m, &r.s, err);
+        if (rc == 0) gpt2_params_changed(&r.m);
         if (rc == 0) rc = loader_seek(&r.train, st.data_shard, st.data_pos, err);
         start = st.next_step;
     }
@@ -245,12 +250,15 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
     if (rc == 0) rc = run_log_open(&r.log, o->out_dir, start, err);
     if (rc == 0 && cb && cb->on_plan) {
         size_t params = r.m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * r.m.cfg.n_embd;
-        double bytes = 4.0 * r.m.table.total * 4 + (double)r.m.act_bytes; /* params, grads, m, v */
+        /* params, grads, m, v; the bf16 copy; activations */
+        double bytes = 4.0 * r.m.table.total * 4 + (r.bf16 ? 2.0 * r.m.table.total : 0) +
+                       (double)r.m.act_bytes;
         gpt2c_train_plan p = {.params = params, .memory_mb = bytes / 1e6, .accum_steps = r.accum,
                               .start_step = (int)start, .max_steps = o->max_steps,
                               .n_layer = r.m.cfg.n_layer, .n_head = r.m.cfg.n_head,
                               .n_embd = r.m.cfg.n_embd, .max_seq_len = r.m.cfg.max_seq_len,
-                              .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random"};
+                              .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random",
+                              .precision = r.bf16 ? "bf16" : "fp32"};
         cb->on_plan(cb->user, &p);
     }
     if (rc == 0) rc = loop(&r, start, err);

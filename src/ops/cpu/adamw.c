@@ -7,6 +7,14 @@
  * threads. 2^20 floats per block keeps the partials of even GPT-2 1.5B on the stack (12 KB). */
 #define SUMSQ_BLOCK ((size_t)1 << 20)
 
+CPU_CLONES static double sum_squares_block(const float *x, size_t n) {
+    double s = 0.0;
+    /* vector lanes, then lanes added: a fixed order for a given build and CPU */
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
 double cpu_sum_squares(const float *x, size_t n) {
     size_t nblocks = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
     if (nblocks == 0) return 0.0;
@@ -14,31 +22,49 @@ double cpu_sum_squares(const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < nblocks; k++) {
         size_t i1 = (k + 1) * SUMSQ_BLOCK < n ? (k + 1) * SUMSQ_BLOCK : n;
-        double s = 0.0;
-        for (size_t i = k * SUMSQ_BLOCK; i < i1; i++) s += (double)x[i] * x[i];
-        partial[k] = s;
+        partial[k] = sum_squares_block(x + k * SUMSQ_BLOCK, i1 - k * SUMSQ_BLOCK);
     }
     double total = 0.0;
     for (size_t k = 0; k < nblocks; k++) total += partial[k];
     return total;
 }
 
+typedef struct adamw_consts {
+    float beta1, beta2, eps, decay, step_size, bc2_sqrt, grad_scale;
+} adamw_consts;
+
+CPU_CLONES static void adamw_block(float *p, float *g, float *m, float *v, size_t n,
+                                   const adamw_consts *c) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float grad = g[i] * c->grad_scale;
+        g[i] = 0.0f;
+        m[i] = c->beta1 * m[i] + (1.0f - c->beta1) * grad;
+        v[i] = c->beta2 * v[i] + (1.0f - c->beta2) * grad * grad;
+        float denom = sqrtf(v[i]) / c->bc2_sqrt + c->eps;
+        p[i] = p[i] * c->decay;
+        p[i] -= c->step_size * (m[i] / denom);
+    }
+}
+
 /* PyTorch's AdamW (torch.optim.AdamW, single-tensor path), operation for operation:
  *   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
- *   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). */
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, float beta1,
-               float beta2, float eps, float weight_decay, float grad_scale, double bias_c1,
-               double bias_c2) {
-    float decay = (float)(1.0 - lr * weight_decay);
-    float step_size = (float)(lr / bias_c1);
-    float bc2_sqrt = (float)sqrt(bias_c2);
+ *   p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+ * One pass over memory, in blocks: each block's gradient is zeroed and its bf16 copy written
+ * while it is in cache. */
+#define ADAMW_BLOCK ((size_t)1 << 14)
+
+void cpu_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n, double lr,
+               float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+               double bias_c1, double bias_c2) {
+    adamw_consts c = {beta1, beta2, eps, (float)(1.0 - lr * weight_decay), (float)(lr / bias_c1),
+                      (float)sqrt(bias_c2), grad_scale};
+    size_t nblocks = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float grad = g[i] * grad_scale;
-        m[i] = beta1 * m[i] + (1.0f - beta1) * grad;
-        v[i] = beta2 * v[i] + (1.0f - beta2) * grad * grad;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] = p[i] * decay;
-        p[i] -= step_size * (m[i] / denom);
+    for (size_t k = 0; k < nblocks; k++) {
+        size_t i0 = k * ADAMW_BLOCK, len = n - i0 < ADAMW_BLOCK ? n - i0 : ADAMW_BLOCK;
+        adamw_block(p + i0, g + i0, m + i0, v + i0, len, &c);
+        /* the block is still in cache */
+        if (p_bf16) cpu_to_bf16_serial(p_bf16 + i0, p + i0, len);
     }
 }

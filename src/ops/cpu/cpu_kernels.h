@@ -1,8 +1,18 @@
-/* The CPU backend's kernels (fp32, OpenMP, BLAS for the matmuls); see ops/ops.h for semantics. */
+/* The CPU backend's kernels (OpenMP loops, oneDNN for the linear layers' products, OpenBLAS for
+ * attention's); see ops/ops.h for semantics. */
 #ifndef GPT2C_CPU_KERNELS_H
 #define GPT2C_CPU_KERNELS_H
 
 #include "ops/ops.h"
+
+/* Kernels compiled for AVX-512, AVX2 and plain x86-64, the best picked when the program loads:
+ * their loops vectorise at the machine's width (the default target has no vector floor, min or
+ * wide FMA). Used on the helpers that the OpenMP loops call. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
 
 /* Row blocks of the layernorm backward's weight-gradient reduction: a fixed count, so the
  * summation order (and the result) does not depend on the number of threads. */
@@ -12,7 +22,7 @@
 #define CPU_ATTN_ROWS 64
 #define CPU_ATTN_SCRATCH(T) ((size_t)2 * CPU_ATTN_ROWS * (size_t)(T))
 /* Rows of logits the fused classifier holds at once. */
-#define CPU_CLASSIFIER_ROWS 128
+#define CPU_CLASSIFIER_ROWS 256
 
 void cpu_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
                        int B, int T, int C);
@@ -23,10 +33,29 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean,
                             const float *rstd, int N, int C, float *scratch);
-void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
-                        int C, int OC);
+/* C[M,N] = op(A) op(B) (+ bias[N]) (+ C when accumulate), row-major and contiguous; A is [M,K]
+ * ([K,M] read transposed when ta), B is [K,N] ([N,K] when tb); inputs fp32 or bf16, C fp32. */
+typedef enum { GEMM_F32, GEMM_BF16 } gemm_type;
+void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A, const void *B,
+              const float *bias, float *C, int accumulate);
+int cpu_gemm_supported(gemm_type type);
+
+/* bf16 rounding (bf16.c). cpu_to_bf16 uses the threads; _serial runs in the caller's thread. */
+gpt2_bf16 cpu_bf16_round(float f);
+float cpu_bf16_to_float(gpt2_bf16 h);
+int cpu_has_avx512_bf16(void);
+void cpu_to_bf16(gpt2_bf16 *dst, const float *src, size_t n);
+void cpu_to_bf16_serial(gpt2_bf16 *dst, const float *src, size_t n);
+void cpu_to_bf16_scalar(gpt2_bf16 *dst, const float *src, size_t n);
+int cpu_bf16_supported(void);
+
+/* Scratch of a linear layer's bf16 inputs: N x (C + OC) values, at most 5 * N * C. */
+#define CPU_MATMUL_SCRATCH(N, C) ((size_t)5 * (N) * (C) / 2 + 64)
+void cpu_matmul_forward(float *out, const float *inp, const float *w, const gpt2_bf16 *w_bf16,
+                        const float *bias, int N, int C, int OC, float *scratch);
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, int N, int C, int OC);
+                         const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
+                         int OC, float *scratch);
 void cpu_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH,
                            float *scratch);
 void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
@@ -36,12 +65,13 @@ void cpu_attention_forward_kv(float *out, const float *qkv, float *kcache, float
 void cpu_gelu_forward(float *out, const float *inp, size_t n);
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void cpu_residual_forward(float *out, const float *a, const float *b, size_t n);
+size_t cpu_classifier_scratch_floats(int C, int Vp);
 void cpu_classifier(float *losses, float *dinp, float *dwte, const float *inp, const float *wte,
-                    const int32_t *targets, int N, int C, int V, int Vp, float dloss,
-                    float *scratch);
+                    const gpt2_bf16 *wte_bf16, const int32_t *targets, int N, int C, int V, int Vp,
+                    float dloss, float *scratch);
 double cpu_sum_squares(const float *x, size_t n);
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, double lr, float beta1,
-               float beta2, float eps, float weight_decay, float grad_scale, double bias_c1,
-               double bias_c2);
+void cpu_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n, double lr,
+               float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+               double bias_c1, double bias_c2);
 
 #endif

@@ -6,11 +6,12 @@
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 static size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp) {
-    (void)B, (void)NH;
+    (void)NH;
     size_t attention = (size_t)omp_get_max_threads() * CPU_ATTN_SCRATCH(T);
     size_t layernorm = (size_t)CPU_LN_BLOCKS * 2 * (size_t)C;        /* partial dw, db */
-    size_t classifier = (size_t)CPU_CLASSIFIER_ROWS * (size_t)Vp;     /* one chunk of logits */
-    return max_size(attention, max_size(layernorm, classifier));
+    size_t classifier = cpu_classifier_scratch_floats(C, Vp);
+    size_t matmul = CPU_MATMUL_SCRATCH((size_t)B * T, C);
+    return max_size(max_size(attention, matmul), max_size(layernorm, classifier));
 }
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; other BLASes' cblas.h lack it */
@@ -37,6 +38,8 @@ const gpt2_ops gpt2_ops_cpu = {
     .classifier = cpu_classifier,
     .sum_squares = cpu_sum_squares,
     .adamw = cpu_adamw,
+    .to_bf16 = cpu_to_bf16,
+    .bf16_supported = cpu_bf16_supported,
     .set_threads = cpu_set_threads,
     .scratch_floats = cpu_scratch_floats,
 };

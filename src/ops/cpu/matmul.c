@@ -1,16 +1,14 @@
-/* Linear layers through the BLAS (sgemm). Weights are [OC, C] (PyTorch's nn.Linear layout). */
-#include <cblas.h>
-
+/* Linear layers: the products through oneDNN (gemm.c), in fp32 or with bf16 inputs. Weights are
+ * [OC, C] (PyTorch's nn.Linear layout). */
 #include "ops/cpu/cpu_kernels.h"
 
-/* Few rows (generation: one token per sequence). OpenBLAS's sgemm repacks the whole weight
- * matrix on every call, which for 1-8 rows costs more than the product (10 GB/s of weights on this
- * machine's 22 GB/s); here each pair of weight rows is read once for up to 4 input rows at a time
- * (28 GB/s at one row). Cloned for AVX-512 and AVX2, picked at load time. */
+/* Few rows in fp32 (generation: one token per sequence). GEMM libraries repack the whole weight
+ * matrix on every call, which for 1-8 rows costs more than the product (OpenBLAS: 10 GB/s of
+ * weights on this machine's 22 GB/s); here each pair of weight rows is read once for up to 4
+ * input rows at a time (28 GB/s at one row). Cloned for AVX-512 and AVX2, picked at load time. */
 #define SMALL_ROWS 8
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-CLONES static void dot4x2(const float *x, int ldx, const float *w0, const float *w1, int n,
+CPU_CLONES static void dot4x2(const float *x, int ldx, const float *w0, const float *w1, int n,
                           float r[8]) {
     const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
     float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
@@ -22,7 +20,7 @@ CLONES static void dot4x2(const float *x, int ldx, const float *w0, const float 
     r[0] = a0, r[1] = a1, r[2] = a2, r[3] = a3, r[4] = b0, r[5] = b1, r[6] = b2, r[7] = b3;
 }
 
-CLONES static void dot1x2(const float *x, const float *w0, const float *w1, int n, float r[2]) {
+CPU_CLONES static void dot1x2(const float *x, const float *w0, const float *w1, int n, float r[2]) {
     float a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
     for (int i = 0; i < n; i++) a += x[i] * w0[i], b += x[i] * w1[i];
@@ -55,27 +53,36 @@ static void matmul_few_rows(float *out, const float *inp, const float *w, const 
     }
 }
 
-void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
-                        int C, int OC) {
-    if (N <= SMALL_ROWS) {
+/* Where the bf16 copies of a product's inputs go in the scratch: b elements after a, rounded up
+ * to a cache line. */
+static gpt2_bf16 *after(gpt2_bf16 *a, size_t n) { return a + ((n + 31) & ~(size_t)31); }
+
+void cpu_matmul_forward(float *out, const float *inp, const float *w, const gpt2_bf16 *w_bf16,
+                        const float *bias, int N, int C, int OC, float *scratch) {
+    if (w_bf16) {
+        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
+        cpu_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cpu_gemm(GEMM_BF16, 0, 1, N, OC, C, inp_bf16, w_bf16, bias, out, 0);
+    } else if (N <= SMALL_ROWS) {
         matmul_few_rows(out, inp, w, bias, N, C, OC);
-        return;
+    } else {
+        cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp, w, bias, out, 0);
     }
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C,
-                bias ? 1.0f : 0.0f, out, OC);
 }
 
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 0.0f,
-                dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                dw, C);
+                         const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
+                         int OC, float *scratch) {
+    if (w_bf16) {
+        gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = after(dout_bf16, (size_t)N * OC);
+        cpu_to_bf16(dout_bf16, dout, (size_t)N * OC);
+        cpu_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cpu_gemm(GEMM_BF16, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
+        cpu_gemm(GEMM_BF16, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
+    } else {
+        cpu_gemm(GEMM_F32, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
+        cpu_gemm(GEMM_F32, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
+    }
     if (!dbias) return;
     /* Column sums: threads split the columns and each walks the rows in order. */
     enum { CHUNK = 64 };
