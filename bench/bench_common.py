@@ -56,7 +56,7 @@ def gpt2c_blas(gpt2c_bin):
     libs = []
     for line in out.splitlines():
         parts = line.split("=>")
-        if len(parts) == 2 and any(k in parts[0] for k in ("blas", "gomp", "omp")):
+        if len(parts) == 2 and any(k in parts[0] for k in ("blas", "gomp", "omp", "dnnl")):
             libs.append(parts[1].split("(")[0].strip())
     return libs
 

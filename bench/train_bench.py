@@ -1,12 +1,22 @@
 """Training benchmark: `gpt2c train` against PyTorch on the same model, recipe, data and threads.
 
 What is measured
-  The wall time of one optimizer step (float32, CPU) for a few (model, batch, sequence) configs:
-  gpt2c as the `gpt2c train` command, and a PyTorch implementation of the same model and recipe.
-  Per config it reports the median step time of each, the ratio torch / gpt2c (above 1: gpt2c is
-  faster), tokens per second, the peak resident memory of each process, and an estimate of the
-  achieved GFLOP/s. Default configs: d12 (12 layers, 12 heads, 768 wide; GPT-2 124M) at B=4 T=64
-  and at B=8 T=256, and d6 (6 layers, 6 heads, 384 wide) at B=16 T=256; --config adds others.
+  The wall time of one optimizer step (CPU) for a few (model, batch, sequence) configs, in fp32
+  and in bf16 mixed precision: gpt2c as the `gpt2c train` command (--precision fp32|bf16), and a
+  PyTorch implementation of the same model and recipe (fp32, or bf16 autocast). Per config and
+  precision it reports the median step time of each, the ratio torch / gpt2c (above 1: gpt2c is
+  faster), tokens per second, the peak resident memory of each process, an estimate of the
+  achieved GFLOP/s, and the MFU: that GFLOP/s over the machine's GEMM peak in the same precision,
+  measured in the same run by bench/gemm_bench.c (compiled here; the best of oneDNN's fp32 sgemm,
+  or of its bf16 matmul, over the forward shapes of the d12 linear layers at 256 rows). Default
+  configs: d12 (12 layers, 12 heads, 768 wide; GPT-2 124M) at B=4 T=64 and at B=8 T=256, and d6
+  (6 layers, 6 heads, 384 wide) at B=16 T=256; --config adds others.
+
+  bf16 on the PyTorch side is the seed's autocast on the CPU: the forward and the loss under
+  torch.autocast("cpu", dtype=torch.bfloat16) (matmuls with bf16 inputs through oneDNN, fp32
+  weights and optimizer), the backward and the step outside it. gpt2c --precision bf16 is the
+  same split: bf16 inputs to every matmul (the LM head included), fp32 accumulation, fp32 master
+  weights, AdamW state, LayerNorm, softmax, GELU and attention.
 
   gpt2c: `gpt2c train --model dN --data SHARDS --out-dir TMP --batch-size B --seq-len T
   --max-steps S --warmup-steps 1 --val-every 0 --ckpt-every 0 --threads N`, a fresh process per
@@ -33,11 +43,12 @@ What is measured
   phases (forward, backward, clip, optimizer) are timed too and printed for torch.
 
 Why the comparison is fair
-  * Same config, same batches, same number of steps, float32 on both sides, the same number of
+  * Same config, same batches, same number of steps, the same precision on both sides (fp32, or
+    bf16 matmul inputs with fp32 accumulation and fp32 master weights), the same number of
     threads: torch.set_num_threads(N) in the worker, --threads N for gpt2c, and OMP_NUM_THREADS=N
-    and OPENBLAS_NUM_THREADS=N in both environments. Debian's torch does its matmuls with the
-    system BLAS, which here is the same OpenBLAS (OpenMP flavour) gpt2c links; the report prints
-    the BLAS library each process loaded.
+    and OPENBLAS_NUM_THREADS=N in both environments. Debian's torch does its fp32 matmuls with
+    the system BLAS (OpenBLAS, OpenMP flavour) and its bf16 ones with oneDNN 2.6, the same
+    oneDNN gpt2c links; the report prints the libraries each process loaded.
   * The first step of every run is a warm-up (first touch of the weights, gradients, optimizer
     state and activations; BLAS buffers) and is dropped; the medians are over the other steps of
     all rounds.
@@ -51,6 +62,7 @@ Why the comparison is fair
 GFLOP/s estimate (the model's useful arithmetic, the same count for both when the vocabularies
 match; element-wise work such as LayerNorm, GELU, softmax and AdamW is not counted):
   flops per step = B*T * (6 * (N + V*C) + 6 * L * C * (T + 1))
+  MFU = (flops per step / step time) / GEMM peak of the precision
   N = parameters of the transformer blocks and ln_f (all but wte and wpe): each is used in one
   multiply-add forward and two backward; V*C = the LM head (tied wte, V = 50304 padded, or the
   torch vocabulary), the same 6 flops per weight per token; 6*L*C*(T+1) = causal attention: per
@@ -59,7 +71,8 @@ match; element-wise work such as LayerNorm, GELU, softmax and AdamW is not count
   non-causal 12*L*C*T of nanoGPT's estimate_mfu; the PyTorch model does compute the full T x T
   scores (and masks half), so its real count is a little higher than the one credited.
 
-Run from the repository root:  .venv/bin/python bench/train_bench.py [--rounds R] [--quick]
+Run from the repository root:
+  .venv/bin/python bench/train_bench.py [--rounds R] [--precision fp32|bf16|both] [--quick]
 """
 import argparse
 import datetime
@@ -197,7 +210,11 @@ def torch_worker(args):
         t0 = time.perf_counter()
         optimizer.zero_grad()
         x, y = loader.next_batch()
-        _, loss = model(x, y)
+        if args.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                _, loss = model(x, y)
+        else:
+            _, loss = model(x, y)
         loss_value = loss.item()
         t1 = time.perf_counter()
         loss.backward()
@@ -224,13 +241,13 @@ def torch_worker(args):
 
 # ---- running the two sides ----
 
-def run_gpt2c(gpt2c_bin, cfg, data_dir, threads, tmp):
+def run_gpt2c(gpt2c_bin, cfg, data_dir, threads, tmp, precision):
     out_dir = Path(tmp) / "gpt2c-run"
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [str(gpt2c_bin), "train", "--model", cfg.model, "--data", str(data_dir / "train_*.bin"),
            "--out-dir", str(out_dir), "--batch-size", str(cfg.B), "--seq-len", str(cfg.T),
            "--max-steps", str(cfg.steps), "--warmup-steps", "1", "--val-every", "0",
-           "--ckpt-every", "0", "--threads", str(threads)]
+           "--ckpt-every", "0", "--threads", str(threads), "--precision", precision]
     rc, out, err, use, wall = run_measured(cmd, thread_env(threads))
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({rc}):\n{err}{out}")
@@ -243,8 +260,9 @@ def run_gpt2c(gpt2c_bin, cfg, data_dir, threads, tmp):
             "wall": wall, **use}
 
 
-def run_torch(cfg, data_dir, threads, vocab, seed):
+def run_torch(cfg, data_dir, threads, vocab, seed, precision):
     cmd = [sys.executable, str(Path(__file__).resolve()), "--torch-worker", "--model", cfg.model,
+           "--precision", precision,
            "--batch", str(cfg.B), "--seq", str(cfg.T), "--steps", str(cfg.steps),
            "--threads", str(threads), "--torch-vocab", str(vocab), "--seed", str(seed),
            "--data", str(data_dir / "train_000000.bin")]
@@ -256,13 +274,26 @@ def run_torch(cfg, data_dir, threads, vocab, seed):
     return res
 
 
+def measure_gemm_peak(threads, tmp):
+    """(fp32, bf16) GFLOP/s of bench/gemm_bench.c --peak-only, compiled here like gpt2c is."""
+    exe = Path(tmp) / "gemm_bench"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        sys.exit("no C compiler for bench/gemm_bench.c")
+    subprocess.run([cc, "-O2", "-fopenmp", str(ROOT / "bench/gemm_bench.c"), "-o", str(exe),
+                    "-ldnnl", "-ldl"], check=True)
+    out = subprocess.run([str(exe), "--threads", str(threads), "--peak-only"], check=True,
+                         capture_output=True, text=True, env=thread_env(threads)).stdout.split()
+    return float(out[1]), float(out[3])
+
+
 # ---- the report ----
 
 def print_header(args, gpt2c_bin, build_dir):
     from tokenizer_bench import build_flags, cpu_model, git_revision
     import torch
     cpu = lscpu()
-    print("# gpt2c training benchmark (CPU, float32): gpt2c train vs PyTorch")
+    print("# gpt2c training benchmark (CPU, fp32 and bf16): gpt2c train vs PyTorch")
     print(f"date:      {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"cpu:       {cpu.get('Model name') or cpu_model()}; {cpu.get('CPU(s)', os.cpu_count())} "
           f"CPUs ({cpu.get('Socket(s)', '?')} socket x {cpu.get('Core(s) per socket', '?')} cores x "
@@ -275,7 +306,8 @@ def print_header(args, gpt2c_bin, build_dir):
           f"(numpy {importlib.metadata.version('numpy')})")
     print(f"gpt2c:     {git_revision()}  build {build_dir}  C_FLAGS: {build_flags(build_dir)}")
     print(f"gpt2c libs: {', '.join(gpt2c_blas(gpt2c_bin)) or 'unknown'}")
-    print(f"settings:  threads={args.threads} rounds={args.rounds} torch vocab={args.torch_vocab} "
+    print(f"settings:  threads={args.threads} rounds={args.rounds} precisions={' '.join(args.precisions)} "
+          f"torch vocab={args.torch_vocab} "
           f"(gpt2c: {PADDED_VOCAB} padded); configs {' '.join(c.name + f' ({c.steps} steps)' for c in args.configs)}; "
           "first step of every run dropped; medians over the rest")
     print()
@@ -286,10 +318,10 @@ def fmt_list(xs):
     return "[" + ", ".join(f"{x:.0f}" for x in xs) + "]"
 
 
-def summarize(cfg, runs_g, runs_t, vocab):
+def summarize(cfg, precision, runs_g, runs_t, vocab, peak):
     g = [x for r in runs_g for x in r["dt_ms"][1:]]
     t = [x for r in runs_t for x in r["dt_ms"][1:]]
-    res = {"cfg": cfg, "g_ms": statistics.median(g), "t_ms": statistics.median(t),
+    res = {"cfg": cfg, "precision": precision, "g_ms": statistics.median(g), "t_ms": statistics.median(t),
            "g_rss": max(r["rss"] for r in runs_g), "t_rss": max(r["rss"] for r in runs_t),
            "g_all": g, "t_all": t}
     res["ratio"] = res["t_ms"] / res["g_ms"]
@@ -297,6 +329,7 @@ def summarize(cfg, runs_g, runs_t, vocab):
     res["t_tok_s"] = cfg.tokens / (res["t_ms"] / 1e3)
     res["g_gflops"] = cfg.flops_per_step(PADDED_VOCAB) / (res["g_ms"] / 1e3) / 1e9
     res["t_gflops"] = cfg.flops_per_step(vocab) / (res["t_ms"] / 1e3) / 1e9
+    res["g_mfu"], res["t_mfu"] = res["g_gflops"] / peak, res["t_gflops"] / peak
     phases = [p for r in runs_t for p in r["phases"][1:]]
     res["t_phases"] = {k: statistics.median(p[k] for p in phases)
                        for k in ("fwd", "bwd", "clip", "opt", "sys_s", "minflt")}
@@ -312,11 +345,11 @@ def summarize(cfg, runs_g, runs_t, vocab):
 def print_details(results, runs):
     print("## Runs (step ms of each run; the first step of each run, in parentheses, is dropped)")
     for res in results:
-        cfg = res["cfg"]
-        print(f"{cfg.name} ({cfg.L} layers, {cfg.NH} heads, {cfg.C} wide; {cfg.steps} steps per run; "
+        cfg, prec = res["cfg"], res["precision"]
+        print(f"{cfg.name} {prec} ({cfg.L} layers, {cfg.NH} heads, {cfg.C} wide; {cfg.steps} steps per run; "
               f"{cfg.flops_per_step(PADDED_VOCAB) / 1e9:.1f} GFLOP per step counted):")
         for side in ("gpt2c", "torch"):
-            for i, r in enumerate(runs[cfg.name][side]):
+            for i, r in enumerate(runs[(cfg.name, prec)][side]):
                 print(f"  {side} round {i + 1}: ({r['dt_ms'][0]:.0f}) {fmt_list(r['dt_ms'][1:])}; "
                       f"first loss {r['losses'][0]:.4f}, last {r['losses'][-1]:.4f}; "
                       f"peak RSS {r['rss'] / 2**30:.2f} GiB; process {r['wall']:.1f} s wall, "
@@ -334,12 +367,13 @@ def print_details(results, runs):
 
 
 def print_table(results):
-    print("| config | gpt2c ms/step | torch ms/step | torch / gpt2c | gpt2c tok/s | torch tok/s | "
-          "gpt2c GFLOP/s | torch GFLOP/s | gpt2c peak RSS | torch peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| config | precision | gpt2c ms/step | torch ms/step | torch / gpt2c | gpt2c tok/s | "
+          "torch tok/s | gpt2c GFLOP/s (MFU) | torch GFLOP/s (MFU) | gpt2c peak RSS | torch peak RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['cfg'].name} | {r['g_ms']:.0f} | {r['t_ms']:.0f} | {r['ratio']:.2f}x | "
-              f"{r['g_tok_s']:.0f} | {r['t_tok_s']:.0f} | {r['g_gflops']:.0f} | {r['t_gflops']:.0f} | "
+        print(f"| {r['cfg'].name} | {r['precision']} | {r['g_ms']:.0f} | {r['t_ms']:.0f} | "
+              f"{r['ratio']:.2f}x | {r['g_tok_s']:.0f} | {r['t_tok_s']:.0f} | "
+              f"{r['g_gflops']:.0f} ({100 * r['g_mfu']:.0f}%) | {r['t_gflops']:.0f} ({100 * r['t_mfu']:.0f}%) | "
               f"{r['g_rss'] / 2**30:.2f} GiB | {r['t_rss'] / 2**30:.2f} GiB |")
     print()
 
@@ -355,6 +389,8 @@ def main():
                     help="threads for both (default: the number of CPUs)")
     ap.add_argument("--torch-vocab", type=int, choices=(PADDED_VOCAB, 50257), default=PADDED_VOCAB,
                     help="rows of the PyTorch model's wte (default 50304, build-nanogpt's padding)")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both",
+                    help="gpt2c --precision and torch fp32 / bf16 autocast (default: both)")
     ap.add_argument("--quick", action="store_true",
                     help="one round of small configs (a smoke run, not for reporting)")
     ap.add_argument("--seed", type=int, default=1337, help=argparse.SUPPRESS)
@@ -368,6 +404,7 @@ def main():
     args = ap.parse_args()
     if args.torch_worker:
         return torch_worker(args)
+    args.precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
 
     if args.quick:
         args.configs = args.configs or [BenchConfig("d4:4x64:4"), BenchConfig("d6:4x128:4")]
@@ -380,9 +417,12 @@ def main():
     from tokenizer_bench import LoadMonitor
     torch_version = print_header(args, gpt2c_bin, build_dir)
     load = LoadMonitor()
-    runs = {c.name: {"gpt2c": [], "torch": []} for c in args.configs}
+    runs = {(c.name, p): {"gpt2c": [], "torch": []} for c in args.configs for p in args.precisions}
     torch_info = None
     with tempfile.TemporaryDirectory(prefix="gpt2c-train-bench-") as tmp:
+        peak = dict(zip(("fp32", "bf16"), measure_gemm_peak(args.threads, tmp)))
+        print(f"GEMM peak (bench/gemm_bench.c --peak-only, oneDNN, {args.threads} threads): "
+              f"fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
         data_dir = Path(tmp) / "data"
         subprocess.run([str(gpt2c_bin), "prepare", "--input", str(SHAKESPEARE),
                         "--split-blank-lines", "--out-dir", str(data_dir), "--quiet"],
@@ -390,28 +430,30 @@ def main():
         print(f"data: tinyshakespeare tokenized by `gpt2c prepare --split-blank-lines`; "
               f"training batches from {data_dir.name}/train_000000.bin from its start (both sides)")
         for rnd in range(args.rounds):
-            for cfg in args.configs:
+            for cfg, prec in [(c, p) for c in args.configs for p in args.precisions]:
                 t0 = time.monotonic()
-                g = run_gpt2c(gpt2c_bin, cfg, data_dir, args.threads, tmp)
-                t = run_torch(cfg, data_dir, args.threads, args.torch_vocab, args.seed)
+                g = run_gpt2c(gpt2c_bin, cfg, data_dir, args.threads, tmp, prec)
+                t = run_torch(cfg, data_dir, args.threads, args.torch_vocab, args.seed, prec)
                 torch_info = t
-                runs[cfg.name]["gpt2c"].append(g)
-                runs[cfg.name]["torch"].append(t)
-                print(f"round {rnd + 1}/{args.rounds} {cfg.name}: gpt2c median "
+                runs[(cfg.name, prec)]["gpt2c"].append(g)
+                runs[(cfg.name, prec)]["torch"].append(t)
+                print(f"round {rnd + 1}/{args.rounds} {cfg.name} {prec}: gpt2c median "
                       f"{statistics.median(g['dt_ms'][1:]):.0f} ms, torch median "
                       f"{statistics.median(t['dt_ms'][1:]):.0f} ms ({time.monotonic() - t0:.0f} s)",
                       flush=True)
     print(f"torch: {torch_info['threads']} threads; libs {', '.join(torch_info['blas']) or 'unknown'}")
     print()
-    results = [summarize(c, runs[c.name]["gpt2c"], runs[c.name]["torch"], args.torch_vocab)
-               for c in args.configs]
+    results = [summarize(c, p, runs[(c.name, p)]["gpt2c"], runs[(c.name, p)]["torch"],
+                         args.torch_vocab, peak[p])
+               for c in args.configs for p in args.precisions]
     print_details(results, runs)
 
     print("## Results (markdown)")
     print()
     print(f"Step time of `gpt2c train` and of PyTorch {torch_version} "
-          f"(float32, {args.threads} threads, medians over {args.rounds} alternating runs each; "
-          "GFLOP/s = 6*(N + V*C) + 6*L*C*(T+1) flops per token, see the docstring):")
+          f"({args.threads} threads, medians over {args.rounds} alternating runs each; "
+          "GFLOP/s = 6*(N + V*C) + 6*L*C*(T+1) flops per token, see the docstring; MFU against "
+          f"the GEMM peak measured in this run: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s):")
     print()
     print_table(results)
 
@@ -422,7 +464,8 @@ def main():
                  "machine before reporting these numbers"))
     for r in results:
         if r["ratio"] < 1.0:
-            print(f"NOTE: gpt2c is slower than PyTorch on {r['cfg'].name}: torch/gpt2c {r['ratio']:.2f}x")
+            print(f"NOTE: gpt2c is slower than PyTorch on {r['cfg'].name} {r['precision']}: "
+                  f"torch/gpt2c {r['ratio']:.2f}x")
 
 
 if __name__ == "__main__":
