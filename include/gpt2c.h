@@ -137,8 +137,21 @@ typedef struct gpt2c_prepare_result {
 GPT2C_API int gpt2c_prepare(const gpt2c_tokenizer *tok, const gpt2c_prepare_opts *opts,
                   gpt2c_prepare_result *result, gpt2c_error *err);
 
+/* Processes training together (data parallel). gpt2c_comm_open joins the ranks of an MPI launch
+ * (mpirun / mpiexec, when gpt2c was built with MPI) or, without one, makes a communicator of this
+ * one process. gpt2c_comm_abort ends every rank of the job (after a fatal error on one rank: the
+ * others would wait for it forever); gpt2c_comm_close leaves the job normally. */
+typedef struct gpt2c_comm gpt2c_comm;
+GPT2C_API int gpt2c_comm_open(gpt2c_comm **comm, gpt2c_error *err);
+GPT2C_API int gpt2c_comm_rank(const gpt2c_comm *comm);
+GPT2C_API int gpt2c_comm_size(const gpt2c_comm *comm);
+GPT2C_API void gpt2c_comm_abort(gpt2c_comm *comm, int status);
+GPT2C_API void gpt2c_comm_close(gpt2c_comm *comm);
+
 /* Training: `gpt2c train`. The recipe is GPT-3's (AdamW, clipping, warmup + cosine decay);
- * gpt2c_train_opts_default fills its defaults. */
+ * gpt2c_train_opts_default fills its defaults. With a communicator of N ranks every rank calls
+ * gpt2c_train with the same options: rank r reads every N-th batch, gradients are averaged over
+ * the ranks once per optimizer step, and only rank 0 calls the callbacks and writes files. */
 typedef struct gpt2c_train_opts {
     const char *model;         /* a preset ("d12", ...) or a Hugging Face GPT-2 directory;
                                   may be NULL when resuming (the state knows the model) */
@@ -156,6 +169,8 @@ typedef struct gpt2c_train_opts {
     int threads;
     const char *precision;     /* "fp32" (default) or "bf16": bf16 matmul inputs, fp32 accumulation,
                                   fp32 master weights and optimizer state */
+    gpt2c_comm *comm;          /* the ranks training together; NULL: this process alone */
+    int zero;                  /* 1: shard the AdamW state over the ranks (ZeRO stage 1); 0: not */
     int resume;                /* continue from out_dir/state */
     int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
     int sample_every;          /* print samples every N steps and at the last (0: never) */
@@ -170,6 +185,7 @@ typedef struct gpt2c_train_plan {
     int n_layer, n_head, n_embd, max_seq_len;
     const char *init;          /* "random", "hf", "resume" */
     const char *precision;     /* "fp32", "bf16" */
+    int ranks, zero;           /* processes training together; AdamW state sharded over them */
 } gpt2c_train_plan;
 
 typedef struct gpt2c_train_step {

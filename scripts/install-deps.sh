@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what gpt2c needs to build and test, idempotently:
 #  - Debian packages: compiler, cmake, jansson (JSON), OpenBLAS and oneDNN (both OpenMP builds, so
-#    they and our own loops share one thread pool), Python and PyTorch (the reference the tests
-#    compare with);
+#    they and our own loops share one thread pool), Open MPI (multi-process training and its
+#    tests), Python and PyTorch (the reference the tests compare with);
 #  - a Python virtual environment in .venv with the test references (requirements-dev.txt).
 # As root it runs apt-get itself; otherwise it prints the exact command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libjansson-dev libopenblas-openmp-dev libdnnl-dev
+          libopenmpi-dev openmpi-bin
           python3 python3-venv python3-dev python3-numpy python3-torch)
 
 missing=()

@@ -21,7 +21,8 @@ static const char *help =
     "batch:\n"
     "  --batch-size B         sequences per micro-batch (default 4)\n"
     "  --seq-len T            tokens per sequence (default 1024)\n"
-    "  --total-batch-size N   tokens per optimizer step, a multiple of B*T (default B*T)\n"
+    "  --total-batch-size N   tokens per optimizer step over all ranks, a multiple of B*T*ranks\n"
+    "                         (default B*T*ranks: one micro-batch each)\n"
     "schedule and optimizer:\n"
     "  --max-steps N          optimizer steps (default 50)\n"
     "  --warmup-steps N       linear warmup steps (default 10)\n"
@@ -33,17 +34,20 @@ static const char *help =
     "  --grad-clip X          global gradient-norm clip (default 1.0; 0: off)\n"
     "evaluation and checkpoints:\n"
     "  --val-every N          validate every N steps and at the last (default 250; 0: never)\n"
-    "  --val-steps K          validation batches (default 20)\n"
+    "  --val-steps K          validation batches, over all ranks (default 20)\n"
     "  --ckpt-every N         checkpoint every N steps and at the end (default 1000; 0: end only)\n"
     "  --resume               continue the run saved in DIR/state\n"
     "  --stop-after N         stop with a checkpoint once N steps are done (default: never)\n"
+    "many processes (launched by mpirun: mpirun -np N gpt2c train ...):\n"
+    "  --zero 1               shard the AdamW state over the ranks (ZeRO-1; default 0)\n"
     "samples:\n"
     "  --sample-every N       print 4 continuations (32 tokens, top-k 50) every N steps and at the\n"
     "                         last (default 0: never)\n"
     "  --sample-prompt TEXT   their prompt (default \"Hello, I'm a language model,\")\n"
     "other:\n"
     "  --seed N               seed of the from-scratch init (default 1337)\n"
-    "  --threads N            CPU threads (default: the number of CPUs)\n"
+    "  --threads N            CPU threads (default: the number of CPUs, divided among the\n"
+    "                         ranks mpirun started on this machine)\n"
     "  --precision P          fp32 (default) or bf16: the matmuls take bf16 inputs and accumulate\n"
     "                         in fp32; weights, optimizer state and the rest stay fp32. Needs a\n"
     "                         CPU with AVX-512 (fastest with AVX512_BF16 or AMX)\n";
@@ -82,6 +86,9 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
            !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
     printf("plan: %.1f MB allocated up front; %d accumulation step(s) per optimizer step; %s\n",
            p->memory_mb, p->accum_steps, p->precision);
+    if (p->ranks > 1)
+        printf("data parallel: %d ranks, each %d micro-batch(es) per step%s\n", p->ranks,
+               p->accum_steps, p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
     if (p->start_step > 0) printf("resuming at step %d\n", p->start_step);
     fflush(stdout);
 }
@@ -130,12 +137,20 @@ static void on_checkpoint(void *user, int step, const char *dir) {
     fflush(stdout);
 }
 
+/* All CPUs, shared among the ranks an MPI launcher started on this machine. */
+static int default_threads(void) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    long ranks = local ? strtol(local, NULL, 10) : 1;
+    long n = (ncpu > 0 ? ncpu : 1) / (ranks > 0 ? ranks : 1);
+    return n > 0 ? (int)n : 1;
+}
+
 int cmd_train(int argc, char **argv) {
     gpt2c_train_opts o;
     gpt2c_train_opts_default(&o);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = ncpu > 0 ? (int)ncpu : 1;
     o.ckpt_every = 1000;
+    int threads_given = 0;
     const char *sample_prompt = "Hello, I'm a language model,";
     const opt_spec specs[] = {
         {"model", OPT_STR, &o.model, 0, 0},
@@ -162,6 +177,7 @@ int cmd_train(int argc, char **argv) {
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9},
         {"seed", OPT_U64, &o.seed, 0, 1.8e19},
         {"threads", OPT_INT, &o.threads, 1, 1024},
+        {"zero", OPT_INT, &o.zero, 0, 1},
         {"precision", OPT_STR, &o.precision, 0, 0},
         {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
         {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
@@ -180,6 +196,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (c < 1000) return cli_bad_option("train", argv);
         const opt_spec *s = &specs[c - 1000];
+        threads_given |= s->dst == &o.threads;
         if (s->kind == OPT_FLAG) *(int *)s->dst = 1;
         else if (parse_value(s, optarg) != 0)
             return cli_usage_error("train", "invalid value for --%s: '%s'", s->name, optarg);
@@ -189,6 +206,10 @@ int cmd_train(int argc, char **argv) {
     if (!o.data) return cli_usage_error("train", "--data is required");
     if (!o.out_dir) return cli_usage_error("train", "--out-dir is required");
     gpt2c_error err = {{0}};
+    gpt2c_comm *comm;
+    if (gpt2c_comm_open(&comm, &err) != 0) return cli_error("%s", err.msg);
+    o.comm = comm;
+    if (!threads_given) o.threads = default_threads();
     train_cli t = {.prompt = sample_prompt};
     gpt2c_tokenizer *tok = NULL;
     gpt2c_ids ids = {0};
@@ -203,7 +224,14 @@ int cmd_train(int argc, char **argv) {
     if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
     gpt2c_ids_free(&ids);
     gpt2c_tokenizer_free(tok);
+    int rank = gpt2c_comm_rank(comm), size = gpt2c_comm_size(comm);
+    if (rc != 0 && size > 1) {
+        /* the other ranks may be waiting for this one in a collective: end them all */
+        cli_error("rank %d of %d: %s", rank, size, err.msg);
+        gpt2c_comm_abort(comm, 1);
+    }
+    gpt2c_comm_close(comm);
     if (rc != 0) return cli_error("%s", err.msg);
-    printf("done: the model is in %s/model\n", o.out_dir);
+    if (rank == 0) printf("done: the model is in %s/model\n", o.out_dir);
     return 0;
 }

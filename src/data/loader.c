@@ -6,7 +6,7 @@
 #include "data/shard.h"
 #include "util/error.h"
 
-static uint64_t step_tokens(const loader *l) { return (uint64_t)l->B * l->T * l->nproc; }
+static uint64_t batch_tokens(const loader *l) { return (uint64_t)l->B * l->T; }
 
 static int load_shard(loader *l, size_t i, gpt2c_error *err) {
     if (shard_read_into(l->paths[i], l->tokens, l->counts[i], &l->ntokens, err) != 0) return -1;
@@ -41,10 +41,10 @@ int loader_open(loader *l, const char *pattern, int B, int T, int rank, int npro
             loader_close(l);
             return -1;
         }
-        if (l->counts[i] < step_tokens(l) + 1) {
-            err_set(err, "%s: %llu tokens, fewer than one step needs (batch %d x seq %d x %d "
-                         "process(es) + 1 = %llu)", l->paths[i], (unsigned long long)l->counts[i],
-                    B, T, nproc, (unsigned long long)step_tokens(l) + 1);
+        if (l->counts[i] < batch_tokens(l) + 1) {
+            err_set(err, "%s: %llu tokens, fewer than one batch needs (batch %d x seq %d + 1 = "
+                         "%llu)", l->paths[i], (unsigned long long)l->counts[i], B, T,
+                    (unsigned long long)batch_tokens(l) + 1);
             globfree(&g);
             loader_close(l);
             return -1;
@@ -72,15 +72,30 @@ void loader_close(loader *l) {
     memset(l, 0, sizeof *l);
 }
 
+/* One batch along the sequence all ranks walk: the next B*T tokens, or the start of the next
+ * shard (after the last: the first) when a batch (B*T + 1 tokens) would not fit. */
+static int advance(loader *l, gpt2c_error *err) {
+    uint64_t bt = batch_tokens(l);
+    l->pos += bt;
+    if (l->pos + bt + 1 <= l->ntokens) return 0;
+    l->pos = 0;
+    size_t next = (l->shard + 1) % l->nshards;
+    return next == l->shard ? 0 : load_shard(l, next, err);
+}
+
 int loader_seek(loader *l, size_t shard, uint64_t pos, gpt2c_error *err) {
-    if (shard >= l->nshards || pos + (uint64_t)l->B * l->T + 1 > l->counts[shard])
+    if (shard >= l->nshards || pos + batch_tokens(l) + 1 > l->counts[shard])
         return err_set(err, "data position (shard %zu, token %llu) is outside the data",
                        shard, (unsigned long long)pos);
     if (shard != l->shard || !l->ntokens)
         if (load_shard(l, shard, err) != 0) return -1;
     l->pos = pos;
+    for (int r = 0; r < l->rank; r++)
+        if (advance(l, err) != 0) return -1;
     return 0;
 }
+
+int loader_reset(loader *l, gpt2c_error *err) { return loader_seek(l, 0, 0, err); }
 
 uint64_t loader_total_tokens(const loader *l) {
     uint64_t n = 0;
@@ -88,19 +103,14 @@ uint64_t loader_total_tokens(const loader *l) {
     return n;
 }
 
-int loader_reset(loader *l, gpt2c_error *err) {
-    return loader_seek(l, 0, (uint64_t)l->B * l->T * l->rank, err);
-}
-
 int loader_next(loader *l, int32_t *inputs, int32_t *targets, gpt2c_error *err) {
-    size_t n = (size_t)l->B * l->T;
+    size_t n = (size_t)batch_tokens(l);
     const uint16_t *buf = l->tokens + l->pos;
     for (size_t i = 0; i < n; i++) {
         inputs[i] = buf[i];
         targets[i] = buf[i + 1];
     }
-    l->pos += step_tokens(l);
-    if (l->pos + step_tokens(l) + 1 > l->ntokens)
-        return loader_seek(l, (l->shard + 1) % l->nshards, (uint64_t)l->B * l->T * l->rank, err);
+    for (int r = 0; r < l->nproc; r++)
+        if (advance(l, err) != 0) return -1;
     return 0;
 }

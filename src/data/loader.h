@@ -1,8 +1,12 @@
 /* The batch loader: build-nanogpt's DataLoaderLite over llm.c shards, rank-aware.
- * A micro-batch is the next B*T+1 tokens from the current position (inputs, and the targets
- * shifted by one); the position then advances by B*T*nproc. Rank r starts at B*T*r, so the ranks
- * together read one contiguous stretch per micro-step. When the next micro-batch would run past
- * the end of the shard, the loader moves to the next shard (after the last: the first again).
+ * One process reads a sequence of batches: B*T+1 tokens from the current position (inputs, and
+ * the targets shifted by one), then the position advances by B*T; when the next batch would run
+ * past the end of the shard, it moves to the start of the next shard (after the last: the first
+ * again). With nproc ranks, rank r reads batches r, r + nproc, r + 2 nproc, ... of that same
+ * sequence: inside a shard it starts at B*T*r and advances by B*T*nproc, as DataLoaderLite, and
+ * at a shard's end every rank follows the one-process sequence (DataLoaderLite's ranks would
+ * switch shards at different steps). So the ranks of one micro-step together read exactly the
+ * nproc batches one process reads in nproc micro-steps.
  * All shards are checked (header and size) when the loader opens, so a bad shard stops the run
  * before the first step; each shard's tokens are validated when it is read. */
 #ifndef GPT2C_LOADER_H
@@ -24,8 +28,8 @@ typedef struct loader {
     int B, T, rank, nproc;
 } loader;
 
-/* Shards matching GLOB, in sorted order. An empty match or a shard shorter than one step's
- * tokens (B*T*nproc + 1) is an error. */
+/* Shards matching GLOB, in sorted order. An empty match or a shard shorter than one batch
+ * (B*T + 1 tokens) is an error. */
 int loader_open(loader *l, const char *glob_pattern, int B, int T, int rank, int nproc,
                 gpt2c_error *err);
 void loader_close(loader *l);
@@ -35,7 +39,8 @@ int loader_next(loader *l, int32_t *inputs, int32_t *targets, gpt2c_error *err);
 uint64_t loader_total_tokens(const loader *l);
 /* Back to the start of the first shard. */
 int loader_reset(loader *l, gpt2c_error *err);
-/* Jump to a saved position (from a resume state); checked against the shards. */
+/* Jump to a position of the sequence (shard, token: where rank 0 reads next, as saved in a resume
+ * state); checked against the shards. */
 int loader_seek(loader *l, size_t shard, uint64_t pos, gpt2c_error *err);
 
 #endif

@@ -32,9 +32,13 @@ void adamw_state_free(adamw_state *s) {
     s->m = s->v = NULL;
 }
 
-double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, double *lr_out) {
+double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
+    return m->ops->sum_squares(m->grads + lo, hi - lo);
+}
+
+double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, size_t lo,
+                    size_t hi, double norm) {
     const gpt2_ops *op = m->ops;
-    double norm = sqrt(op->sum_squares(m->grads, m->table.total));
     /* Clipping folds into the AdamW pass as a scale of the gradient. (PyTorch's clip_grad_norm_
      * divides by norm + 1e-6; the recipe's clip / norm differs from it by 1e-6 relative.) */
     float scale = 1.0f;
@@ -42,13 +46,15 @@ double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it,
     double lr = lr_at(c, it);
     s->t++;
     double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);
+    /* each tensor's part inside [lo, hi), with its own weight decay */
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
-        op->adamw(m->params + p->offset, m->params_bf16 ? m->params_bf16 + p->offset : NULL,
-                  m->grads + p->offset, s->m + p->offset,
-                  s->v + p->offset, p->numel, lr, (float)c->beta1, (float)c->beta2,
+        size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel;
+        b = b < hi ? b : hi;
+        if (a >= b) continue;
+        op->adamw(m->params + a, m->params_bf16 ? m->params_bf16 + a : NULL, m->grads + a,
+                  s->m + (a - lo), s->v + (a - lo), b - a, lr, (float)c->beta1, (float)c->beta2,
                   (float)c->eps, p->decay ? (float)c->weight_decay : 0.0f, scale, bc1, bc2);
     }
-    *lr_out = lr;
-    return norm;
+    return lr;
 }

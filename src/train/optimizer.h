@@ -11,7 +11,8 @@ typedef struct adamw_config {
 } adamw_config;
 
 typedef struct adamw_state {
-    float *m, *v; /* first and second moments, laid out like the parameters */
+    float *m, *v; /* first and second moments of the parameters this rank updates, laid out like
+                     them: all of them, or with ZeRO-1 its shard [lo, hi) (m[0] is parameter lo) */
     long t;       /* optimizer steps taken */
 } adamw_state;
 
@@ -21,8 +22,11 @@ double lr_at(const adamw_config *c, long it);
 int adamw_state_alloc(adamw_state *s, size_t n, gpt2c_error *err);
 void adamw_state_free(adamw_state *s);
 
-/* One step at iteration `it` (0-based) on m->grads: returns the global gradient norm measured
- * before clipping, and the learning rate used in *lr. */
-double adamw_step(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, double *lr);
+/* This rank's part of the squared global gradient norm: gradients [lo, hi). */
+double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi);
+/* One AdamW step at iteration `it` (0-based) on parameters [lo, hi), given the global gradient
+ * norm measured before clipping; it zeroes the gradients it reads. Returns the learning rate. */
+double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, size_t lo,
+                    size_t hi, double norm);
 
 #endif

@@ -1,0 +1,50 @@
+/* The communicator of data-parallel training: what the trainer needs from the ranks, behind one
+ * table so that MPI (comm_mpi.c) and, later, NCCL can supply it; comm.c has the one-process
+ * version and picks the implementation. Every call is collective: all ranks make it, in the
+ * same order. Buffers are in place. A failed call ends the job (MPI's errors are fatal), so the
+ * calls return nothing. */
+#ifndef GPT2C_COMM_H
+#define GPT2C_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt2c.h"
+
+typedef struct comm_ops {
+    void (*allreduce_sum_f32)(gpt2c_comm *c, float *buf, size_t n);
+    void (*allreduce_sum_f64)(gpt2c_comm *c, double *buf, size_t n);
+    /* Shards: rank r owns buf[offs[r] .. offs[r+1]) (offs has size+1 entries). reduce_scatter:
+     * afterwards rank r's shard holds the sum of every rank's shard r; the rest of buf is
+     * undefined. allgather: afterwards every rank holds every rank's shard. */
+    void (*reduce_scatter_sum_f32)(gpt2c_comm *c, float *buf, const size_t *offs);
+    void (*allgather_f32)(gpt2c_comm *c, float *buf, const size_t *offs);
+    /* Between shard-sized buffers (each rank's `shard`, offs[r+1] - offs[r] values) and a whole
+     * one on rank 0 (`whole`, ignored elsewhere): gather collects the shards into rank 0's whole,
+     * scatter hands its parts out. */
+    void (*gather_f32)(gpt2c_comm *c, float *whole, const float *shard, const size_t *offs);
+    void (*scatter_f32)(gpt2c_comm *c, const float *whole, float *shard, const size_t *offs);
+    /* rank 0's bytes to every rank */
+    void (*broadcast)(gpt2c_comm *c, void *buf, size_t bytes);
+    /* every rank's value, in rank order, to every rank */
+    void (*allgather_u64)(gpt2c_comm *c, uint64_t value, uint64_t *all);
+    void (*abort)(gpt2c_comm *c, int status);
+    void (*close)(gpt2c_comm *c);
+} comm_ops;
+
+struct gpt2c_comm {
+    int rank, size;
+    const comm_ops *ops;
+};
+
+/* This process alone (static: nothing to open or close). */
+gpt2c_comm *comm_single(void);
+
+/* The MPI communicator, when built with MPI (GPT2C_HAVE_MPI): MPI_Init and MPI_COMM_WORLD. */
+int comm_mpi_open(gpt2c_comm **comm, gpt2c_error *err);
+
+/* Rank r's shard of n values split over size ranks: equal parts in multiples of 16 values (64
+ * bytes), the last rank taking what is left. offs gets size+1 entries. */
+void comm_shards(size_t n, int size, size_t *offs);
+
+#endif
