@@ -1,6 +1,6 @@
 /* Matrix products of the linear layers and the LM head, through oneDNN. Chosen by measurement
- * (bench/gemm_bench.c, README "Dependencies"): on the shapes of a GPT-2 step oneDNN's fp32 GEMM
- * is about 12% faster than OpenBLAS here, it picks its AVX-512 kernels by the CPU's features
+ * (bench/gemm_bench.c, README "Benchmarks"): on the shapes of a GPT-2 step oneDNN's fp32 GEMM
+ * is 9-12% faster than OpenBLAS here, it picks its AVX-512 kernels by the CPU's features
  * rather than its model name (OpenBLAS 0.3.21 runs AVX2 kernels on CPUs it does not know, such as
  * AMD Zen 5, unless OPENBLAS_CORETYPE is set), and with bf16 inputs it uses AVX512_BF16 or AMX
  * where the CPU has them (about 4x fp32 on this machine).
