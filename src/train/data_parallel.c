@@ -109,5 +109,9 @@ void dp_after_update(const data_parallel *d, gpt2_model *m) {
     memset(m->grads, 0, d->lo * sizeof *m->grads);
     memset(m->grads + d->hi, 0, (m->table.total - d->hi) * sizeof *m->grads);
     d->comm->ops->allgather_f32(d->comm, m->params, d->offs);
-    gpt2_params_changed(m);
+    if (m->params_bf16) { /* AdamW wrote the bf16 copy of this rank's shard; the rest is new */
+        size_t n = m->table.total;
+        m->ops->to_bf16(m->params_bf16, m->params, d->lo);
+        m->ops->to_bf16(m->params_bf16 + d->hi, m->params + d->hi, n - d->hi);
+    }
 }
