@@ -95,6 +95,16 @@ typedef struct gpt2_ops {
     size_t (*scratch_floats)(int B, int T, int C, int NH, int Vp);
 } gpt2_ops;
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 extern const gpt2_ops gpt2_ops_cpu;
+#ifdef GPT2C_HAVE_CUDA
+/* ops/cuda/: the same ops on device pointers (built when a CUDA compiler is found). */
+extern const gpt2_ops gpt2_ops_cuda;
+#endif
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,160 @@
+/* Causal self-attention, one warp per query row, streaming over the keys with a running max and
+ * sum (the online softmax of FlashAttention): no T x T matrix in memory, only each row's
+ * log-sum-exp for the backward, which recomputes the probabilities. Each lane holds hs/32 of the
+ * head's channels. This is the correct-first kernel: one key at a time per warp, no tiling in
+ * shared memory and no tensor cores (a tiled FlashAttention-2 kernel or cuDNN's fused attention
+ * is the next step). */
+#include "ops/cuda/cuda_common.cuh"
+
+#define R_MAX (CUDA_ATTN_MAX_HS / 32)
+
+static void check_head_size(int hs) {
+    if (hs % 32 != 0 || hs > CUDA_ATTN_MAX_HS) {
+        fprintf(stderr, "gpt2c: the CUDA attention needs a head size that is a multiple of 32 up "
+                        "to %d (this model's: %d)\n", CUDA_ATTN_MAX_HS, hs);
+        abort();
+    }
+}
+
+/* dot product of this lane's parts, summed over the warp */
+__device__ __forceinline__ float warp_dot(const float *a, const float *b, int R) {
+    float s = 0.0f;
+    for (int i = 0; i < R; i++) s += a[i] * b[i];
+    return warp_sum(s);
+}
+
+/* Rows: (b, h, t) -> one warp. q, k, v of position u of batch b: qkv + (b*T + u)*3C + {0,C,2C}
+ * + h*hs. */
+__global__ void attention_forward_kernel(float *out, float *lse, const float *qkv, int B, int T,
+                                         int C, int NH) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= B * NH * T) return;
+    int t = row % T, h = (row / T) % NH, b = row / (T * NH), hs = C / NH, R = hs / 32;
+    float scale = rsqrtf((float)hs);
+    const float *base = qkv + (size_t)b * T * 3 * C + h * hs;
+    float q[R_MAX], acc[R_MAX], kv[R_MAX];
+    for (int i = 0; i < R; i++) q[i] = base[(size_t)t * 3 * C + lane + 32 * i] * scale, acc[i] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int u = 0; u <= t; u++) {
+        const float *k = base + (size_t)u * 3 * C + C, *v = k + C;
+        for (int i = 0; i < R; i++) kv[i] = k[lane + 32 * i];
+        float s = warp_dot(q, kv, R);
+        float m_new = fmaxf(m, s), corr = expf(m - m_new), p = expf(s - m_new);
+        l = l * corr + p;
+        for (int i = 0; i < R; i++) acc[i] = acc[i] * corr + p * v[lane + 32 * i];
+        m = m_new;
+    }
+    float *o = out + ((size_t)b * T + t) * C + h * hs;
+    for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / l;
+    if (lane == 0) lse[row] = m + logf(l);
+}
+
+/* With p = exp(s - lse), D = dO . O: dS = p (dO . v - D); dq = sum dS k * scale; dk += dS q *
+ * scale and dv += p dO, by atomics (several query rows touch each key). dqkv is zeroed first. */
+__global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *qkv,
+                                          const float *out, const float *lse, int B, int T, int C,
+                                          int NH) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= B * NH * T) return;
+    int t = row % T, h = (row / T) % NH, b = row / (T * NH), hs = C / NH, R = hs / 32;
+    float scale = rsqrtf((float)hs);
+    size_t qoff = ((size_t)b * T + t) * 3 * C + h * hs, ooff = ((size_t)b * T + t) * C + h * hs;
+    float q[R_MAX], dO[R_MAX], dq[R_MAX], tmp[R_MAX];
+    for (int i = 0; i < R; i++) {
+        q[i] = qkv[qoff + lane + 32 * i];
+        dO[i] = dout[ooff + lane + 32 * i];
+        tmp[i] = out[ooff + lane + 32 * i];
+        dq[i] = 0.0f;
+    }
+    float D = warp_dot(dO, tmp, R), L = lse[row];
+    const float *base = qkv + (size_t)b * T * 3 * C + h * hs;
+    float *dbase = dqkv + (size_t)b * T * 3 * C + h * hs;
+    float kk[R_MAX], vv[R_MAX];
+    for (int u = 0; u <= t; u++) {
+        const float *k = base + (size_t)u * 3 * C + C, *v = k + C;
+        for (int i = 0; i < R; i++) kk[i] = k[lane + 32 * i], vv[i] = v[lane + 32 * i];
+        float p = expf(warp_dot(q, kk, R) * scale - L);
+        float ds = p * (warp_dot(dO, vv, R) - D);
+        float *dk = dbase + (size_t)u * 3 * C + C, *dv = dk + C;
+        for (int i = 0; i < R; i++) {
+            dq[i] += ds * kk[i] * scale;
+            atomicAdd(&dk[lane + 32 * i], ds * q[i] * scale);
+            atomicAdd(&dv[lane + 32 * i], p * dO[i]);
+        }
+    }
+    for (int i = 0; i < R; i++) dqkv[qoff + lane + 32 * i] = dq[i];
+}
+
+extern "C" void cuda_attention_forward(float *out, float *lse, const float *qkv, int B, int T,
+                                       int C, int NH, float *scratch) {
+    (void)scratch;
+    check_head_size(C / NH);
+    size_t rows = (size_t)B * NH * T;
+    attention_forward_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(out, lse, qkv, B, T, C, NH);
+    CUDA_LAUNCHED();
+}
+
+extern "C" void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                                        const float *out, const float *lse, int B, int T, int C,
+                                        int NH, float *scratch) {
+    (void)scratch;
+    check_head_size(C / NH);
+    cuda_memset0(dqkv, (size_t)B * T * 3 * C * sizeof *dqkv);
+    size_t rows = (size_t)B * NH * T;
+    attention_backward_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(dqkv, dout, qkv, out,
+                                                                            lse, B, T, C, NH);
+    CUDA_LAUNCHED();
+}
+
+/* Generation: the new keys and values into the cache, laid out [NH][len][hs] per sequence (as
+ * the CPU's), then each new query attends to positions 0..its own. */
+__global__ void kv_store_kernel(float *kcache, float *vcache, const float *qkv, int nseq, int n,
+                                int pos, int len, int C, int NH) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)nseq * n * C) return;
+    int c = (int)(i % C), j = (int)((i / C) % n), s = (int)(i / ((size_t)C * n)), hs = C / NH;
+    int h = c / hs, e = c % hs;
+    const float *row = qkv + ((size_t)s * n + j) * 3 * C;
+    size_t at = (size_t)s * len * C + ((size_t)h * len + pos + j) * hs + e;
+    kcache[at] = row[C + c];
+    vcache[at] = row[2 * C + c];
+}
+
+__global__ void attention_kv_kernel(float *out, const float *qkv, const float *kcache,
+                                    const float *vcache, int nseq, int n, int pos, int len, int C,
+                                    int NH) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= nseq * NH * n) return;
+    int j = row % n, h = (row / n) % NH, s = row / (n * NH), hs = C / NH, R = hs / 32;
+    float scale = rsqrtf((float)hs);
+    const float *qrow = qkv + ((size_t)s * n + j) * 3 * C + h * hs;
+    const float *K = kcache + (size_t)s * len * C + (size_t)h * len * hs, *V = vcache + (K - kcache);
+    float q[R_MAX], acc[R_MAX], kv[R_MAX];
+    for (int i = 0; i < R; i++) q[i] = qrow[lane + 32 * i] * scale, acc[i] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int u = 0; u <= pos + j; u++) {
+        for (int i = 0; i < R; i++) kv[i] = K[(size_t)u * hs + lane + 32 * i];
+        float sc = warp_dot(q, kv, R);
+        float m_new = fmaxf(m, sc), corr = expf(m - m_new), p = expf(sc - m_new);
+        l = l * corr + p;
+        for (int i = 0; i < R; i++) acc[i] = acc[i] * corr + p * V[(size_t)u * hs + lane + 32 * i];
+        m = m_new;
+    }
+    float *o = out + ((size_t)s * n + j) * C + h * hs;
+    for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / l;
+}
+
+extern "C" void cuda_attention_forward_kv(float *out, const float *qkv, float *kcache,
+                                          float *vcache, int nseq, int n, int pos, int len, int C,
+                                          int NH, float *scratch) {
+    (void)scratch;
+    check_head_size(C / NH);
+    size_t total = (size_t)nseq * n * C;
+    kv_store_kernel<<<blocks_for(total, 256), 256, 0, cuda_stream>>>(kcache, vcache, qkv, nseq, n,
+                                                                     pos, len, C, NH);
+    CUDA_LAUNCHED();
+    size_t rows = (size_t)nseq * NH * n;
+    attention_kv_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(out, qkv, kcache, vcache,
+                                                                      nseq, n, pos, len, C, NH);
+    CUDA_LAUNCHED();
+}

@@ -1,0 +1,39 @@
+/* What every CUDA file of the backend shares: the stream, error checks, launch sizes. */
+#ifndef GPT2C_CUDA_COMMON_CUH
+#define GPT2C_CUDA_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/cuda/cuda_kernels.h"
+
+/* A failed CUDA call inside an op is a bug or a dead device, not bad input: say where, stop. */
+#define CUDA_CHECK(call)                                                                          \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess) {                                                                  \
+            fprintf(stderr, "gpt2c: CUDA error at %s:%d: %s\n", __FILE__, __LINE__,              \
+                    cudaGetErrorString(e_));                                                      \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+#define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
+
+extern cudaStream_t cuda_stream;
+
+static inline unsigned blocks_for(size_t n, unsigned threads) {
+    return (unsigned)((n + threads - 1) / threads);
+}
+
+/* The sum over a warp's 32 lanes, in every lane. */
+__device__ __forceinline__ float warp_sum(float x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+#endif

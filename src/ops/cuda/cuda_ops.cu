@@ -1,0 +1,38 @@
+/* The CUDA backend's table of ops, and the scratch its kernels share. */
+#include "ops/cuda/cuda_common.cuh"
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp) {
+    (void)NH;
+    size_t N = (size_t)B * T;
+    size_t matmul = 5 * N * C / 2 + 256;   /* bf16 copies of a product's two inputs */
+    size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
+    size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
+    return max_size(matmul, classifier);
+}
+
+static void cuda_set_threads(int n) { (void)n; }
+
+extern "C" const gpt2_ops gpt2_ops_cuda = {
+    /* .name = */ "cuda",
+    /* .embed_forward = */ cuda_embed_forward,
+    /* .embed_backward = */ cuda_embed_backward,
+    /* .layernorm_forward = */ cuda_layernorm_forward,
+    /* .layernorm_backward = */ cuda_layernorm_backward,
+    /* .matmul_forward = */ cuda_matmul_forward,
+    /* .matmul_backward = */ cuda_matmul_backward,
+    /* .attention_forward = */ cuda_attention_forward,
+    /* .attention_backward = */ cuda_attention_backward,
+    /* .attention_forward_kv = */ cuda_attention_forward_kv,
+    /* .gelu_forward = */ cuda_gelu_forward,
+    /* .gelu_backward = */ cuda_gelu_backward,
+    /* .residual_forward = */ cuda_residual_forward,
+    /* .classifier = */ cuda_classifier,
+    /* .sum_squares = */ cuda_sum_squares,
+    /* .adamw = */ cuda_adamw,
+    /* .to_bf16 = */ cuda_to_bf16,
+    /* .bf16_supported = */ cuda_bf16_supported,
+    /* .set_threads = */ cuda_set_threads,
+    /* .scratch_floats = */ cuda_scratch_floats,
+};

@@ -1,0 +1,131 @@
+/* The device, the stream, memory, and the products through cuBLASLt. */
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <string.h>
+
+#include "ops/cuda/cuda_common.cuh"
+
+cudaStream_t cuda_stream;
+static cublasLtHandle_t lt;
+static void *workspace;
+static const size_t WORKSPACE_BYTES = (size_t)32 << 20; /* what cuBLASLt asks for on Hopper */
+static int use_tf32 = 1;
+
+extern "C" int cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear it: no driver or no GPU is an answer, not an error */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int cuda_init(gpt2c_error *err) {
+    if (lt) return 0;
+    if (cuda_device_count() < 1) {
+        snprintf(err->msg, sizeof err->msg, "no CUDA device (or no driver) on this machine");
+        return -1;
+    }
+    cudaError_t e = cudaSetDevice(0);
+    if (e == cudaSuccess) e = cudaStreamCreate(&cuda_stream);
+    if (e == cudaSuccess) e = cudaMalloc(&workspace, WORKSPACE_BYTES);
+    if (e != cudaSuccess) {
+        snprintf(err->msg, sizeof err->msg, "CUDA: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(err->msg, sizeof err->msg, "cuBLASLt could not start");
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" void cuda_set_tf32(int on) { use_tf32 = on; }
+
+extern "C" void *cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+extern "C" void cuda_free(void *p) { cudaFree(p); }
+extern "C" void cuda_to_device(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
+}
+extern "C" void cuda_to_host(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
+}
+extern "C" void cuda_memset0(void *p, size_t bytes) {
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream));
+}
+extern "C" void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream)); }
+
+#define LT_CHECK(call)                                                                            \
+    do {                                                                                          \
+        cublasStatus_t s_ = (call);                                                               \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+            fprintf(stderr, "gpt2c: cuBLASLt error %d at %s:%d\n", (int)s_, __FILE__, __LINE__);  \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt (column-major) gets
+ * B as its first operand and A as its second, each transposed where the row-major one is not.
+ * The bias epilogue adds a vector along cuBLASLt's rows, which are C's columns: bias[N]. */
+extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
+                          const void *B, const float *bias, float *C, int accumulate) {
+    cudaDataType_t in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t compute =
+        !bf16 && use_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasLtMatmulDesc_t desc;
+    LT_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
+    cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    if (bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+        LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof bias));
+    }
+    /* stored shapes, column-major: B row-major [K,N] (or [N,K]) is [N,K] (or [K,N]) */
+    cublasLtMatrixLayout_t la, lb, lc;
+    LT_CHECK(cublasLtMatrixLayoutCreate(&la, in, tb ? K : N, tb ? N : K, tb ? K : N));
+    LT_CHECK(cublasLtMatrixLayoutCreate(&lb, in, ta ? M : K, ta ? K : M, ta ? M : K));
+    LT_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, N));
+    cublasLtMatmulPreference_t pref;
+    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &WORKSPACE_BYTES, sizeof WORKSPACE_BYTES));
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 0;
+    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 1, &h, &found));
+    if (found < 1) {
+        fprintf(stderr, "gpt2c: cuBLASLt has no algorithm for %d x %d x %d\n", M, N, K);
+        abort();
+    }
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    LT_CHECK(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, C, lc, C, lc, &h.algo, workspace,
+                            WORKSPACE_BYTES, cuda_stream));
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatmulDescDestroy(desc);
+}
+
+__global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+extern "C" void cuda_to_bf16(gpt2_bf16 *dst, const float *src, size_t n) {
+    if (n == 0) return;
+    to_bf16_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>((__nv_bfloat16 *)dst, src, n);
+    CUDA_LAUNCHED();
+}
+
+/* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). */
+extern "C" int cuda_bf16_supported(void) { return 1; }
