@@ -167,8 +167,11 @@ typedef struct gpt2c_train_opts {
     int ckpt_every;            /* 0: only at the end */
     unsigned long long seed;   /* from-scratch init */
     int threads;
-    const char *precision;     /* "fp32" (default) or "bf16": bf16 matmul inputs, fp32 accumulation,
-                                  fp32 master weights and optimizer state */
+    const char *device;        /* "cpu" (default), "cuda", or "auto" (CUDA if built with it and a
+                                  GPU is there); the CUDA backend has not run on a GPU yet */
+    const char *precision;     /* "fp32" or "bf16": bf16 matmul inputs, fp32 accumulation, fp32
+                                  master weights and optimizer state. NULL: fp32 on the CPU, bf16
+                                  on a GPU */
     gpt2c_comm *comm;          /* the ranks training together; NULL: this process alone */
     int zero;                  /* 1: shard the AdamW state over the ranks (ZeRO stage 1); 0: not */
     int resume;                /* continue from out_dir/state */
@@ -185,6 +188,7 @@ typedef struct gpt2c_train_plan {
     int n_layer, n_head, n_embd, max_seq_len;
     const char *init;          /* "random", "hf", "resume" */
     const char *precision;     /* "fp32", "bf16" */
+    const char *device;        /* "cpu", "cuda": where the plan's memory is */
     int ranks, zero;           /* processes training together; AdamW state sharded over them */
 } gpt2c_train_plan;
 
@@ -214,7 +218,8 @@ GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks
 /* The mean loss of a Hugging Face GPT-2 directory over `steps` batches of B x T from the start
  * of the shards matching data_glob: `gpt2c eval`. */
 GPT2C_API int gpt2c_eval(const char *model_dir, const char *data_glob, int batch_size,
-                         int seq_len, int steps, int threads, double *loss, gpt2c_error *err);
+                         int seq_len, int steps, int threads, const char *device, double *loss,
+                         gpt2c_error *err);
 
 /* Generation: `gpt2c sample`. Continuations of a prompt, num_samples of them as one batch, with a
  * KV cache planned once. */
@@ -227,6 +232,7 @@ typedef struct gpt2c_sample_opts {
     unsigned long long seed;
     int stop_at_eot;         /* a sample ends at <|endoftext|> (which is still reported) */
     int threads;
+    const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
 } gpt2c_sample_opts;
 
 typedef struct gpt2c_sample_callbacks {

@@ -22,7 +22,9 @@ static const char *help =
     "  --seed N             the same seed, flags, model and threads give the same samples (default 42)\n"
     "  --stop-at-eot        end a continuation at <|endoftext|>\n"
     "  --json               print {\"prompt\", \"prompt_ids\", \"samples\": [{\"text\", \"ids\"}]} at the end\n"
-    "  --threads N          CPU threads (default: the number of CPUs)\n\n"
+    "  --threads N          CPU threads (default: the number of CPUs)\n"
+    "  --device D           cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
+    "                       backend is new and has not run on a GPU yet\n\n"
     "One sample streams as it is generated; several stream line by line, each line tagged [n].\n"
     "A summary (tokens per second) goes to standard error.\n";
 
@@ -165,7 +167,8 @@ int cmd_sample(int argc, char **argv) {
         {"top-p", required_argument, 0, 'P'},       {"temperature", required_argument, 0, 't'},
         {"seed", required_argument, 0, 's'},        {"stop-at-eot", no_argument, 0, 'e'},
         {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"device", required_argument, 0, 'D'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     gpt2c_sample_opts o;
     gpt2c_sample_opts_default(&o);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -208,6 +211,7 @@ int cmd_sample(int argc, char **argv) {
             if (cli_parse_u64(optarg, 1, 1024, &v)) return cli_usage_error("sample", "--threads must be 1..1024");
             o.threads = (int)v;
             break;
+        case 'D': o.device = optarg; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_bad_option("sample", argv);
         }

@@ -48,9 +48,12 @@ static const char *help =
     "  --seed N               seed of the from-scratch init (default 1337)\n"
     "  --threads N            CPU threads (default: the number of CPUs, divided among the\n"
     "                         ranks mpirun started on this machine)\n"
-    "  --precision P          fp32 (default) or bf16: the matmuls take bf16 inputs and accumulate\n"
-    "                         in fp32; weights, optimizer state and the rest stay fp32. Needs a\n"
-    "                         CPU with AVX-512 (fastest with AVX512_BF16 or AMX)\n";
+    "  --precision P          fp32 or bf16: the matmuls take bf16 inputs and accumulate in fp32;\n"
+    "                         weights, optimizer state and the rest stay fp32. Default: fp32 on\n"
+    "                         the CPU (bf16 needs AVX-512, fast with AVX512_BF16 or AMX), bf16\n"
+    "                         on a GPU\n"
+    "  --device D             cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
+    "                         backend is new and has not run on a GPU yet\n";
 
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;
 typedef struct opt_spec {
@@ -84,8 +87,8 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
     printf("model: %d layers, %d heads, %d wide, %d positions; %zu parameters (%s)\n", p->n_layer,
            p->n_head, p->n_embd, p->max_seq_len, p->params,
            !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
-    printf("plan: %.1f MB allocated up front; %d accumulation step(s) per optimizer step; %s\n",
-           p->memory_mb, p->accum_steps, p->precision);
+    printf("plan: %.1f MB allocated up front (%s); %d accumulation step(s) per optimizer step; %s\n",
+           p->memory_mb, p->device, p->accum_steps, p->precision);
     if (p->ranks > 1)
         printf("data parallel: %d ranks, each %d micro-batch(es) per step%s\n", p->ranks,
                p->accum_steps, p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
@@ -179,6 +182,7 @@ int cmd_train(int argc, char **argv) {
         {"threads", OPT_INT, &o.threads, 1, 1024},
         {"zero", OPT_INT, &o.zero, 0, 1},
         {"precision", OPT_STR, &o.precision, 0, 0},
+        {"device", OPT_STR, &o.device, 0, 0},
         {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
         {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
     };

@@ -1,6 +1,7 @@
 /* gpt2c_sample: a Hugging Face directory in, continuations out through callbacks. */
 #include <string.h>
 
+#include "ops/backend.h"
 #include "generate/generate.h"
 #include "io/hf_model.h"
 #include "util/error.h"
@@ -20,7 +21,8 @@ int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
     gpt2_ops_cpu.set_threads(o->threads);
     double t0 = now_ms();
     gpt2_model m;
-    if (hf_model_load(&m, o->model_dir, &gpt2_ops_cpu, err) != 0) return -1;
+    const gpt2_ops *ops = gpt2_backend(o->device, err);
+    if (!ops || hf_model_load(&m, o->model_dir, ops, err) != 0) return -1;
     generator g;
     int max_prompt = n > (size_t)m.cfg.max_seq_len ? m.cfg.max_seq_len : (int)n;
     int rc = generator_init(&g, &m, o, max_prompt, err);

@@ -4,6 +4,7 @@
 #include "io/hf_config.h"
 #include "io/hf_model.h"
 #include "io/safetensors.h"
+#include "ops/host_view.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -26,7 +27,7 @@ static const char *strip_prefix(const char *name) {
 
 /* Copy one file tensor into its place in the parameters: convert to float, transpose Conv1D
  * weights from [in, out] to our [out, in]. */
-static int load_tensor(gpt2_model *m, const gpt2_param *p, const st_tensor *t, const char *path,
+static int load_tensor(float *params, const gpt2_param *p, const st_tensor *t, const char *path,
                        gpt2c_error *err) {
     int dims_ok = t->ndim == p->ndim && t->shape[0] == p->hf_shape[0] &&
                   (p->ndim == 1 || t->shape[1] == p->hf_shape[1]);
@@ -43,7 +44,7 @@ static int load_tensor(gpt2_model *m, const gpt2_param *p, const st_tensor *t, c
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
         return err_set(err, "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported", path,
                        t->name, st_dtype_name(t->dtype));
-    float *dst = m->params + p->offset;
+    float *dst = params + p->offset;
     if (!p->hf_transposed) return st_to_f32(t, dst, err);
     float *tmp = malloc(t->numel * sizeof *tmp);
     if (!tmp) return err_set(err, "out of memory loading %s", t->name);
@@ -73,7 +74,8 @@ int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_err
     }
     int rc = gpt2_create(m, &cfg, ops, err);
     char *seen = rc == 0 ? calloc(m->table.count, 1) : NULL;
-    if (rc == 0 && !seen) rc = err_set(err, "out of memory");
+    float *host = rc == 0 ? host_view(ops, m->params, m->table.total, 0) : NULL;
+    if (rc == 0 && (!seen || !host)) rc = err_set(err, "out of memory");
     for (size_t i = 0; rc == 0 && i < f.ntensors; i++) {
         const st_tensor *t = &f.tensors[i];
         const char *name = strip_prefix(t->name);
@@ -86,11 +88,13 @@ int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_err
         }
         size_t idx = (size_t)(p - m->table.params);
         if (seen[idx]) rc = err_set(err, "%s: tensor %s appears twice", path, name);
-        else rc = load_tensor(m, p, t, path, err);
+        else rc = load_tensor(host, p, t, path, err);
         seen[idx] = 1;
     }
     for (size_t i = 0; rc == 0 && i < m->table.count; i++)
         if (!seen[i]) rc = err_set(err, "%s: tensor %s is missing", path, m->table.params[i].name);
+    if (host) host_view_done(ops, m->params, host, m->table.total, rc == 0);
+    if (rc == 0) gpt2_params_changed(m);
     free(seen);
     st_close(&f);
     free(path);
@@ -102,14 +106,16 @@ int hf_model_save(const gpt2_model *m, const char *dir, gpt2c_error *err) {
     if (fs_make_dirs(dir, err) != 0) return -1;
     st_write_tensor *ts = calloc(m->table.count, sizeof *ts);
     char *path = fs_join(dir, "model.safetensors");
-    if (!ts || !path) {
+    float *host = host_view(m->ops, m->params, m->table.total, 1);
+    if (!ts || !path || !host) {
         free(ts);
         free(path);
+        host_view_done(m->ops, m->params, host, m->table.total, 0);
         return err_set(err, "out of memory");
     }
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
-        ts[i] = (st_write_tensor){.name = p->name, .data = m->params + p->offset, .ndim = p->ndim,
+        ts[i] = (st_write_tensor){.name = p->name, .data = host + p->offset, .ndim = p->ndim,
                                   .shape = {p->hf_shape[0], p->hf_shape[1]},
                                   .transpose = p->hf_transposed};
     }
@@ -118,6 +124,7 @@ int hf_model_save(const gpt2_model *m, const char *dir, gpt2c_error *err) {
      * two renames still leaves a consistent directory. */
     int rc = st_write(path, ts, m->table.count, keys, values, 1, err);
     if (rc == 0) rc = hf_config_write(dir, &m->cfg, err);
+    host_view_done(m->ops, m->params, host, m->table.total, 0);
     free(ts);
     free(path);
     return rc;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/gpt2.h"
+#include "ops/host_view.h"
 #include "util/error.h"
 #include "util/mem.h"
 #include "util/rng.h"
@@ -16,7 +17,7 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2
     m->ops = ops;
     if (gpt2_param_table_build(&m->table, cfg, err) != 0) return -1;
     gpt2_layer_tensors *wl = calloc((size_t)cfg->n_layer, sizeof *wl);
-    m->params = mem_floats(m->table.total);
+    m->params = ops->alloc(m->table.total * sizeof(float));
     if (!wl || !m->params) {
         free(wl);
         gpt2_free(m);
@@ -27,12 +28,19 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2
 }
 
 void gpt2_free(gpt2_model *m) {
+    const gpt2_ops *ops = m->ops;
     free(m->w.layers);
     free(m->g.layers);
-    free(m->params);
-    free(m->params_bf16);
-    free(m->grads);
-    free(m->acts);
+    if (ops) {
+        ops->free(m->params);
+        ops->free(m->params_bf16);
+        ops->free(m->grads);
+        ops->free(m->acts);
+        if (!ops->host_memory) {
+            ops->free(m->tokens_dev);
+            free(m->losses_host);
+        }
+    }
     free(m->layer_acts);
     free(m->inputs);
     free(m->targets);
@@ -40,13 +48,15 @@ void gpt2_free(gpt2_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-void gpt2_init_random(gpt2_model *m, uint64_t seed) {
+int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
     rng r;
     rng_seed(&r, seed);
     double residual_std = 0.02 / sqrt(2.0 * m->cfg.n_layer);
+    float *host = host_view(m->ops, m->params, m->table.total, 0);
+    if (!host) return err_set(err, "out of memory for %zu parameters", m->table.total);
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
-        float *x = m->params + p->offset;
+        float *x = host + p->offset;
         /* wte: only the real rows are drawn; the padding stays zero. */
         size_t n = (size_t)p->hf_shape[0] * (p->ndim == 2 ? (size_t)p->hf_shape[1] : 1);
         memset(x, 0, p->numel * sizeof *x);
@@ -56,18 +66,21 @@ void gpt2_init_random(gpt2_model *m, uint64_t seed) {
                  : p->init == INIT_NORMAL_RESIDUAL ? (float)(residual_std * rng_normal(&r))
                  : 0.0f;
     }
+    host_view_done(m->ops, m->params, host, m->table.total, 1);
+    gpt2_params_changed(m);
+    return 0;
 }
 
 int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
     if (p == GPT2_FP32) {
-        free(m->params_bf16);
+        m->ops->free(m->params_bf16);
         m->params_bf16 = NULL;
         return 0;
     }
     if (!m->ops->bf16_supported())
         return err_set(err, "--precision bf16: this CPU cannot run bf16 matmuls (oneDNN has no "
                             "kernel for it; AVX-512 is needed); use --precision fp32");
-    if (!m->params_bf16) m->params_bf16 = (gpt2_bf16 *)mem_floats((m->table.total + 1) / 2);
+    if (!m->params_bf16) m->params_bf16 = m->ops->alloc(m->table.total * sizeof(gpt2_bf16));
     if (!m->params_bf16)
         return err_set(err, "out of memory for the bf16 copy of %zu parameters", m->table.total);
     gpt2_params_changed(m);
@@ -105,17 +118,28 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
                        c->max_seq_len);
     size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, scratch;
     size_t total = plan_floats(c, m->ops, B, T, training, &scratch);
-    m->acts = mem_floats(total);
+    const gpt2_ops *ops = m->ops;
+    m->acts = ops->alloc(total * sizeof(float));
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
     m->inputs = calloc(N, sizeof *m->inputs);
     m->targets = calloc(N, sizeof *m->targets);
+    int tokens_ok = 1;
+    if (ops->host_memory) { /* the ops read the host's arrays themselves */
+        m->inputs_dev = m->inputs, m->targets_dev = m->targets;
+    } else { /* a device copy of both, and the losses brought back */
+        m->tokens_dev = ops->alloc(2 * N * sizeof(int32_t));
+        m->losses_host = calloc(N, sizeof *m->losses_host);
+        tokens_ok = m->tokens_dev && m->losses_host;
+        if (m->tokens_dev) m->inputs_dev = m->tokens_dev, m->targets_dev = m->tokens_dev + N;
+    }
     if (training) {
-        m->grads = mem_floats(m->table.total);
+        m->grads = ops->alloc(m->table.total * sizeof(float));
         gpt2_layer_tensors *gl = calloc(L, sizeof *gl);
         if (gl && m->grads) gpt2_tensors_bind(&m->g, gl, &m->table, c, m->grads);
         else free(gl);
     }
-    if (!m->acts || !m->layer_acts || !m->inputs || !m->targets || (training && !m->g.layers))
+    if (!m->acts || !m->layer_acts || !m->inputs || !m->targets || !tokens_ok ||
+        (training && !m->g.layers))
         return err_set(err, "out of memory planning activations for batch %d x %d (%.0f MB)", B,
                        T, total * 4.0 / 1e6);
     m->B = B, m->T = T, m->training = training;
@@ -149,7 +173,11 @@ float gpt2_forward(gpt2_model *m, float dloss) {
     const gpt2_ops *op = m->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T;
     size_t NC = (size_t)N * C;
-    op->embed_forward(m->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
+    if (!op->host_memory) { /* the batch the caller filled, to the device */
+        op->upload(m->inputs_dev, m->inputs, (size_t)N * sizeof *m->inputs);
+        op->upload(m->targets_dev, m->targets, (size_t)N * sizeof *m->targets);
+    }
+    op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
     const float *res = m->encoded; /* the residual stream entering each block */
     for (int l = 0; l < m->cfg.n_layer; l++) {
         gpt2_layer_acts *a = &m->layer_acts[l];
@@ -174,9 +202,14 @@ float gpt2_forward(gpt2_model *m, float dloss) {
     /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */
     int grad = dloss > 0.0f && m->training;
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
-                   BF16(m->w.wte), m->targets, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
+                   BF16(m->w.wte), m->targets_dev, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
+    const float *losses = m->losses;
+    if (!op->host_memory) {
+        op->download(m->losses_host, m->losses, (size_t)N * sizeof *m->losses_host);
+        losses = m->losses_host;
+    }
     double sum = 0.0;
-    for (int i = 0; i < N; i++) sum += m->losses[i];
+    for (int i = 0; i < N; i++) sum += losses[i];
     return (float)(sum / N);
 }
 
@@ -186,7 +219,7 @@ void gpt2_backward(gpt2_model *m) {
     size_t NC = (size_t)N * C;
     float *dres = m->dres, *dC = m->dC, *d4C = m->d4C;
     /* final LayerNorm: the classifier left d(lnf) in dC */
-    memset(dres, 0, NC * sizeof *dres);
+    op->memset0(dres, NC * sizeof *dres);
     op->layernorm_backward(dres, m->g.lnf_w, m->g.lnf_b, dC, m->layer_acts[L - 1].res3, m->w.lnf_w,
                            m->lnf_mean, m->lnf_rstd, N, C, m->scratch);
     for (int l = L - 1; l >= 0; l--) {
@@ -210,7 +243,7 @@ void gpt2_backward(gpt2_model *m) {
         op->layernorm_backward(dres, g[P_LN1_W], g[P_LN1_B], dC, res, w[P_LN1_W], a->ln1_mean,
                                a->ln1_rstd, N, C, m->scratch);
     }
-    op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs, B, T, C);
+    op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs_dev, B, T, C);
 }
 
 #undef BF16

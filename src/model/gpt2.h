@@ -23,7 +23,8 @@ typedef struct gpt2_model {
     gpt2_config cfg;
     const gpt2_ops *ops;
     gpt2_param_table table;
-    float *params, *grads; /* flat, laid out by the table; grads only when planned for training */
+    float *params, *grads; /* flat, laid out by the table, in the backend's memory (ops->alloc);
+                              grads only when planned for training */
     gpt2_tensors w, g;
     /* --precision bf16: the parameters rounded to bf16 (same layout), which the matmuls read;
      * rewritten by every AdamW step. NULL in fp32. */
@@ -36,7 +37,11 @@ typedef struct gpt2_model {
     float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses;
     float *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
     float *scratch;
-    int32_t *inputs, *targets; /* (B,T): the caller fills them before gpt2_forward */
+    int32_t *inputs, *targets; /* (B,T), host: the caller fills them before gpt2_forward */
+    int32_t *inputs_dev, *targets_dev; /* what the ops read: the same arrays on the CPU, copies
+                                          (in tokens_dev) on a device */
+    int32_t *tokens_dev;
+    float *losses_host;        /* on a device: the losses brought back to average them */
     size_t act_bytes;
 } gpt2_model;
 
@@ -44,8 +49,8 @@ typedef struct gpt2_model {
 int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err);
 void gpt2_free(gpt2_model *m);
 /* GPT-2's init: normal(0, 0.02), residual projections 0.02/sqrt(2*n_layer), LayerNorm 1 and 0,
- * biases 0. */
-void gpt2_init_random(gpt2_model *m, uint64_t seed);
+ * biases 0. Fails only when a device's parameters need a host copy that cannot be allocated. */
+int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err);
 typedef enum { GPT2_FP32, GPT2_BF16 } gpt2_precision;
 /* Switch to mixed precision (a bf16 copy of the parameters for the matmuls, fp32 everything
  * else) or back to fp32. Fails when the backend cannot run bf16 products on this machine. */

@@ -22,10 +22,20 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
         return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the machine "
                             "has %.1f GB available: ask for fewer samples or tokens", batch, len,
                        total * 4.0 / 1e9, avail / 1e9);
-    kv->mem = mem_floats(total);
-    if (!kv->mem)
+    const gpt2_ops *ops = m->ops;
+    kv->ops = ops;
+    kv->mem = ops->alloc(total * sizeof(float));
+    int host_ok = 1;
+    if (!ops->host_memory) { /* the logits come back to the host; the tokens go to the device */
+        kv->logits_host = calloc(logits, sizeof(float));
+        kv->tokens_dev = ops->alloc((size_t)max_rows * sizeof(int32_t));
+        host_ok = kv->logits_host && kv->tokens_dev;
+    }
+    if (!kv->mem || !host_ok) {
+        gpt2_kv_free(kv);
         return err_set(err, "out of memory for a KV cache of %d x %d positions (%.0f MB)", batch,
                        len, total * 4.0 / 1e6);
+    }
     kv->batch = batch, kv->len = len, kv->max_rows = max_rows;
     kv->bytes = total * sizeof(float);
     float *p = kv->mem;
@@ -34,13 +44,18 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     kv->x = TAKE(R * C), kv->ln = TAKE(R * C), kv->qkv = TAKE(3 * R * C), kv->att = TAKE(R * C);
     kv->fch = TAKE(4 * R * C), kv->mean = TAKE(R), kv->rstd = TAKE(R);
     kv->last = TAKE((size_t)batch * C);
-    kv->logits = TAKE(logits), kv->scratch = TAKE(scratch);
+    kv->logits_dev = TAKE(logits), kv->scratch = TAKE(scratch);
 #undef TAKE
+    kv->logits = ops->host_memory ? kv->logits_dev : kv->logits_host;
     return 0;
 }
 
 void gpt2_kv_free(gpt2_kv *kv) {
-    free(kv->mem);
+    if (kv->ops) {
+        kv->ops->free(kv->mem);
+        kv->ops->free(kv->tokens_dev);
+    }
+    free(kv->logits_host);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -51,6 +66,10 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     int C = m->cfg.n_embd, NH = m->cfg.n_head, N = nseq * n;
     size_t NC = (size_t)N * C, layer_cache = (size_t)kv->batch * kv->len * C;
     size_t seq_off = (size_t)seq0 * kv->len * C;
+    if (!op->host_memory) {
+        op->upload(kv->tokens_dev, tokens, (size_t)N * sizeof *tokens);
+        tokens = kv->tokens_dev;
+    }
     /* positions start at pos: the embedding reads wpe from row pos on */
     op->embed_forward(kv->x, tokens, m->w.wte, m->w.wpe + (size_t)pos * C, nseq, n, C);
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -73,10 +92,14 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     }
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
-        memcpy(kv->last + (size_t)s * C, kv->x + ((size_t)s * n + n - 1) * C, C * sizeof(float));
+        op->copy(kv->last + (size_t)s * C, kv->x + ((size_t)s * n + n - 1) * C, C * sizeof(float));
     op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
-    op->matmul_forward(kv->logits + (size_t)seq0 * GPT2_VOCAB_PADDED, kv->att, m->w.wte,
-                       BF16(m->w.wte), NULL, nseq, C, GPT2_VOCAB_PADDED, kv->scratch);
+    size_t first = (size_t)seq0 * GPT2_VOCAB_PADDED;
+    op->matmul_forward(kv->logits_dev + first, kv->att, m->w.wte, BF16(m->w.wte), NULL, nseq, C,
+                       GPT2_VOCAB_PADDED, kv->scratch);
+    if (!op->host_memory)
+        op->download(kv->logits + first, kv->logits_dev + first,
+                     (size_t)nseq * GPT2_VOCAB_PADDED * sizeof(float));
 #undef BF16
 }
 
@@ -89,6 +112,7 @@ void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) 
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int which = 0; which < 2; which++) {
             float *base = (which ? kv->v : kv->k) + l * layer_cache;
-            memcpy(base + (size_t)to * block, base + (size_t)from * block, block * sizeof(float));
+            m->ops->copy(base + (size_t)to * block, base + (size_t)from * block,
+                         block * sizeof(float));
         }
 }

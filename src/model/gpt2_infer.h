@@ -11,9 +11,13 @@ typedef struct gpt2_kv {
     int max_rows;     /* new tokens per call, all sequences together */
     float *k, *v;     /* [n_layer][batch][len * C, laid out by the backend] */
     float *x, *ln, *qkv, *att, *fch, *mean, *rstd, *last; /* work, max_rows rows */
-    float *logits;    /* [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
+    float *logits;    /* host, [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
+    float *logits_dev; /* where the ops write them (the same array on the CPU) */
     float *scratch;
-    float *mem;
+    float *mem;       /* the backend's memory holding all of the above but logits (on a device) */
+    float *logits_host;
+    int32_t *tokens_dev;
+    const gpt2_ops *ops;
     size_t bytes;
 } gpt2_kv;
 

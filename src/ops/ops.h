@@ -2,6 +2,7 @@
  * once against this table; the CPU backend (ops/cpu/) is the fp32 reference that other backends
  * are tested against. All tensors are row-major float arrays in the backend's memory.
  * Shapes: N = B*T rows, C channels, OC output channels, NH heads, Vp padded vocabulary.
+ * Pointers are to the backend's memory (see alloc below) unless they say host.
  * Conventions: forward ops overwrite their outputs; backward ops OVERWRITE the gradient of their
  * input activations (dinp) and ADD to parameter gradients (dw, db), so gradients accumulate over
  * micro-batches. Results never depend on the number of threads, except inside the BLAS. */
@@ -16,6 +17,17 @@ typedef uint16_t gpt2_bf16;
 
 typedef struct gpt2_ops {
     const char *name;
+
+    /* The backend's memory. Every buffer an op reads or writes comes from alloc (zeroed). With
+     * host_memory set (the CPU) it is the host's: callers may use it directly and the copies are
+     * memcpy. Otherwise (a GPU) the host reaches it only through upload and download. */
+    int host_memory;
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*memset0)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* within the backend */
+    void (*upload)(void *dst, const void *host, size_t bytes);
+    void (*download)(void *host, const void *src, size_t bytes);
 
     /* out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] */
     void (*embed_forward)(float *out, const int32_t *tokens, const float *wte, const float *wpe,

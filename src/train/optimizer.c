@@ -15,9 +15,10 @@ double lr_at(const adamw_config *c, long it) {
     return min_lr + 0.5 * (1.0 + cos(M_PI * ratio)) * (c->lr - min_lr);
 }
 
-int adamw_state_alloc(adamw_state *s, size_t n, gpt2c_error *err) {
-    s->m = mem_floats(n);
-    s->v = mem_floats(n);
+int adamw_state_alloc(adamw_state *s, const gpt2_ops *ops, size_t n, gpt2c_error *err) {
+    s->ops = ops;
+    s->m = ops->alloc(n * sizeof(float));
+    s->v = ops->alloc(n * sizeof(float));
     s->t = 0;
     if (!s->m || !s->v) {
         adamw_state_free(s);
@@ -27,8 +28,10 @@ int adamw_state_alloc(adamw_state *s, size_t n, gpt2c_error *err) {
 }
 
 void adamw_state_free(adamw_state *s) {
-    free(s->m);
-    free(s->v);
+    if (s->ops) {
+        s->ops->free(s->m);
+        s->ops->free(s->v);
+    }
     s->m = s->v = NULL;
 }
 

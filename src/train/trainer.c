@@ -9,6 +9,7 @@
 #include "generate/generate.h"
 #include "io/hf_config.h"
 #include "io/hf_model.h"
+#include "ops/backend.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/optimizer.h"
@@ -24,7 +25,7 @@ void gpt2c_train_opts_default(gpt2c_train_opts *o) {
                             .max_steps = 50, .warmup_steps = 10, .lr = 6e-4, .min_lr_ratio = 0.1,
                             .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                             .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .seed = 1337,
-                            .threads = 1, .precision = "fp32"};
+                            .threads = 1, .device = "cpu"};
 }
 
 /* The shape of the model named by --model: a Hugging Face directory's, or a preset's. */
@@ -36,12 +37,12 @@ static int model_config(const gpt2c_train_opts *o, gpt2_config *cfg, gpt2c_error
 }
 
 /* The model named by --model: a Hugging Face directory, or a preset initialised at random. */
-static int model_open(gpt2_model *m, const gpt2c_train_opts *o, gpt2c_error *err) {
-    if (fs_is_dir(o->model)) return hf_model_load(m, o->model, &gpt2_ops_cpu, err);
+static int model_open(gpt2_model *m, const gpt2c_train_opts *o, const gpt2_ops *ops,
+                      gpt2c_error *err) {
+    if (fs_is_dir(o->model)) return hf_model_load(m, o->model, ops, err);
     gpt2_config cfg;
-    if (model_config(o, &cfg, err) != 0 || gpt2_create(m, &cfg, &gpt2_ops_cpu, err) != 0) return -1;
-    gpt2_init_random(m, o->seed);
-    return 0;
+    if (model_config(o, &cfg, err) != 0 || gpt2_create(m, &cfg, ops, err) != 0) return -1;
+    return gpt2_init_random(m, o->seed, err);
 }
 
 /* Allocate the plan, after checking that it fits in the memory the machine has available. */
@@ -63,13 +64,13 @@ static int config_equal(const gpt2_config *a, const gpt2_config *b) {
 
 /* The model and optimizer state to start from: fresh, or the saved state of out_dir. */
 static int start_state(gpt2_model *m, train_state *st, const gpt2c_train_opts *o,
-                       gpt2c_error *err) {
+                       const gpt2_ops *ops, gpt2c_error *err) {
     if (!o->resume) {
         if (!o->model) return err_set(err, "--model is required");
         if (ckpt_exists(o->out_dir))
             return err_set(err, "%s already holds a training state: continue it with --resume, "
                                 "or choose another --out-dir", o->out_dir);
-        return model_open(m, o, err);
+        return model_open(m, o, ops, err);
     }
     if (ckpt_read_meta(o->out_dir, st, err) != 0) return -1;
     gpt2_config named;
@@ -78,7 +79,7 @@ static int start_state(gpt2_model *m, train_state *st, const gpt2c_train_opts *o
         if (!config_equal(&named, &st->cfg))
             return err_set(err, "--model differs from the model of the saved run in %s", o->out_dir);
     }
-    return gpt2_create(m, &st->cfg, &gpt2_ops_cpu, err);
+    return gpt2_create(m, &st->cfg, ops, err);
 }
 
 static int check_opts(const gpt2c_train_opts *o, gpt2c_error *err) {
@@ -103,9 +104,8 @@ static int check_opts(const gpt2c_train_opts *o, gpt2c_error *err) {
         return err_set(err, "step counts must be non-negative");
     if (o->threads < 1) return err_set(err, "--threads must be at least 1");
     if (o->zero != 0 && o->zero != 1) return err_set(err, "--zero must be 0 or 1");
-    if (!o->precision || (strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16")))
-        return err_set(err, "--precision must be fp32 or bf16, not '%s'",
-                       o->precision ? o->precision : "(null)");
+    if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
+        return err_set(err, "--precision must be fp32 or bf16, not '%s'", o->precision);
     return 0;
 }
 
@@ -130,6 +130,7 @@ typedef struct run {
     adamw_config ac;
     loader train, val;
     int have_val, accum, bf16;
+    const gpt2_ops *ops;   /* the backend: --device */
     long long total_batch; /* tokens per optimizer step, over all ranks */
     data_parallel dp;
     run_log log;
@@ -243,7 +244,8 @@ static uint64_t options_hash(const gpt2c_train_opts *o) {
                      o->batch_size, o->seq_len, o->total_batch, o->max_steps, o->warmup_steps, o->lr,
                      o->min_lr_ratio, o->beta1, o->beta2, o->eps, o->weight_decay, o->grad_clip,
                      o->val_every, o->val_steps, o->ckpt_every, o->seed, o->resume, o->stop_after,
-                     o->sample_every, o->precision, o->zero, o->val_data != NULL);
+                     o->sample_every, o->precision ? o->precision : "-", o->zero,
+                     o->val_data != NULL);
     return dp_hash(0, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
 }
 
@@ -258,11 +260,11 @@ static int start_model(run *r, train_state *st, gpt2c_error *err) {
     data_parallel *d = &r->dp;
     int rc = 0;
     if (d->rank == 0) rc = fs_make_dirs(r->o->out_dir, err);
-    if (rc == 0 && d->rank == 0) rc = start_state(&r->m, st, r->o, err);
+    if (rc == 0 && d->rank == 0) rc = start_state(&r->m, st, r->o, r->ops, err);
     if (rc != 0) return -1; /* rank 0 only: its abort ends the ranks waiting below */
     if (d->rank == 0) st->cfg = r->m.cfg;
     dp_broadcast(d, st, sizeof *st);
-    return d->rank == 0 ? 0 : gpt2_create(&r->m, &st->cfg, &gpt2_ops_cpu, err);
+    return d->rank == 0 ? 0 : gpt2_create(&r->m, &st->cfg, r->ops, err);
 }
 
 /* Resume: rank 0 reads the saved weights and moments, every rank gets its part. */
@@ -289,7 +291,14 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
     if (check_opts(o, err) != 0) return -1;
     gpt2c_comm *comm = o->comm ? o->comm : comm_single();
     gpt2_ops_cpu.set_threads(o->threads);
-    run r = {.o = o, .cb = cb, .bf16 = !strcmp(o->precision, "bf16")};
+    const gpt2_ops *ops = gpt2_backend(o->device, err);
+    if (!ops) return -1;
+    if (!ops->host_memory && comm->size > 1)
+        return err_set(err, "training on %d GPUs needs the NCCL communicator, which gpt2c does not "
+                            "have yet: run one process per GPU without mpirun", comm->size);
+    /* bf16 by default on a GPU, as the seed; fp32 on the CPU */
+    const char *precision = o->precision ? o->precision : ops->host_memory ? "fp32" : "bf16";
+    run r = {.o = o, .cb = cb, .bf16 = !strcmp(precision, "bf16"), .ops = ops};
     r.ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
                           .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
                           .grad_clip = o->grad_clip, .warmup_steps = o->warmup_steps,
@@ -314,7 +323,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
     if (rc == 0) rc = dp_shard(&r.dp, r.m.table.total, err);
     if (rc == 0) rc = gpt2_set_precision(&r.m, r.bf16 ? GPT2_BF16 : GPT2_FP32, err);
     if (rc == 0) rc = plan_checked(&r.m, o->batch_size, o->seq_len, 1, err);
-    if (rc == 0) rc = adamw_state_alloc(&r.s, r.dp.hi - r.dp.lo, err);
+    if (rc == 0) rc = adamw_state_alloc(&r.s, ops, r.dp.hi - r.dp.lo, err);
     if (rc == 0)
         rc = loader_open(&r.train, o->data, o->batch_size, o->seq_len, r.dp.rank, r.dp.size, err);
     r.have_val = o->val_data != NULL;
@@ -358,7 +367,8 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
                               .n_layer = r.m.cfg.n_layer, .n_head = r.m.cfg.n_head,
                               .n_embd = r.m.cfg.n_embd, .max_seq_len = r.m.cfg.max_seq_len,
                               .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random",
-                              .precision = r.bf16 ? "bf16" : "fp32", .ranks = r.dp.size,
+                              .precision = r.bf16 ? "bf16" : "fp32", .device = ops->name,
+                              .ranks = r.dp.size,
                               .zero = o->zero};
         cb->on_plan(cb->user, &p);
     }
@@ -375,14 +385,15 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
 }
 
 int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int steps, int threads,
-               double *loss, gpt2c_error *err) {
+               const char *device, double *loss, gpt2c_error *err) {
     if (B < 1 || T < 1 || steps < 1 || threads < 1)
         return err_set(err, "batch size, sequence length, steps and threads must be positive");
     if ((long long)B * T > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
     gpt2_ops_cpu.set_threads(threads);
     if (!fs_is_dir(model_dir)) return err_set(err, "%s is not a model directory", model_dir);
     gpt2_model m;
-    if (hf_model_load(&m, model_dir, &gpt2_ops_cpu, err) != 0) return -1;
+    const gpt2_ops *ops = gpt2_backend(device, err);
+    if (!ops || hf_model_load(&m, model_dir, ops, err) != 0) return -1;
     loader l = {0};
     int rc = plan_checked(&m, B, T, 0, err);
     if (rc == 0) rc = loader_open(&l, data_glob, B, T, 0, 1, err);

@@ -1,5 +1,7 @@
 /* The CPU backend's table of ops, and the scratch memory its kernels share. */
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/cpu/cpu_kernels.h"
 
@@ -21,8 +23,28 @@ static void cpu_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
+/* 64-byte aligned for vector loads, zeroed by writing so that the pages are mapped now and not by
+ * page faults in the first step. */
+static void *cpu_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p) memset(p, 0, rounded);
+    return p;
+}
+static void cpu_memset0(void *p, size_t bytes) { memset(p, 0, bytes); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (dst != src) memmove(dst, src, bytes);
+}
+
 const gpt2_ops gpt2_ops_cpu = {
     .name = "cpu",
+    .host_memory = 1,
+    .alloc = cpu_alloc,
+    .free = free,
+    .memset0 = cpu_memset0,
+    .copy = cpu_copy,
+    .upload = cpu_copy,
+    .download = cpu_copy,
     .embed_forward = cpu_embed_forward,
     .embed_backward = cpu_embed_backward,
     .layernorm_forward = cpu_layernorm_forward,

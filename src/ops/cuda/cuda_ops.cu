@@ -14,8 +14,25 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp) {
 
 static void cuda_set_threads(int n) { (void)n; }
 
+static void *cuda_alloc_zeroed(size_t bytes) {
+    void *p = cuda_alloc(bytes);
+    if (p) cuda_memset0(p, bytes);
+    return p;
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
+}
+
 extern "C" const gpt2_ops gpt2_ops_cuda = {
     /* .name = */ "cuda",
+    /* .host_memory = */ 0,
+    /* .alloc = */ cuda_alloc_zeroed,
+    /* .free = */ cuda_free,
+    /* .memset0 = */ cuda_memset0,
+    /* .copy = */ cuda_copy,
+    /* .upload = */ cuda_to_device,
+    /* .download = */ cuda_to_host,
     /* .embed_forward = */ cuda_embed_forward,
     /* .embed_backward = */ cuda_embed_backward,
     /* .layernorm_forward = */ cuda_layernorm_forward,

@@ -1,0 +1,27 @@
+/* Which backend runs the ops: --device cpu, cuda or auto (CUDA when gpt2c was built with it and a
+ * GPU is there, else the CPU). */
+#include <string.h>
+
+#include "ops/backend.h"
+#include "util/error.h"
+#ifdef GPT2C_HAVE_CUDA
+#include "ops/cuda/cuda_kernels.h"
+#endif
+
+const gpt2_ops *gpt2_backend(const char *device, gpt2c_error *err) {
+    if (!device || !strcmp(device, "cpu")) return &gpt2_ops_cpu;
+    int cuda = !strcmp(device, "cuda"), autodetect = !strcmp(device, "auto");
+    if (!cuda && !autodetect) {
+        err_set(err, "--device must be cpu, cuda or auto, not '%s'", device);
+        return NULL;
+    }
+#ifdef GPT2C_HAVE_CUDA
+    if (autodetect && cuda_device_count() < 1) return &gpt2_ops_cpu;
+    if (cuda_init(err) != 0) return NULL;
+    return &gpt2_ops_cuda;
+#else
+    if (autodetect) return &gpt2_ops_cpu;
+    err_set(err, "--device cuda: this gpt2c was built without CUDA (no nvcc was found)");
+    return NULL;
+#endif
+}
