@@ -172,6 +172,8 @@ typedef struct gpt2c_train_opts {
     const char *precision;     /* "fp32" or "bf16": bf16 matmul inputs, fp32 accumulation, fp32
                                   master weights and optimizer state. NULL: fp32 on the CPU, bf16
                                   on a GPU */
+    int recompute;             /* recompute the GELU outputs in the backward instead of keeping
+                                  them: 4*B*T*C floats per layer less memory, the same numbers */
     gpt2c_comm *comm;          /* the ranks training together; NULL: this process alone */
     int zero;                  /* 1: shard the AdamW state over the ranks (ZeRO stage 1); 0: not */
     int resume;                /* continue from out_dir/state */

@@ -352,6 +352,15 @@ def test_bf16_follows_fp32(tmp_path, data, init_dir, versus_torch):
         assert abs(g["val_loss"] - w["val_loss"]) <= BF16_LOSS_ATOL, (g, w)
 
 
+def test_recompute_gives_the_same_run(tmp_path, data, init_dir, versus_torch):
+    """--recompute keeps no GELU outputs and recomputes them in the backward: the same numbers,
+    bit for bit."""
+    run_ok(*train_cmd(init_dir, data.train, data.val, tmp_path / "recompute", recompute=True))
+    assert without_timing(read_log(tmp_path / "recompute")) == without_timing(versus_torch.log)
+    got = (tmp_path / "recompute" / "model" / "model.safetensors").read_bytes()
+    assert got == (versus_torch.out_dir / "model" / "model.safetensors").read_bytes()
+
+
 # ---------------------------------------------------------------------------------------------
 # c) Resume equals the uninterrupted run, bit for bit
 
@@ -482,6 +491,7 @@ BAD_INPUTS = {
     "out-dir under a regular file": ("train", lambda t, d, m: dict(out_dir=regular_file(t) / "out")),
     "--resume without state": ("train", lambda t, d, m: dict(flags=dict(resume=True))),
     "--precision fp16": ("train", lambda t, d, m: dict(flags=dict(precision="fp16"))),
+    "--device tpu": ("train", lambda t, d, m: dict(flags=dict(device="tpu"))),
 }
 
 

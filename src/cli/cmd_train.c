@@ -53,7 +53,9 @@ static const char *help =
     "                         the CPU (bf16 needs AVX-512, fast with AVX512_BF16 or AMX), bf16\n"
     "                         on a GPU\n"
     "  --device D             cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
-    "                         backend is new and has not run on a GPU yet\n";
+    "                         backend is new and has not run on a GPU yet\n"
+    "  --recompute            recompute the GELU outputs in the backward instead of keeping\n"
+    "                         them (4*B*T*C floats per layer less; the same numbers)\n";
 
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;
 typedef struct opt_spec {
@@ -183,6 +185,7 @@ int cmd_train(int argc, char **argv) {
         {"zero", OPT_INT, &o.zero, 0, 1},
         {"precision", OPT_STR, &o.precision, 0, 0},
         {"device", OPT_STR, &o.device, 0, 0},
+        {"recompute", OPT_FLAG, &o.recompute, 0, 0},
         {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
         {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
     };

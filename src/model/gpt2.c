@@ -91,15 +91,20 @@ void gpt2_params_changed(gpt2_model *m) {
     if (m->params_bf16) m->ops->to_bf16(m->params_bf16, m->params, m->table.total);
 }
 
+/* Whether the GELU outputs share one buffer instead of one per layer: without a backward nothing
+ * reads them again, and with --recompute the backward recomputes each from fch. */
+static int gelu_shared(const gpt2_model *m, int training) { return !training || m->recompute; }
+
 /* Floats of the activation plan for B x T (and its backward work buffers when training). */
-static size_t plan_floats(const gpt2_config *c, const gpt2_ops *ops, int B, int T, int training,
-                          size_t *scratch) {
+static size_t plan_floats(const gpt2_model *m, int B, int T, int training, size_t *scratch) {
+    const gpt2_config *c = &m->cfg;
     size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    size_t per_layer = 16 * N * C + 4 * N + (size_t)B * c->n_head * T;
+    size_t gelu = 4 * N * C;
+    size_t per_layer = 12 * N * C + 4 * N + (size_t)B * c->n_head * T;
     size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
     size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
-    *scratch = ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
-    return L * per_layer + top + backward + *scratch;
+    *scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
+    return L * per_layer + (gelu_shared(m, training) ? 1 : L) * gelu + top + backward + *scratch;
 }
 
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
@@ -107,7 +112,7 @@ double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
     double params = (double)m->table.total * sizeof(float);
     double copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
     /* the parameters exist already; training adds gradients and AdamW's two moments */
-    return (double)plan_floats(&m->cfg, m->ops, B, T, training, &scratch) * sizeof(float) +
+    return (double)plan_floats(m, B, T, training, &scratch) * sizeof(float) +
            params + copy + (training ? 3 * params : 0);
 }
 
@@ -117,7 +122,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         return err_set(err, "sequence length %d is longer than the model's %d positions", T,
                        c->max_seq_len);
     size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, scratch;
-    size_t total = plan_floats(c, m->ops, B, T, training, &scratch);
+    size_t total = plan_floats(m, B, T, training, &scratch);
     const gpt2_ops *ops = m->ops;
     m->acts = ops->alloc(total * sizeof(float));
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
@@ -147,6 +152,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
 
     float *p = m->acts;
 #define TAKE(n) (p += (n), p - (n))
+    float *shared = gelu_shared(m, training) ? TAKE(4 * N * C) : NULL;
     for (size_t l = 0; l < L; l++) {
         gpt2_layer_acts *a = &m->layer_acts[l];
         a->ln1 = TAKE(N * C), a->ln1_mean = TAKE(N), a->ln1_rstd = TAKE(N);
@@ -154,7 +160,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         a->atty = TAKE(N * C), a->lse = TAKE((size_t)B * c->n_head * T);
         a->res2 = TAKE(N * C);
         a->ln2 = TAKE(N * C), a->ln2_mean = TAKE(N), a->ln2_rstd = TAKE(N);
-        a->fch = TAKE(4 * N * C), a->fch_gelu = TAKE(4 * N * C);
+        a->fch = TAKE(4 * N * C), a->fch_gelu = shared ? shared : TAKE(4 * N * C);
         a->res3 = TAKE(N * C);
     }
     m->encoded = TAKE(N * C), m->lnf = TAKE(N * C);
@@ -227,6 +233,7 @@ void gpt2_backward(gpt2_model *m) {
         const float *res = l == 0 ? m->encoded : m->layer_acts[l - 1].res3;
         float **w = m->w.layers[l].t, **g = m->g.layers[l].t;
         /* MLP; dres holds d(res3) and becomes d(res2) */
+        if (m->recompute) op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
         op->matmul_backward(d4C, g[P_MLP_PROJ_W], g[P_MLP_PROJ_B], dres, a->fch_gelu,
                             w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), N, 4 * C, C, S);
         op->gelu_backward(d4C, a->fch, d4C, 4 * NC);

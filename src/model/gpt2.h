@@ -30,8 +30,9 @@ typedef struct gpt2_model {
      * rewritten by every AdamW step. NULL in fp32. */
     gpt2_bf16 *params_bf16;
 
-    /* The plan, for micro-batches of B x T. */
-    int B, T, training;
+    /* The plan, for micro-batches of B x T. recompute (set before gpt2_plan): keep no GELU
+     * outputs, the backward recomputes each layer's (4*B*T*C floats per layer less memory). */
+    int B, T, training, recompute;
     float *acts;           /* one allocation for everything below */
     gpt2_layer_acts *layer_acts;
     float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses;

@@ -17,11 +17,11 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
     size_t scratch = m->ops->scratch_floats(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
     size_t total = 2 * cache + work + logits + scratch;
-    double avail = sysmem_available_bytes();
+    double avail = m->ops->mem_available();
     if (avail >= 0 && total * 4.0 > avail)
-        return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the machine "
+        return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the %s "
                             "has %.1f GB available: ask for fewer samples or tokens", batch, len,
-                       total * 4.0 / 1e9, avail / 1e9);
+                       total * 4.0 / 1e9, m->ops->host_memory ? "machine" : "GPU", avail / 1e9);
     const gpt2_ops *ops = m->ops;
     kv->ops = ops;
     kv->mem = ops->alloc(total * sizeof(float));

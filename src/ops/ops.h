@@ -28,6 +28,9 @@ typedef struct gpt2_ops {
     void (*copy)(void *dst, const void *src, size_t bytes); /* within the backend */
     void (*upload)(void *dst, const void *host, size_t bytes);
     void (*download)(void *host, const void *src, size_t bytes);
+    /* Bytes that alloc can still hand out (the host's MemAvailable, a GPU's free memory), or -1
+     * when unknown: plans larger than this are refused with a message, not left to fail. */
+    double (*mem_available)(void);
 
     /* out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] */
     void (*embed_forward)(float *out, const int32_t *tokens, const float *wte, const float *wpe,

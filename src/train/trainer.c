@@ -48,12 +48,13 @@ static int model_open(gpt2_model *m, const gpt2c_train_opts *o, const gpt2_ops *
 /* Allocate the plan, after checking that it fits in the memory the machine has available. */
 static int plan_checked(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     double params = (double)m->table.total * sizeof(float); /* allocated already */
-    double need = gpt2_plan_bytes(m, B, T, training), avail = sysmem_available_bytes();
+    double need = gpt2_plan_bytes(m, B, T, training), avail = m->ops->mem_available();
     if (avail >= 0 && need - params > avail)
-        return err_set(err, "batch %d x %d needs %.1f GB (parameters%s, activations), the machine "
-                            "has %.1f GB available: use a smaller --batch-size or --seq-len",
+        return err_set(err, "batch %d x %d needs %.1f GB (parameters%s, activations), the %s has "
+                            "%.1f GB available: use a smaller --batch-size or --seq-len%s",
                        B, T, need / 1e9, training ? ", gradients, AdamW state" : "",
-                       (avail + params) / 1e9);
+                       m->ops->host_memory ? "machine" : "GPU", (avail + params) / 1e9,
+                       training && !m->recompute ? ", or --recompute" : "");
     return gpt2_plan(m, B, T, training, err);
 }
 
@@ -239,13 +240,13 @@ static int loop(run *r, long start, gpt2c_error *err) {
 static uint64_t options_hash(const gpt2c_train_opts *o) {
     char buf[1024];
     int n = snprintf(buf, sizeof buf, "%s %d %d %d %lld %d %d %.17g %.17g %.17g %.17g %.17g %.17g "
-                     "%.17g %d %d %d %llu %d %d %d %s %d %d",
+                     "%.17g %d %d %d %llu %d %d %d %s %d %d %d",
                      o->model && !fs_is_dir(o->model) ? o->model : "dir", o->max_seq_len,
                      o->batch_size, o->seq_len, o->total_batch, o->max_steps, o->warmup_steps, o->lr,
                      o->min_lr_ratio, o->beta1, o->beta2, o->eps, o->weight_decay, o->grad_clip,
                      o->val_every, o->val_steps, o->ckpt_every, o->seed, o->resume, o->stop_after,
                      o->sample_every, o->precision ? o->precision : "-", o->zero,
-                     o->val_data != NULL);
+                     o->val_data != NULL, o->recompute);
     return dp_hash(0, buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
 }
 
@@ -322,6 +323,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
                           "with the same", st.batch_size, st.seq_len, st.total_batch);
     if (rc == 0) rc = dp_shard(&r.dp, r.m.table.total, err);
     if (rc == 0) rc = gpt2_set_precision(&r.m, r.bf16 ? GPT2_BF16 : GPT2_FP32, err);
+    r.m.recompute = o->recompute;
     if (rc == 0) rc = plan_checked(&r.m, o->batch_size, o->seq_len, 1, err);
     if (rc == 0) rc = adamw_state_alloc(&r.s, ops, r.dp.hi - r.dp.lo, err);
     if (rc == 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ops/cpu/cpu_kernels.h"
+#include "util/sysmem.h"
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -45,6 +46,7 @@ const gpt2_ops gpt2_ops_cpu = {
     .copy = cpu_copy,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .mem_available = sysmem_available_bytes,
     .embed_forward = cpu_embed_forward,
     .embed_backward = cpu_embed_backward,
     .layernorm_forward = cpu_layernorm_forward,

@@ -20,6 +20,15 @@ static void *cuda_alloc_zeroed(size_t bytes) {
     return p;
 }
 
+static double cuda_mem_available(void) {
+    size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    return (double)free_bytes;
+}
+
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
 }
@@ -33,6 +42,7 @@ extern "C" const gpt2_ops gpt2_ops_cuda = {
     /* .copy = */ cuda_copy,
     /* .upload = */ cuda_to_device,
     /* .download = */ cuda_to_host,
+    /* .mem_available = */ cuda_mem_available,
     /* .embed_forward = */ cuda_embed_forward,
     /* .embed_backward = */ cuda_embed_backward,
     /* .layernorm_forward = */ cuda_layernorm_forward,
