@@ -7,7 +7,6 @@
 #include "model/gpt2.h"
 #include "ops/host_view.h"
 #include "util/error.h"
-#include "util/mem.h"
 #include "util/rng.h"
 
 int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err) {

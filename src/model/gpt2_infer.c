@@ -1,9 +1,8 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include "model/gpt2_infer.h"
 #include "util/error.h"
-#include "util/mem.h"
-#include "util/sysmem.h"
 
 int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
                  gpt2c_error *err) {

@@ -3,7 +3,6 @@
 
 #include "train/optimizer.h"
 #include "util/error.h"
-#include "util/mem.h"
 
 double lr_at(const adamw_config *c, long it) {
     double min_lr = c->lr * c->min_lr_ratio;

@@ -17,7 +17,6 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/mem.h"
-#include "util/sysmem.h"
 #include "util/time.h"
 
 void gpt2c_train_opts_default(gpt2c_train_opts *o) {
