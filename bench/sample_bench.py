@@ -271,10 +271,10 @@ def replay_worker(args):
 
 # ---- running the two sides ----
 
-def run_gpt2c(gpt2c_bin, model_dir, cfg, threads, top_k=50):
+def run_gpt2c(gpt2c_bin, model_dir, cfg, threads, top_k=50, precision="fp32"):
     cmd = [str(gpt2c_bin), "sample", "--model", str(model_dir), "--prompt", PROMPT,
            "--num-samples", str(cfg.B), "--max-tokens", str(cfg.N), "--top-k", str(top_k),
-           "--seed", str(SAMPLE_SEED), "--threads", str(threads), "--json"]
+           "--seed", str(SAMPLE_SEED), "--threads", str(threads), "--json", "--precision", precision]
     rc, out, err, use, wall = run_measured(cmd, thread_env(threads))
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({rc}):\n{err}{out}")
@@ -369,7 +369,7 @@ def print_header(args, gpt2c_bin, build_dir):
     from tokenizer_bench import build_flags, cpu_model, git_revision
     cpu = lscpu()
     L, NH, C = PRESETS[args.model]
-    print("# gpt2c sampling benchmark (CPU, float32): gpt2c sample vs PyTorch with a KV cache")
+    print(f"# gpt2c sampling benchmark (CPU, gpt2c {args.precision}): gpt2c sample vs PyTorch with a KV cache")
     print(f"date:      {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"cpu:       {cpu.get('Model name') or cpu_model()}; {cpu.get('CPU(s)', os.cpu_count())} "
           f"CPUs ({cpu.get('Socket(s)', '?')} socket x {cpu.get('Core(s) per socket', '?')} cores x "
@@ -386,6 +386,7 @@ def print_header(args, gpt2c_bin, build_dir):
     print(f"model:     {args.model} ({L} layers, {NH} heads, {C} wide, {N_POSITIONS} positions), "
           f"random GPT-2 init (seed {MODEL_SEED}), fp32 Hugging Face dir read by both")
     print(f"settings:  threads={args.threads} rounds={args.rounds} prompt {PROMPT!r} top-k 50; "
+          f"gpt2c --precision {args.precision} (torch fp32); "
           f"torch: KV cache {args.torch_cache}, linear layers {args.torch_linear}"
           + (f" (and the variants {', '.join(v[6:] for v, _, _ in variants(args))}, --compare)"
              if args.compare else "")
@@ -524,6 +525,10 @@ def main():
                     help="also run torch with the other KV cache and with the other linear layout, in "
                     "every round (the evidence for the defaults)")
     ap.add_argument("--no-roofline", action="store_true", help="skip the bandwidth and matmul replay part")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="gpt2c sample --precision (default fp32). PyTorch stays fp32: torch 1.13's "
+                    "CPU autocast does not cover the KV model's LayerNorm. The bandwidth part assumes "
+                    "fp32 weights, so bf16 implies --no-roofline")
     ap.add_argument("--quick", action="store_true", help="one round of d6, small configs (a smoke run)")
     # workers, run by the benchmark itself
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
@@ -549,6 +554,8 @@ def main():
         args.replay_batches = [int(b) for b in args.replay_batches.split(",")]
         return replay_worker(args)
 
+    if args.precision == "bf16":
+        args.no_roofline = True
     if args.quick:
         args.model = "d6" if args.model == "d12" else args.model
         args.configs = args.configs or [Config("1x8"), Config("3x16")]
@@ -606,7 +613,7 @@ def main():
                 order = sides if rnd % 2 == 0 else sides[::-1]
                 for side in order:
                     if side == "gpt2c":
-                        r = run_gpt2c(gpt2c_bin, model_dir, cfg, args.threads)
+                        r = run_gpt2c(gpt2c_bin, model_dir, cfg, args.threads, precision=args.precision)
                     else:
                         r = run_torch(model_dir, cfg, args.threads, prompt_ids, *torch_sides[side])
                         torch_info = r if side == "torch" else torch_info
@@ -636,7 +643,9 @@ def main():
     print("## Results (markdown)")
     print()
     print(f"Generation speed of `gpt2c sample` and of PyTorch {torch_version} with a KV cache "
-          f"({args.model}, float32, {args.threads} threads, top-k 50, prompt of {len(prompt_ids)} tokens; "
+          f"({args.model}, " + ("float32" if args.precision == "fp32" else "gpt2c bf16 weights and "
+                                 "matmul inputs, torch float32")
+          + f", {args.threads} threads, top-k 50, prompt of {len(prompt_ids)} tokens; "
           f"medians over {args.rounds} alternating runs each; tok/s = all B samples together; "
           "ms/step = generation time / (N - 1) forward steps; end-to-end = prefill + generation, "
           "model load excluded):")

@@ -235,6 +235,7 @@ typedef struct gpt2c_sample_opts {
     int stop_at_eot;         /* a sample ends at <|endoftext|> (which is still reported) */
     int threads;
     const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
+    const char *precision;   /* "fp32" (NULL) or "bf16": the matmuls read bf16 weights */
 } gpt2c_sample_opts;
 
 typedef struct gpt2c_sample_callbacks {

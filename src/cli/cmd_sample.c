@@ -23,6 +23,8 @@ static const char *help =
     "  --stop-at-eot        end a continuation at <|endoftext|>\n"
     "  --json               print {\"prompt\", \"prompt_ids\", \"samples\": [{\"text\", \"ids\"}]} at the end\n"
     "  --threads N          CPU threads (default: the number of CPUs)\n"
+    "  --precision P        fp32 (default) or bf16: the matmuls read bf16 weights (half the bytes\n"
+    "                       per token) and bf16-rounded inputs, accumulating in fp32\n"
     "  --device D           cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
     "                       backend is new and has not run on a GPU yet\n\n"
     "One sample streams as it is generated; several stream line by line, each line tagged [n].\n"
@@ -167,7 +169,8 @@ int cmd_sample(int argc, char **argv) {
         {"top-p", required_argument, 0, 'P'},       {"temperature", required_argument, 0, 't'},
         {"seed", required_argument, 0, 's'},        {"stop-at-eot", no_argument, 0, 'e'},
         {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 'T'},
-        {"device", required_argument, 0, 'D'},      {"help", no_argument, 0, 'h'},
+        {"device", required_argument, 0, 'D'},      {"precision", required_argument, 0, 'R'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     gpt2c_sample_opts o;
     gpt2c_sample_opts_default(&o);
@@ -212,6 +215,7 @@ int cmd_sample(int argc, char **argv) {
             o.threads = (int)v;
             break;
         case 'D': o.device = optarg; break;
+        case 'R': o.precision = optarg; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_bad_option("sample", argv);
         }

@@ -23,9 +23,14 @@ int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
     gpt2_model m;
     const gpt2_ops *ops = gpt2_backend(o->device, err);
     if (!ops || hf_model_load(&m, o->model_dir, ops, err) != 0) return -1;
-    generator g;
+    generator g = {0};
     int max_prompt = n > (size_t)m.cfg.max_seq_len ? m.cfg.max_seq_len : (int)n;
-    int rc = generator_init(&g, &m, o, max_prompt, err);
+    int rc = 0;
+    if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
+        rc = err_set(err, "--precision must be fp32 or bf16, not '%s'", o->precision);
+    if (rc == 0 && o->precision && !strcmp(o->precision, "bf16"))
+        rc = gpt2_set_precision(&m, GPT2_BF16, err);
+    if (rc == 0) rc = generator_init(&g, &m, o, max_prompt, err);
     double load_ms = now_ms() - t0;
     if (rc == 0) rc = generator_run(&g, &m, prompt, n, cb, stats, err);
     stats->load_ms = load_ms;
