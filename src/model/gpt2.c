@@ -90,6 +90,8 @@ void gpt2_params_changed(gpt2_model *m) {
     if (m->params_bf16) m->ops->to_bf16(m->params_bf16, m->params, m->table.total);
 }
 
+#define PLAN_ALIGN ((size_t)64) /* floats */
+
 /* Whether the GELU outputs share one buffer instead of one per layer: without a backward nothing
  * reads them again, and with --recompute the backward recomputes each from fch. */
 static int gelu_shared(const gpt2_model *m, int training) { return !training || m->recompute; }
@@ -103,7 +105,11 @@ static size_t plan_floats(const gpt2_model *m, int B, int T, int training, size_
     size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
     size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
     *scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
-    return L * per_layer + (gelu_shared(m, training) ? 1 : L) * gelu + top + backward + *scratch;
+    /* every buffer starts on a 256-byte boundary (GPU libraries, AVX-512 loads): room for the
+     * rounding of its at most 13 L + 10 starts */
+    size_t slack = PLAN_ALIGN * (13 * L + 10);
+    return L * per_layer + (gelu_shared(m, training) ? 1 : L) * gelu + top + backward + *scratch +
+           slack;
 }
 
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
@@ -150,7 +156,9 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     m->act_bytes = total * sizeof(float);
 
     float *p = m->acts;
-#define TAKE(n) (p += (n), p - (n))
+    /* the next n floats, the one after rounded up to PLAN_ALIGN (acts itself is aligned) */
+#define TAKE(n) (p += ((n) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN, \
+                 p - ((n) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN)
     float *shared = gelu_shared(m, training) ? TAKE(4 * N * C) : NULL;
     for (size_t l = 0; l < L; l++) {
         gpt2_layer_acts *a = &m->layer_acts[l];

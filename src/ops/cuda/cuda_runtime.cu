@@ -73,6 +73,14 @@ extern "C" void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream))
         }                                                                                         \
     } while (0)
 
+/* The largest power of two (up to 256) that divides the address. */
+static uint32_t alignment(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uint32_t n = 256;
+    while (n > 1 && a % n) n >>= 1;
+    return n;
+}
+
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt (column-major) gets
  * B as its first operand and A as its second, each transposed where the row-major one is not.
  * The bias epilogue adds a vector along cuBLASLt's rows, which are C's columns: bias[N]. */
@@ -101,6 +109,16 @@ extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const v
     LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                   &WORKSPACE_BYTES, sizeof WORKSPACE_BYTES));
+    /* the heuristic assumes 256-byte aligned operands unless told: tell it what these are */
+    uint32_t align_a = alignment(B), align_b = alignment(A), align_c = alignment(C);
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                  &align_a, sizeof align_a));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                  &align_b, sizeof align_b));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                  &align_c, sizeof align_c));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                  &align_c, sizeof align_c));
     cublasLtMatmulHeuristicResult_t h;
     int found = 0;
     LT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 1, &h, &found));
