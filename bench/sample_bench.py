@@ -570,7 +570,7 @@ def main():
             sys.exit(f"{cfg.name}: prompt + tokens exceed the {N_POSITIONS} positions (no sliding window "
                      "in the torch side)")
 
-    from tokenizer_bench import LoadMonitor
+    from tokenizer_bench import LoadMonitor, report_load
     print_header(args, gpt2c_bin, build_dir)
     torch_sides = {"torch": (args.torch_cache, args.torch_linear)}
     if args.compare:
@@ -651,10 +651,7 @@ def main():
           "model load excluded):")
     print()
     print_table(results)
-    if other is not None:
-        print(f"other processes kept {other:.2f} of {os.cpu_count()} CPUs busy during the timed runs"
-              + ("" if other < 0.1 else " -- WARNING: the machine was not idle; rerun on an idle "
-                 "machine before reporting these numbers"))
+    report_load(other, during="the timed runs")
     for r in results:
         if r["ratio"] < 1.0:
             print(f"NOTE: gpt2c is slower than PyTorch on {r['cfg'].name}: gpt2c/torch {r['ratio']:.2f}x")

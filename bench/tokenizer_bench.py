@@ -357,6 +357,16 @@ class LoadMonitor:
         return max(0.0, other) / max(1e-9, time.monotonic() - self.t0)
 
 
+def report_load(other, during="the run",
+                advice="rerun on an idle machine before reporting these numbers"):
+    """The line every benchmark ends with: how busy other processes kept the CPUs (from
+    LoadMonitor.other_cpus), with a warning when the numbers should not be reported."""
+    if other is None:
+        return
+    print(f"other processes kept {other:.2f} of {os.cpu_count()} CPUs busy during {during}"
+          + ("" if other < 0.1 else f" -- WARNING: the machine was not idle; {advice}"))
+
+
 # ---- report ----
 
 def cpu_model():
@@ -523,11 +533,8 @@ def main():
     print_single_table(results)
     print_scaling_table(scalings)
 
-    other = load.other_cpus()
-    if other is not None:
-        print(f"other processes kept {other:.2f} of {os.cpu_count()} CPUs busy during the run"
-              + ("" if other < 0.1 else " -- WARNING: the machine was not idle; thread scaling "
-                 "and throughput are understated, rerun on an idle machine"))
+    report_load(load.other_cpus(), advice="thread scaling and throughput are understated, rerun "
+                "on an idle machine")
     for r in results:
         if r["ratio"] < 2.0:
             print(f"NOTE: gpt2c is less than 2x tiktoken on {r['name']}: {r['ratio']:.2f}x")

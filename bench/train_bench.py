@@ -414,7 +414,7 @@ def main():
         sys.exit("--rounds and --threads must be at least 1")
     build_dir, gpt2c_bin = find_gpt2c(args.build_dir, ROOT)
 
-    from tokenizer_bench import LoadMonitor
+    from tokenizer_bench import LoadMonitor, report_load
     torch_version = print_header(args, gpt2c_bin, build_dir)
     load = LoadMonitor()
     runs = {(c.name, p): {"gpt2c": [], "torch": []} for c in args.configs for p in args.precisions}
@@ -457,11 +457,7 @@ def main():
     print()
     print_table(results)
 
-    other = load.other_cpus()
-    if other is not None:
-        print(f"other processes kept {other:.2f} of {os.cpu_count()} CPUs busy during the run"
-              + ("" if other < 0.1 else " -- WARNING: the machine was not idle; rerun on an idle "
-                 "machine before reporting these numbers"))
+    report_load(load.other_cpus())
     for r in results:
         if r["ratio"] < 1.0:
             print(f"NOTE: gpt2c is slower than PyTorch on {r['cfg'].name} {r['precision']}: "
