@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ops/cpu/cpu_kernels.h"
+#include "util/mem.h"
 #include "util/sysmem.h"
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -24,14 +25,9 @@ static void cpu_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
-/* 64-byte aligned for vector loads, zeroed by writing so that the pages are mapped now and not by
- * page faults in the first step. */
-static void *cpu_alloc(size_t bytes) {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (p) memset(p, 0, rounded);
-    return p;
-}
+/* util/mem.h's buffers: aligned for vector loads, zeroed by writing (mapped now, not by page
+ * faults in the first step). */
+static void *cpu_alloc(size_t bytes) { return mem_floats((bytes + sizeof(float) - 1) / sizeof(float)); }
 static void cpu_memset0(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (dst != src) memmove(dst, src, bytes);
