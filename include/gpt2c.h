@@ -26,6 +26,32 @@ typedef struct gpt2c_error {
     char msg[512];
 } gpt2c_error;
 
+/* ---- the machine ---- */
+
+/* The CPU kernels run the best instruction set this CPU has, or less when the environment
+ * variable GPT2C_CPU_ISA caps it: x86-64, avx2, avx512, avx512_bf16 or amx (every path can so be
+ * run on one machine; a level above the CPU's is an error when a run starts). The cap covers
+ * gpt2c's own kernels and oneDNN; OpenBLAS reads its own OPENBLAS_CORETYPE once, when the
+ * program loads. Call gpt2c_apply_cpu_isa first thing in main(), with main's argv: when
+ * GPT2C_CPU_ISA is set and OPENBLAS_CORETYPE is not, it sets OPENBLAS_CORETYPE to match and
+ * starts the program again (execv of /proc/self/exe); otherwise it returns 0 at once. */
+GPT2C_API int gpt2c_apply_cpu_isa(char **argv, gpt2c_error *err);
+
+#define GPT2C_MAX_CPU_ISAS 8
+typedef struct gpt2c_system_info {
+    const char *cpu_isa;             /* the level in use */
+    const char *cpu_isas[GPT2C_MAX_CPU_ISAS]; /* every level this CPU can run, best first */
+    int n_cpu_isas;
+    const char *fp32_path, *bf16_path; /* the CPU backend's routes, as the plan line names them */
+    const char *kernel_width;        /* gpt2c's vector kernels: "avx512", "avx2" or "x86-64" */
+    const char *onednn_isa;          /* oneDNN's instruction set under the cap */
+    const char *blas_core;           /* the kernels OpenBLAS loaded */
+    int cuda_built, cuda_devices, mpi_built;
+} gpt2c_system_info;
+
+/* What this machine and build run. Fails when GPT2C_CPU_ISA is not a level this CPU can run. */
+GPT2C_API int gpt2c_system_info_get(gpt2c_system_info *info, gpt2c_error *err);
+
 /* ---- tokenizer: OpenAI's GPT-2 byte-level BPE, identical to tiktoken's "gpt2" ---- */
 
 #define GPT2C_VOCAB_SIZE 50257 /* ids 0..50256 */

@@ -56,8 +56,8 @@ int main(void) {
     /* two training steps: forward (uploads the batch, brings the losses back), backward (its
      * gradient starts from a backend memset), AdamW in bf16 (the bf16 copy through the backend) */
     int B = 2, T = 16;
-    CHECK(gpt2_plan(&a, B, T, 1, &err) == 0 && gpt2_plan(&b, B, T, 1, &err) == 0);
     CHECK(gpt2_set_precision(&a, GPT2_BF16, &err) == 0 && gpt2_set_precision(&b, GPT2_BF16, &err) == 0);
+    CHECK(gpt2_plan(&a, B, T, 1, &err) == 0 && gpt2_plan(&b, B, T, 1, &err) == 0);
     adamw_state sa, sb;
     CHECK(adamw_state_alloc(&sa, &gpt2_ops_cpu, a.table.total, &err) == 0);
     CHECK(adamw_state_alloc(&sb, &detached, b.table.total, &err) == 0);

@@ -148,8 +148,8 @@ static void test_matmul(int N, int C, int OC, int bf16) {
     float *x = randn(nin, 1), *w = randn(nw, 1), *bias = randn(OC, 1), *g = randn(nout, 1);
     gpt2_bf16 *w16 = malloc(nw * 2);
     cpu_to_bf16(w16, w, nw);
-    size_t ns = CPU_MATMUL_SCRATCH(N, OC > C ? OC : C);
-    float *scratch = malloc(ns * 4), *dscratch = cuda_alloc(ns * 4);
+    float *scratch = malloc(cpu_matmul_scratch_floats(N, C, OC) * 4);
+    float *dscratch = cuda_alloc(cuda_scratch_floats(1, N, OC > C ? OC : C, 1, 1, 1) * 4);
     float *dx = up(x, nin * 4), *dwt = up(w, nw * 4), *dbias = up(bias, OC * 4), *dg = up(g, nout * 4);
     gpt2_bf16 *dw16 = up(w16, nw * 2);
     const char *tag = bf16 ? "bf16 matmul" : "matmul";
@@ -218,8 +218,8 @@ static void test_classifier(int N, int C, int V, int Vp, int bf16) {
     float *x = randn(nin, 1), *w = randn(nw, 1);
     gpt2_bf16 *w16 = malloc(nw * 2);
     cpu_to_bf16(w16, w, nw);
-    float *scratch = malloc(cpu_classifier_scratch_floats(C, Vp) * 4);
-    float *dscratch = cuda_alloc(cuda_scratch_floats(1, N, C, 1, Vp) * 4);
+    float *scratch = malloc(cpu_classifier_scratch_floats(C, Vp, 1) * 4);
+    float *dscratch = cuda_alloc(cuda_scratch_floats(1, N, C, 1, Vp, 1) * 4);
     float *losses = malloc(N * 4), *dinp = malloc(nin * 4), *dwte = calloc(nw, 4);
     int32_t *dt = up(t, N * 4);
     float *dx = up(x, nin * 4), *dw = up(w, nw * 4), *dl = cuda_alloc(N * 4), *ddinp = cuda_alloc(nin * 4);

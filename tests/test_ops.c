@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "util/rng.h"
 
@@ -119,7 +120,7 @@ static void test_matmul(int N, int C, int OC) {
     fill(R, ny, 1.0);
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_matmul(xd, yd, &ctx);
-    float *scratch = malloc(CPU_MATMUL_SCRATCH(N, OC > C ? OC : C) * 4);
+    float *scratch = malloc(cpu_matmul_scratch_floats(N, C, OC) * 4);
     cpu_matmul_forward(out, x, x + nin, NULL, x + nin + nw, N, C, OC, scratch);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "matmul forward"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
@@ -142,7 +143,7 @@ static void test_matmul_bf16(int N, int C, int OC) {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nx = nin + nw + OC, ny = (size_t)N * OC;
     float *x = malloc(nx * 4), *out = malloc(ny * 4), *out32 = malloc(ny * 4), *R = malloc(ny * 4);
     float *dx = malloc(nx * 4), *dx32 = malloc(nx * 4), *xr = malloc(nx * 4), *Rr = malloc(ny * 4);
-    float *scratch = malloc(CPU_MATMUL_SCRATCH(N, OC > C ? OC : C) * 4);
+    float *scratch = malloc(cpu_matmul_scratch_floats(N, C, OC) * 4);
     gpt2_bf16 *w16 = malloc(nw * 2);
     fill(x, nx, 1.0);
     fill(R, ny, 1.0);
@@ -210,8 +211,15 @@ static void test_bf16_rounding(void) {
     int same = 1;
     for (int i = 0; i < NC + NR; i++) same &= fast[i] == slow[i];
     fprintf(stderr, "bf16 rounding: AVX512_BF16 path %s\n",
-            cpu_has_avx512_bf16() ? "compared with the C one" : "absent on this CPU");
+            cpu_bf16_instruction() ? "compared with the C one" : "not in use at this level");
     CHECK(same);
+    /* the same rounding kept in fp32 (the emulated route), in place too, and widened back */
+    float rounded[NC + NR], widened[NC + NR];
+    cpu_round_bf16(rounded, in, NC + NR);
+    cpu_from_bf16(widened, slow, NC + NR);
+    CHECK(memcmp(rounded, widened, sizeof rounded) == 0);
+    cpu_round_bf16(in, in, NC + NR);
+    CHECK(memcmp(in, widened, sizeof in) == 0);
 }
 
 /* ---- attention: x = qkv (B*T*3C) -> out (B*T*C) ---- */
@@ -343,7 +351,7 @@ static void test_classifier(int N, int C, int V, int Vp) {
     cls_ctx ctx = {N, C, V, Vp, targets};
     size_t nx = (size_t)(N + Vp) * C;
     float *x = malloc(nx * 4), *losses = malloc(N * 4), *dx = malloc(nx * 4);
-    float *scratch = malloc(cpu_classifier_scratch_floats(C, Vp) * 4);
+    float *scratch = malloc(cpu_classifier_scratch_floats(C, Vp, 1) * 4);
     fill(x, nx, 1.0);
     /* padding rows of wte hold garbage here: the op must ignore their logits entirely */
     double *xd = to_double(x, nx), *yd = malloc(N * 8), *g = malloc(nx * 8), *R = malloc(N * 8);
@@ -406,14 +414,22 @@ static void test_adamw(void) {
 }
 
 int main(void) {
+    gpt2c_error err;
+    if (cpu_isa_check(&err) != 0) { /* GPT2C_CPU_ISA asks for more than this CPU has */
+        fprintf(stderr, "skipped: %s\n", err.msg);
+        return 77;
+    }
+    fprintf(stderr, "instruction set %s: %s, %s\n", cpu_isa_name(cpu_isa()),
+            gpt2_ops_cpu.precision_path(0), gpt2_ops_cpu.precision_path(1));
     rng_seed(&r, 42);
     test_layernorm(7, 5);
     test_layernorm(130, 6); /* more rows than CPU_LN_BLOCKS */
     test_matmul(5, 7, 9);  /* few rows: the generation kernel (odd OC) */
     test_matmul(13, 7, 10); /* the GEMM library */
     test_bf16_rounding();
-    test_matmul_bf16(13, 7, 10);
-    test_matmul_bf16(37, 64, 48);
+    test_matmul_bf16(5, 7, 9);    /* few rows: the kernel that reads bf16 weights */
+    test_matmul_bf16(13, 7, 10);  /* that kernel where bf16 is emulated, oneDNN's where native */
+    test_matmul_bf16(37, 64, 48); /* the GEMM route (rounded inputs, or oneDNN's bf16) */
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 6, 3);
     test_attention(1, 70, 4, 2); /* two blocks of CPU_ATTN_ROWS queries */

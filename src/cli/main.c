@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cmd_train, "train GPT-2 (from scratch or a Hugging Face checkpoint)"},
     {"eval", cmd_eval, "the loss of a model on token shards"},
     {"sample", cmd_sample, "continue a prompt (top-k/top-p sampling with a KV cache)"},
+    {"info", cmd_info, "what this machine and build run (CPU paths, CUDA, MPI)"},
 };
 
 static void usage(FILE *f) {
@@ -31,6 +32,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    gpt2c_error err;
+    if (gpt2c_apply_cpu_isa(argv, &err) != 0) { /* returns only when GPT2C_CPU_ISA needs nothing */
+        fprintf(stderr, "gpt2c: error: %s\n", err.msg);
+        return 1;
+    }
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -71,14 +71,16 @@ int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
 }
 
 int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
+    if (m->acts && (p == GPT2_BF16) != (m->params_bf16 != NULL)) /* the scratch was sized for it */
+        return err_set(err, "internal error: the precision changes after the plan was made");
     if (p == GPT2_FP32) {
         m->ops->free(m->params_bf16);
         m->params_bf16 = NULL;
         return 0;
     }
-    if (!m->ops->bf16_supported())
-        return err_set(err, "--precision bf16: this CPU cannot run bf16 matmuls (oneDNN has no "
-                            "kernel for it; AVX-512 is needed); use --precision fp32");
+    if (!m->ops->precision_path(1))
+        return err_set(err, "--precision bf16: the %s backend cannot run bf16 products here; use "
+                            "--precision fp32", m->ops->name);
     if (!m->params_bf16) m->params_bf16 = m->ops->alloc(m->table.total * sizeof(gpt2_bf16));
     if (!m->params_bf16)
         return err_set(err, "out of memory for the bf16 copy of %zu parameters", m->table.total);
@@ -104,7 +106,8 @@ static size_t plan_floats(const gpt2_model *m, int B, int T, int training, size_
     size_t per_layer = 12 * N * C + 4 * N + (size_t)B * c->n_head * T;
     size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
     size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
-    *scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
+    *scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
+                                      m->params_bf16 != NULL);
     /* every buffer starts on a 256-byte boundary (GPU libraries, AVX-512 loads): room for the
      * rounding of its at most 13 L + 10 starts */
     size_t slack = PLAN_ALIGN * (13 * L + 10);

@@ -54,7 +54,8 @@ void gpt2_free(gpt2_model *m);
 int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err);
 typedef enum { GPT2_FP32, GPT2_BF16 } gpt2_precision;
 /* Switch to mixed precision (a bf16 copy of the parameters for the matmuls, fp32 everything
- * else) or back to fp32. Fails when the backend cannot run bf16 products on this machine. */
+ * else) or back to fp32, before gpt2_plan (the ops' scratch depends on it). Fails when the
+ * backend cannot run bf16 products on this machine. */
 int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err);
 /* After the parameters were changed other than by AdamW (loaded, initialised): refresh the copy. */
 void gpt2_params_changed(gpt2_model *m);

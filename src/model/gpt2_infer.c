@@ -14,7 +14,8 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     size_t cache = (size_t)c->n_layer * batch * len * C;
     size_t work = R * (C + C + 3 * C + C + 4 * C + 2) + (size_t)batch * C;
     size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
-    size_t scratch = m->ops->scratch_floats(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED);
+    size_t scratch = m->ops->scratch_floats(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
+                                            m->params_bf16 != NULL);
     size_t total = 2 * cache + work + logits + scratch;
     double avail = m->ops->mem_available();
     if (avail >= 0 && total * 4.0 > avail)

@@ -100,14 +100,21 @@ typedef struct gpt2_ops {
                   double bias_c1, double bias_c2);
     /* dst = src rounded to bf16 (nearest even; NaN stays NaN). */
     void (*to_bf16)(gpt2_bf16 *dst, const float *src, size_t n);
-    /* Whether this backend can run bf16 products on this machine. */
-    int (*bf16_supported)(void);
+    /* The kernels this backend runs on this machine for fp32 (bf16 0) or bf16 products (bf16 1),
+     * in words for the plan line: "fp32 (AVX2)", "bf16 (AMX)", "bf16 (emulated: AVX2, fp32
+     * GEMM on rounded inputs)"; NULL when it cannot run that precision here. */
+    const char *(*precision_path)(int bf16);
 
     /* Threads the kernels use from now on (the CPU's OpenMP loops and its BLAS). */
     void (*set_threads)(int n);
 
-    /* Floats of scratch the ops need for these shapes (shared by all ops; one op at a time). */
-    size_t (*scratch_floats)(int B, int T, int C, int NH, int Vp);
+    /* Floats of scratch the ops need for these shapes (shared by all ops; one op at a time),
+     * with bf16 weight copies (bf16 1) or without. */
+    size_t (*scratch_floats)(int B, int T, int C, int NH, int Vp, int bf16);
+
+    /* The backend's clock in milliseconds, read once the work queued so far is done (the
+     * profiler's: wall time around each op on the CPU, whose ops finish before they return). */
+    double (*clock_ms)(void);
 } gpt2_ops;
 
 #ifdef __cplusplus

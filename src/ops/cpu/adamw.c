@@ -1,28 +1,30 @@
 /* The optimizer's kernels: the gradient's sum of squares (for the global norm) and AdamW. */
 #include <math.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 
 /* Fixed blocks whose partial sums are added in order: the same result for any number of
  * threads. 2^20 floats per block keeps the partials of even GPT-2 1.5B on the stack (12 KB). */
 #define SUMSQ_BLOCK ((size_t)1 << 20)
 
-CPU_CLONES static double sum_squares_block(const float *x, size_t n) {
+CPU_KERNEL(sum_squares_block, (const float *x, size_t n, double *out), (x, n, out)) {
     double s = 0.0;
     /* vector lanes, then lanes added: a fixed order for a given build and CPU */
 #pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return s;
+    *out = s;
 }
 
 double cpu_sum_squares(const float *x, size_t n) {
     size_t nblocks = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
     if (nblocks == 0) return 0.0;
     double partial[nblocks];
+    void (*sum_squares)(const float *, size_t, double *) = CPU_PICK(sum_squares_block);
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < nblocks; k++) {
         size_t i1 = (k + 1) * SUMSQ_BLOCK < n ? (k + 1) * SUMSQ_BLOCK : n;
-        partial[k] = sum_squares_block(x + k * SUMSQ_BLOCK, i1 - k * SUMSQ_BLOCK);
+        sum_squares(x + k * SUMSQ_BLOCK, i1 - k * SUMSQ_BLOCK, &partial[k]);
     }
     double total = 0.0;
     for (size_t k = 0; k < nblocks; k++) total += partial[k];
@@ -33,8 +35,8 @@ typedef struct adamw_consts {
     float beta1, beta2, eps, decay, step_size, bc2_sqrt, grad_scale;
 } adamw_consts;
 
-CPU_CLONES static void adamw_block(float *p, float *g, float *m, float *v, size_t n,
-                                   const adamw_consts *c) {
+CPU_KERNEL(adamw_block, (float *p, float *g, float *m, float *v, size_t n, const adamw_consts *c),
+           (p, g, m, v, n, c)) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float grad = g[i] * c->grad_scale;
@@ -59,12 +61,11 @@ void cpu_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t
                double bias_c1, double bias_c2) {
     adamw_consts c = {beta1, beta2, eps, (float)(1.0 - lr * weight_decay), (float)(lr / bias_c1),
                       (float)sqrt(bias_c2), grad_scale};
-    size_t nblocks = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < nblocks; k++) {
-        size_t i0 = k * ADAMW_BLOCK, len = n - i0 < ADAMW_BLOCK ? n - i0 : ADAMW_BLOCK;
-        adamw_block(p + i0, g + i0, m + i0, v + i0, len, &c);
+    void (*adamw)(float *, float *, float *, float *, size_t, const adamw_consts *) =
+        CPU_PICK(adamw_block);
+    CPU_FOR_BLOCKS(n, ADAMW_BLOCK, {
+        adamw(p + i0, g + i0, m + i0, v + i0, len, &c);
         /* the block is still in cache */
         if (p_bf16) cpu_to_bf16_serial(p_bf16 + i0, p + i0, len);
-    }
+    });
 }

@@ -4,13 +4,15 @@
  * their gradient never exist. */
 #include <math.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/fast_exp.h"
 
-/* One row of logits z[Vp] (the first V real): returns the cross-entropy loss of target; with
+/* One row of logits z[Vp] (the first V real): *loss gets the cross-entropy loss of target; with
  * dloss non-zero, z becomes dloss * d(loss)/dz = dloss * (softmax - onehot(target)), with zeros in
  * the padded columns. */
-CPU_CLONES static float softmax_xent_row(float *z, int V, int Vp, int target, float dloss) {
+CPU_KERNEL(softmax_xent_row, (float *z, int V, int Vp, int target, float dloss, float *loss),
+           (z, V, Vp, target, dloss, loss)) {
     float maxv = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : maxv)
     for (int j = 0; j < V; j++) maxv = z[j] > maxv ? z[j] : maxv;
@@ -20,51 +22,74 @@ CPU_CLONES static float softmax_xent_row(float *z, int V, int Vp, int target, fl
         z[j] = fast_exp_nonpos(z[j] - maxv);
         sum += z[j];
     }
-    float loss = logf(sum) - (target_logit - maxv);
-    if (dloss == 0.0f) return loss;
+    *loss = logf(sum) - (target_logit - maxv);
+    if (dloss == 0.0f) return;
     float scale = dloss / sum;
 #pragma omp simd
     for (int j = 0; j < V; j++) z[j] *= scale;
     z[target] -= dloss;
     for (int j = V; j < Vp; j++) z[j] = 0.0f;
-    return loss;
 }
 
-/* The scratch: one chunk of logits (fp32), and with bf16 the chunk's logit gradient and input
- * rounded to bf16. */
-size_t cpu_classifier_scratch_floats(int C, int Vp) {
-    size_t rows = CPU_CLASSIFIER_ROWS;
-    return rows * Vp + (rows * Vp + rows * C) / 2 + 64;
+/* The scratch: one chunk of logits (fp32); with bf16, the chunk's input and logit gradient in
+ * bf16 (native), or the input rounded in fp32 and the whole wte widened to fp32, once per call
+ * rather than once per chunk (emulated: the logit gradient is rounded in place). */
+#define ALIGNED(n) (((size_t)(n) + 15) / 16 * 16) /* floats, to a cache line */
+
+size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16) {
+    size_t rows = CPU_CLASSIFIER_ROWS, logits = ALIGNED(rows * Vp), in = rows * C;
+    if (!bf16) return logits;
+    if (cpu_bf16_native()) return logits + ALIGNED((rows * Vp + 1) / 2) + (in + 1) / 2;
+    return logits + ALIGNED(in) + (size_t)Vp * C;
 }
+
+/* One of the three routes of a product with bf16 inputs (see matmul.c), on one chunk. */
+typedef struct classifier_buffers {
+    float *logits;
+    gpt2_bf16 *x_bf16, *dlogits_bf16; /* native */
+    float *x_round, *wte_f32;        /* emulated */
+} classifier_buffers;
 
 void cpu_classifier(float *losses, float *dinp, float *dwte, const float *inp, const float *wte,
                     const gpt2_bf16 *wte_bf16, const int32_t *targets, int N, int C, int V, int Vp,
                     float dloss, float *scratch) {
-    float *logits = scratch;
-    gpt2_bf16 *dlogits_bf16 = (gpt2_bf16 *)(scratch + (size_t)CPU_CLASSIFIER_ROWS * Vp);
-    gpt2_bf16 *inp_bf16 = dlogits_bf16 + (size_t)CPU_CLASSIFIER_ROWS * Vp;
+    size_t rows_max = CPU_CLASSIFIER_ROWS;
+    classifier_buffers b = {.logits = scratch};
+    int native = wte_bf16 && cpu_bf16_native(), emulated = wte_bf16 && !native;
+    if (native) {
+        b.dlogits_bf16 = (gpt2_bf16 *)(scratch + ALIGNED(rows_max * Vp));
+        b.x_bf16 = b.dlogits_bf16 + 2 * ALIGNED((rows_max * Vp + 1) / 2);
+    } else if (emulated) {
+        b.x_round = scratch + ALIGNED(rows_max * Vp);
+        b.wte_f32 = b.x_round + ALIGNED(rows_max * C);
+        cpu_from_bf16(b.wte_f32, wte_bf16, (size_t)Vp * C);
+    }
+    void (*softmax_xent)(float *, int, int, int, float, float *) = CPU_PICK(softmax_xent_row);
     for (int r0 = 0; r0 < N; r0 += CPU_CLASSIFIER_ROWS) {
         int rows = N - r0 < CPU_CLASSIFIER_ROWS ? N - r0 : CPU_CLASSIFIER_ROWS;
-        const float *x = inp + (size_t)r0 * C;
-        if (wte_bf16) {
-            cpu_to_bf16(inp_bf16, x, (size_t)rows * C);
-            cpu_gemm(GEMM_BF16, 0, 1, rows, Vp, C, inp_bf16, wte_bf16, NULL, logits, 0);
+        const float *x = inp + (size_t)r0 * C, *w = wte;
+        size_t nx = (size_t)rows * C, nz = (size_t)rows * Vp;
+        if (native) {
+            cpu_to_bf16(b.x_bf16, x, nx);
+            cpu_gemm(GEMM_BF16, 0, 1, rows, Vp, C, b.x_bf16, wte_bf16, NULL, b.logits, 0);
         } else {
-            cpu_gemm(GEMM_F32, 0, 1, rows, Vp, C, x, wte, NULL, logits, 0);
+            if (emulated) cpu_round_bf16(b.x_round, x, nx), x = b.x_round, w = b.wte_f32;
+            cpu_gemm(GEMM_F32, 0, 1, rows, Vp, C, x, w, NULL, b.logits, 0);
         }
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++)
-            losses[r0 + r] = softmax_xent_row(logits + (size_t)r * Vp, V, Vp, targets[r0 + r],
-                                              dinp ? dloss : 0.0f);
+            softmax_xent(b.logits + (size_t)r * Vp, V, Vp, targets[r0 + r], dinp ? dloss : 0.0f,
+                         &losses[r0 + r]);
         if (!dinp) continue;
-        if (wte_bf16) {
-            cpu_to_bf16(dlogits_bf16, logits, (size_t)rows * Vp);
-            cpu_gemm(GEMM_BF16, 0, 0, rows, C, Vp, dlogits_bf16, wte_bf16, NULL,
-                     dinp + (size_t)r0 * C, 0);
-            cpu_gemm(GEMM_BF16, 1, 0, Vp, C, rows, dlogits_bf16, inp_bf16, NULL, dwte, 1);
+        float *dx = dinp + (size_t)r0 * C;
+        if (native) {
+            cpu_to_bf16(b.dlogits_bf16, b.logits, nz);
+            cpu_gemm(GEMM_BF16, 0, 0, rows, C, Vp, b.dlogits_bf16, wte_bf16, NULL, dx, 0);
+            cpu_gemm(GEMM_BF16, 1, 0, Vp, C, rows, b.dlogits_bf16, b.x_bf16, NULL, dwte, 1);
         } else {
-            cpu_gemm(GEMM_F32, 0, 0, rows, C, Vp, logits, wte, NULL, dinp + (size_t)r0 * C, 0);
-            cpu_gemm(GEMM_F32, 1, 0, Vp, C, rows, logits, x, NULL, dwte, 1);
+            if (emulated) cpu_round_bf16(b.logits, b.logits, nz);
+            cpu_gemm(GEMM_F32, 0, 0, rows, C, Vp, b.logits, w, NULL, dx, 0);
+            cpu_gemm(GEMM_F32, 1, 0, Vp, C, rows, b.logits, x, NULL, dwte, 1);
         }
     }
 }

@@ -3,19 +3,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "util/time.h"
 #include "util/mem.h"
 #include "util/sysmem.h"
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-static size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp) {
+static size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
     (void)NH;
     size_t attention = (size_t)omp_get_max_threads() * CPU_ATTN_SCRATCH(T);
     size_t layernorm = (size_t)CPU_LN_BLOCKS * 2 * (size_t)C;        /* partial dw, db */
-    size_t classifier = cpu_classifier_scratch_floats(C, Vp);
-    size_t matmul = CPU_MATMUL_SCRATCH((size_t)B * T, C);
+    size_t classifier = cpu_classifier_scratch_floats(C, Vp, bf16);
+    /* the widest linear layer (C to 4C or back), and generation's LM head over B rows */
+    size_t matmul = bf16 ? max_size(cpu_matmul_scratch_floats(B * T, C, 4 * C),
+                                    cpu_matmul_scratch_floats(B, C, Vp))
+                         : 0;
     return max_size(max_size(attention, matmul), max_size(layernorm, classifier));
+}
+
+/* The plan line's words for the route each precision takes at the level in use. */
+static const char *cpu_precision_path(int bf16) {
+    static const char *const fp32[] = {"fp32 (x86-64)", "fp32 (AVX2)", "fp32 (AVX-512)",
+                                       "fp32 (AVX-512)", "fp32 (AVX-512)"};
+    static const char *const bf16_paths[] = {
+        "bf16 (emulated: x86-64, fp32 GEMM on rounded inputs)",
+        "bf16 (emulated: AVX2, fp32 GEMM on rounded inputs)",
+        "bf16 (emulated: AVX-512, fp32 GEMM on rounded inputs)", "bf16 (AVX512_BF16)",
+        "bf16 (AMX)"};
+    return (bf16 ? bf16_paths : fp32)[cpu_isa()];
 }
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; other BLASes' cblas.h lack it */
@@ -59,7 +76,8 @@ const gpt2_ops gpt2_ops_cpu = {
     .sum_squares = cpu_sum_squares,
     .adamw = cpu_adamw,
     .to_bf16 = cpu_to_bf16,
-    .bf16_supported = cpu_bf16_supported,
+    .precision_path = cpu_precision_path,
     .set_threads = cpu_set_threads,
     .scratch_floats = cpu_scratch_floats,
+    .clock_ms = now_ms,
 };

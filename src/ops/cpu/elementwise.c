@@ -2,6 +2,7 @@
  * residual addition. */
 #include <math.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/fast_exp.h"
 
@@ -18,13 +19,13 @@ static inline float gelu_tanh(float u) {
 static inline float gelu_inner(float x) { return GELU_SCALE * (x + 0.044715f * x * x * x); }
 
 /* The loops, on blocks that the OpenMP loops below hand to each thread. */
-CPU_CLONES static void gelu_forward_block(float *out, const float *inp, size_t n) {
+CPU_KERNEL(gelu_forward_block, (float *out, const float *inp, size_t n), (out, inp, n)) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + gelu_tanh(gelu_inner(inp[i])));
 }
 
-CPU_CLONES static void gelu_backward_block(float *dinp, const float *inp, const float *dout,
-                                           size_t n) {
+CPU_KERNEL(gelu_backward_block, (float *dinp, const float *inp, const float *dout, size_t n),
+           (dinp, inp, dout, n)) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], th = gelu_tanh(gelu_inner(x));
@@ -35,29 +36,24 @@ CPU_CLONES static void gelu_backward_block(float *dinp, const float *inp, const 
     }
 }
 
-CPU_CLONES static void add_block(float *out, const float *a, const float *b, size_t n) {
+CPU_KERNEL(add_block, (float *out, const float *a, const float *b, size_t n), (out, a, b, n)) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 #define BLOCK ((size_t)1 << 14)
-#define FOR_BLOCKS(n, body)                                                                        \
-    do {                                                                                           \
-        size_t nblocks_ = ((n) + BLOCK - 1) / BLOCK;                                               \
-        _Pragma("omp parallel for schedule(static)") for (size_t k_ = 0; k_ < nblocks_; k_++) {    \
-            size_t i0 = k_ * BLOCK, len = (n) - i0 < BLOCK ? (n) - i0 : BLOCK;                     \
-            body;                                                                                  \
-        }                                                                                          \
-    } while (0)
 
 void cpu_gelu_forward(float *out, const float *inp, size_t n) {
-    FOR_BLOCKS(n, gelu_forward_block(out + i0, inp + i0, len));
+    void (*gelu)(float *, const float *, size_t) = CPU_PICK(gelu_forward_block);
+    CPU_FOR_BLOCKS(n, BLOCK, gelu(out + i0, inp + i0, len));
 }
 
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    FOR_BLOCKS(n, gelu_backward_block(dinp + i0, inp + i0, dout + i0, len));
+    void (*gelu)(float *, const float *, const float *, size_t) = CPU_PICK(gelu_backward_block);
+    CPU_FOR_BLOCKS(n, BLOCK, gelu(dinp + i0, inp + i0, dout + i0, len));
 }
 
 void cpu_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    FOR_BLOCKS(n, add_block(out + i0, a + i0, b + i0, len));
+    void (*add)(float *, const float *, const float *, size_t) = CPU_PICK(add_block);
+    CPU_FOR_BLOCKS(n, BLOCK, add(out + i0, a + i0, b + i0, len));
 }

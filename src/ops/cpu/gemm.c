@@ -3,7 +3,9 @@
  * is 9-12% faster than OpenBLAS here, it picks its AVX-512 kernels by the CPU's features
  * rather than its model name (OpenBLAS 0.3.21 runs AVX2 kernels on CPUs it does not know, such as
  * AMD Zen 5, unless OPENBLAS_CORETYPE is set), and with bf16 inputs it uses AVX512_BF16 or AMX
- * where the CPU has them (about 4x fp32 on this machine).
+ * where the CPU has them (about 4x fp32 on the Xeon). Elsewhere its bf16 kernels emulate the
+ * instructions at a third of its fp32 speed, so bf16 products there take the fp32 route on
+ * rounded inputs instead (matmul.c).
  *
  * fp32 goes through dnnl_sgemm, BLAS-like: in a training step it was 16% faster than oneDNN's
  * fp32 matmul primitive. bf16 has only the primitive, which is made once per shape and kept:
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 
 #define GEMM_SLOTS 64
@@ -122,15 +125,6 @@ static gemm_slot *slot_for(const gemm_key *k) {
     return s;
 }
 
-int cpu_gemm_supported(gemm_type type) {
-    if (type == GEMM_F32) return 1;
-    gemm_key k = {type, 0, 1, 16, 64, 64, 1, 0};
-    pthread_mutex_lock(&g.lock);
-    int ok = slot_for(&k) != NULL;
-    pthread_mutex_unlock(&g.lock);
-    return ok;
-}
-
 static void sgemm(int ta, int tb, int M, int N, int K, const float *A, const float *B,
                   const float *bias, float *C, int accumulate) {
     if (bias) {
@@ -149,6 +143,7 @@ static void sgemm(int ta, int tb, int M, int N, int K, const float *A, const flo
 
 void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A, const void *B,
               const float *bias, float *C, int accumulate) {
+    (void)cpu_isa(); /* oneDNN's cap is set before its first call */
     if (type == GEMM_F32) {
         sgemm(ta, tb, M, N, K, A, B, bias, C, accumulate);
         return;
@@ -157,8 +152,8 @@ void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A
     pthread_mutex_lock(&g.lock);
     gemm_slot *s = slot_for(&k);
     if (!s) {
-        /* Callers check cpu_gemm_supported(type) before choosing a type, so this is a shape
-         * oneDNN refuses: a bug, not bad input. */
+        /* Callers choose bf16 only where cpu_bf16_native() says oneDNN has the kernels, so
+         * this is a shape oneDNN refuses: a bug, not bad input. */
         fprintf(stderr, "gpt2c: internal error: oneDNN has no bf16 matmul for %d x %d x %d\n", M,
                 N, K);
         abort();

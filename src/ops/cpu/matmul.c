@@ -1,43 +1,76 @@
-/* Linear layers: the products through oneDNN (gemm.c), in fp32 or with bf16 inputs. Weights are
- * [OC, C] (PyTorch's nn.Linear layout). */
+/* Linear layers: out = inp @ w^T + bias and its gradients, with weights [OC, C] (PyTorch's
+ * nn.Linear layout). Products go through oneDNN (gemm.c). With a bf16 weight copy the products'
+ * inputs are bf16 and accumulate in fp32, on one of three routes that compute the same thing:
+ * oneDNN's bf16 kernels where the CPU has AVX512_BF16 or AMX; elsewhere the fp32 GEMM on inputs
+ * rounded to bf16 (emulated: the products of two bf16 values are exact in fp32, so only the
+ * order of the fp32 sums differs); and for a few rows (generation) a kernel here that reads the
+ * bf16 weights, half the bytes of fp32, and widens them in registers. */
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 
-/* Few rows in fp32 (generation: one token per sequence). GEMM libraries repack the whole weight
- * matrix on every call, which for 1-8 rows costs more than the product (OpenBLAS: 10 GB/s of
- * weights on this machine's 22 GB/s); here each pair of weight rows is read once for up to 4
- * input rows at a time (28 GB/s at one row). Cloned for AVX-512 and AVX2, picked at load time. */
-#define SMALL_ROWS 8
+/* Few rows (generation: one token per sequence). GEMM libraries repack the whole weight matrix
+ * on every call, which for a few rows costs more than the product (OpenBLAS: 10 GB/s of weights
+ * on the Xeon's 22 GB/s); here each pair of weight rows is read once, into L1, for up to 4 input
+ * rows at a time (28 GB/s at one row). In fp32 up to 8 rows. With bf16 weights the emulated
+ * route would also widen every weight to fp32 in memory first, so the kernel keeps more rows:
+ * it is the faster of the two up to about 32 rows (bench/sample_bench.py). */
+#define FEW_ROWS_F32 8
+#define FEW_ROWS_BF16_NATIVE 8
+#define FEW_ROWS_BF16_EMULATED 32
 
-CPU_CLONES static void dot4x2(const float *x, int ldx, const float *w0, const float *w1, int n,
-                          float r[8]) {
-    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
-    for (int i = 0; i < n; i++) {
-        a0 += x0[i] * w0[i], a1 += x1[i] * w0[i], a2 += x2[i] * w0[i], a3 += x3[i] * w0[i];
-        b0 += x0[i] * w1[i], b1 += x1[i] * w1[i], b2 += x2[i] * w1[i], b3 += x3[i] * w1[i];
+static inline float weight_f32(const float *w, int i) { return w[i]; }
+static inline float weight_bf16(const gpt2_bf16 *w, int i) {
+    union {
+        uint32_t u;
+        float f;
+    } b = {.u = (uint32_t)w[i] << 16};
+    return b.f;
+}
+
+/* r[0..3] = x rows 0..3 . w0, r[4..7] = the same rows . w1 (rows of n weights of wtype); and for
+ * one row, r[0..1]. */
+#define DOT_KERNELS(suffix, wtype)                                                                 \
+    CPU_KERNEL(dot4x2_##suffix, (const float *x, int ldx, const void *w0v, const void *w1v, int n, \
+                                 float *r), (x, ldx, w0v, w1v, n, r)) {                            \
+        const wtype *w0 = w0v, *w1 = w1v;                                                          \
+        const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;                  \
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                      \
+        _Pragma("omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)")                          \
+        for (int i = 0; i < n; i++) {                                                              \
+            float u = weight_##suffix(w0, i), v = weight_##suffix(w1, i);                          \
+            a0 += x0[i] * u, a1 += x1[i] * u, a2 += x2[i] * u, a3 += x3[i] * u;                    \
+            b0 += x0[i] * v, b1 += x1[i] * v, b2 += x2[i] * v, b3 += x3[i] * v;                    \
+        }                                                                                          \
+        r[0] = a0, r[1] = a1, r[2] = a2, r[3] = a3, r[4] = b0, r[5] = b1, r[6] = b2, r[7] = b3;    \
+    }                                                                                              \
+    CPU_KERNEL(dot1x2_##suffix, (const float *x, const void *w0v, const void *w1v, int n,          \
+                                 float *r), (x, w0v, w1v, n, r)) {                                 \
+        const wtype *w0 = w0v, *w1 = w1v;                                                          \
+        float a = 0, b = 0;                                                                        \
+        _Pragma("omp simd reduction(+ : a, b)")                                                    \
+        for (int i = 0; i < n; i++) a += x[i] * weight_##suffix(w0, i), b += x[i] * weight_##suffix(w1, i); \
+        r[0] = a, r[1] = b;                                                                        \
     }
-    r[0] = a0, r[1] = a1, r[2] = a2, r[3] = a3, r[4] = b0, r[5] = b1, r[6] = b2, r[7] = b3;
-}
 
-CPU_CLONES static void dot1x2(const float *x, const float *w0, const float *w1, int n, float r[2]) {
-    float a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int i = 0; i < n; i++) a += x[i] * w0[i], b += x[i] * w1[i];
-    r[0] = a, r[1] = b;
-}
+DOT_KERNELS(f32, float)
+DOT_KERNELS(bf16, gpt2_bf16)
 
-static void matmul_few_rows(float *out, const float *inp, const float *w, const float *bias, int N,
-                            int C, int OC) {
+typedef void dot4x2_fn(const float *x, int ldx, const void *w0, const void *w1, int n, float *r);
+typedef void dot1x2_fn(const float *x, const void *w0, const void *w1, int n, float *r);
+
+/* out[N,OC] = inp[N,C] @ w^T + bias for weights of wsize bytes each, a pair of weight rows per
+ * task. */
+static void few_rows(float *out, const float *inp, const void *w, size_t wsize, const float *bias,
+                     int N, int C, int OC, dot4x2_fn *dot4x2, dot1x2_fn *dot1x2) {
     int pairs = (OC + 1) / 2;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < pairs; k++) {
         int o = 2 * k, two = o + 1 < OC;
-        const float *w0 = w + (size_t)o * C, *w1 = two ? w0 + C : w0; /* odd OC: last row twice */
-        float b0 = bias ? bias[o] : 0.0f, b1 = bias && two ? bias[o + 1] : 0.0f;
+        const char *w0 = (const char *)w + (size_t)o * C * wsize;
+        const char *w1 = two ? w0 + (size_t)C * wsize : w0; /* an odd OC reads the last row twice */
+        float b0 = bias ? bias[o] : 0.0f, b1 = bias && two ? bias[o + 1] : 0.0f, r[8];
         int m = 0;
         for (; m + 4 <= N; m += 4) {
-            float r[8];
             dot4x2(inp + (size_t)m * C, C, w0, w1, C, r);
             for (int j = 0; j < 4; j++) {
                 out[(size_t)(m + j) * OC + o] = b0 + r[j];
@@ -45,7 +78,6 @@ static void matmul_few_rows(float *out, const float *inp, const float *w, const 
             }
         }
         for (; m < N; m++) {
-            float r[2];
             dot1x2(inp + (size_t)m * C, w0, w1, C, r);
             out[(size_t)m * OC + o] = b0 + r[0];
             if (two) out[(size_t)m * OC + o + 1] = b1 + r[1];
@@ -53,38 +85,46 @@ static void matmul_few_rows(float *out, const float *inp, const float *w, const 
     }
 }
 
-/* Where the bf16 copies of a product's inputs go in the scratch: b elements after a, rounded up
- * to a cache line. */
-static gpt2_bf16 *after(gpt2_bf16 *a, size_t n) { return a + ((n + 31) & ~(size_t)31); }
+/* Where the next of the scratch's pieces starts: n elements on, rounded up to a cache line. */
+static void *after(void *p, size_t n, size_t size) {
+    return (char *)p + (n * size + 63) / 64 * 64;
+}
+
+size_t cpu_matmul_scratch_floats(int N, int C, int OC) {
+    size_t in = (size_t)N * C, out = (size_t)N * OC, w = (size_t)OC * C;
+    /* native: inp and dout in bf16; emulated: both rounded in fp32, and the weight widened */
+    return cpu_bf16_native() ? (in + out) / 2 + 32 : in + out + w + 48;
+}
+
+int cpu_matmul_few_rows_bf16(void) {
+    return cpu_bf16_native() ? FEW_ROWS_BF16_NATIVE : FEW_ROWS_BF16_EMULATED;
+}
 
 void cpu_matmul_forward(float *out, const float *inp, const float *w, const gpt2_bf16 *w_bf16,
                         const float *bias, int N, int C, int OC, float *scratch) {
-    if (w_bf16) {
+    size_t nin = (size_t)N * C;
+    if (!w_bf16) {
+        if (N <= FEW_ROWS_F32)
+            few_rows(out, inp, w, sizeof *w, bias, N, C, OC, CPU_PICK(dot4x2_f32), CPU_PICK(dot1x2_f32));
+        else cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp, w, bias, out, 0);
+    } else if (N <= cpu_matmul_few_rows_bf16()) {
+        cpu_round_bf16(scratch, inp, nin);
+        few_rows(out, scratch, w_bf16, sizeof *w_bf16, bias, N, C, OC, CPU_PICK(dot4x2_bf16),
+                 CPU_PICK(dot1x2_bf16));
+    } else if (cpu_bf16_native()) {
         gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
-        cpu_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cpu_to_bf16(inp_bf16, inp, nin);
         cpu_gemm(GEMM_BF16, 0, 1, N, OC, C, inp_bf16, w_bf16, bias, out, 0);
-    } else if (N <= SMALL_ROWS) {
-        matmul_few_rows(out, inp, w, bias, N, C, OC);
     } else {
-        cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp, w, bias, out, 0);
+        float *inp_r = scratch, *w_f = after(inp_r, nin, sizeof(float));
+        cpu_round_bf16(inp_r, inp, nin);
+        cpu_from_bf16(w_f, w_bf16, (size_t)OC * C);
+        cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp_r, w_f, bias, out, 0);
     }
 }
 
-void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
-                         int OC, float *scratch) {
-    if (w_bf16) {
-        gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = after(dout_bf16, (size_t)N * OC);
-        cpu_to_bf16(dout_bf16, dout, (size_t)N * OC);
-        cpu_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cpu_gemm(GEMM_BF16, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
-        cpu_gemm(GEMM_BF16, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
-    } else {
-        cpu_gemm(GEMM_F32, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
-        cpu_gemm(GEMM_F32, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
-    }
-    if (!dbias) return;
-    /* Column sums: threads split the columns and each walks the rows in order. */
+/* dbias += column sums of dout: threads split the columns and each walks the rows in order. */
+static void bias_backward(float *dbias, const float *dout, int N, int OC) {
     enum { CHUNK = 64 };
     int nchunks = (OC + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static)
@@ -95,4 +135,28 @@ void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
             for (int o = o0; o < o1; o++) acc[o - o0] += dout[(size_t)n * OC + o];
         for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
     }
+}
+
+void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
+                         int OC, float *scratch) {
+    size_t nin = (size_t)N * C, nout = (size_t)N * OC;
+    if (!w_bf16) {
+        cpu_gemm(GEMM_F32, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
+        cpu_gemm(GEMM_F32, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
+    } else if (cpu_bf16_native()) {
+        gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = after(dout_bf16, nout, 2);
+        cpu_to_bf16(dout_bf16, dout, nout);
+        cpu_to_bf16(inp_bf16, inp, nin);
+        cpu_gemm(GEMM_BF16, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
+        cpu_gemm(GEMM_BF16, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
+    } else {
+        float *dout_r = scratch, *inp_r = after(dout_r, nout, 4), *w_f = after(inp_r, nin, 4);
+        cpu_round_bf16(dout_r, dout, nout);
+        cpu_round_bf16(inp_r, inp, nin);
+        cpu_from_bf16(w_f, w_bf16, (size_t)OC * C);
+        cpu_gemm(GEMM_F32, 0, 0, N, C, OC, dout_r, w_f, NULL, dinp, 0);
+        cpu_gemm(GEMM_F32, 1, 0, OC, C, N, dout_r, inp_r, NULL, dw, 1);
+    }
+    if (dbias) bias_backward(dbias, dout, N, OC);
 }

@@ -67,8 +67,9 @@ void cuda_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_
                 float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                 double bias_c1, double bias_c2);
 void cuda_to_bf16(gpt2_bf16 *dst, const float *src, size_t n);
-int cuda_bf16_supported(void);
-size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp);
+const char *cuda_precision_path(int bf16);
+double cuda_clock_ms(void);
+size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16);
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,8 @@
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp) {
-    (void)NH;
+extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
+    (void)NH, (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
     size_t matmul = 5 * N * C / 2 + 256;   /* bf16 copies of a product's two inputs */
     size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
@@ -59,7 +59,8 @@ extern "C" const gpt2_ops gpt2_ops_cuda = {
     /* .sum_squares = */ cuda_sum_squares,
     /* .adamw = */ cuda_adamw,
     /* .to_bf16 = */ cuda_to_bf16,
-    /* .bf16_supported = */ cuda_bf16_supported,
+    /* .precision_path = */ cuda_precision_path,
     /* .set_threads = */ cuda_set_threads,
     /* .scratch_floats = */ cuda_scratch_floats,
+    /* .clock_ms = */ cuda_clock_ms,
 };

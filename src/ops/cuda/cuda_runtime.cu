@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "ops/cuda/cuda_common.cuh"
 
 cudaStream_t cuda_stream;
@@ -146,4 +148,13 @@ extern "C" void cuda_to_bf16(gpt2_bf16 *dst, const float *src, size_t n) {
 }
 
 /* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). */
-extern "C" int cuda_bf16_supported(void) { return 1; }
+extern "C" const char *cuda_precision_path(int bf16) {
+    return bf16 ? "bf16 (cuBLASLt, fp32 accumulation)" : "fp32 (cuBLASLt, TF32 unless turned off)";
+}
+
+extern "C" double cuda_clock_ms(void) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}

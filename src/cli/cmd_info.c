@@ -1,0 +1,58 @@
+/* gpt2c info [--json]: what this machine and build run. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+static const char *help =
+    "usage: gpt2c info [--json]\n\n"
+    "What this machine and build run: the CPU instruction sets the kernels can use (the best,\n"
+    "or the cap in GPT2C_CPU_ISA: x86-64, avx2, avx512, avx512_bf16, amx), the routes fp32 and\n"
+    "bf16 take, oneDNN's and OpenBLAS's kernels, and whether CUDA and MPI are built in.\n";
+
+static json_t *info_json(const gpt2c_system_info *in) {
+    json_t *isas = json_array();
+    for (int i = 0; i < in->n_cpu_isas; i++) json_array_append_new(isas, json_string(in->cpu_isas[i]));
+    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:b}", "version",
+                     GPT2C_VERSION, "cpu_isa", in->cpu_isa, "cpu_isas", isas, "fp32", in->fp32_path,
+                     "bf16", in->bf16_path, "kernels", in->kernel_width, "onednn", in->onednn_isa,
+                     "openblas", in->blas_core, "cuda", in->cuda_built, "cuda_devices",
+                     in->cuda_devices, "mpi", in->mpi_built);
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'j') json = 1;
+        else if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        } else return cli_bad_option("info", argv);
+    }
+    if (optind < argc) return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
+    gpt2c_error err;
+    gpt2c_system_info in;
+    if (gpt2c_system_info_get(&in, &err) != 0) return cli_error("%s", err.msg);
+    if (json) {
+        json_t *root = info_json(&in);
+        char *dump = root ? json_dumps(root, JSON_COMPACT) : NULL;
+        json_decref(root);
+        if (!dump) return cli_error("out of memory");
+        puts(dump);
+        free(dump);
+        return 0;
+    }
+    printf("gpt2c %s\n", GPT2C_VERSION);
+    printf("cpu instruction sets: ");
+    for (int i = 0; i < in.n_cpu_isas; i++) printf("%s%s", i ? " " : "", in.cpu_isas[i]);
+    printf(" (in use: %s; GPT2C_CPU_ISA caps it)\n", in.cpu_isa);
+    printf("fp32: %s\nbf16: %s\n", in.fp32_path, in.bf16_path);
+    printf("kernels: gpt2c %s, oneDNN %s, OpenBLAS %s\n", in.kernel_width, in.onednn_isa, in.blas_core);
+    printf("cuda: %s", in.cuda_built ? "built" : "not built");
+    if (in.cuda_built) printf(" (%d device%s)", in.cuda_devices, in.cuda_devices == 1 ? "" : "s");
+    printf("\nmpi: %s\n", in.mpi_built ? "built" : "not built");
+    return 0;
+}
