@@ -99,7 +99,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 SUMMARY_RE = re.compile(r"gpt2c: (\d+) prompt tokens, (\d+) tokens generated in ([\d.]+) s "
-                        r"\(([\d.]+) tokens/s; prompt ([\d.]+) ms, model load ([\d.]+) ms\)")
+                        r"\(([\d.]+) tokens/s; prompt ([\d.]+) ms, model load ([\d.]+) ms; ([^)]*)\)")
 
 
 class Config:

@@ -52,6 +52,39 @@ typedef struct gpt2c_system_info {
 /* What this machine and build run. Fails when GPT2C_CPU_ISA is not a level this CPU can run. */
 GPT2C_API int gpt2c_system_info_get(gpt2c_system_info *info, gpt2c_error *err);
 
+/* ---- profiles: where a run's time went ---- */
+
+/* The kinds of work a profile tells apart. The ops are timed with the backend's clock (wall time
+ * around each op on the CPU); the host's own work (data, communication, ...) around itself. */
+typedef enum gpt2c_profile_kind {
+    GPT2C_PROF_MATMUL_FWD,  /* the linear layers' products, forward */
+    GPT2C_PROF_MATMUL_BWD,  /* ... and backward (both gradients and the bias's) */
+    GPT2C_PROF_ATTENTION,   /* causal self-attention, forward and backward, with the KV cache */
+    GPT2C_PROF_LM_HEAD,     /* the LM head, softmax and cross-entropy (and their gradient) */
+    GPT2C_PROF_ELEMENTWISE, /* layernorm, GELU, residual adds, embedding, copies */
+    GPT2C_PROF_OPTIMIZER,   /* AdamW, the gradient norm, the bf16 weight copy */
+    GPT2C_PROF_DATA,        /* reading batches */
+    GPT2C_PROF_COMM,        /* communication between ranks (MPI) */
+    GPT2C_PROF_CHECKPOINT,  /* writing the model and the resume state */
+    GPT2C_PROF_VALIDATION,  /* training's validation passes, all of them */
+    GPT2C_PROF_SAMPLING,    /* drawing tokens (sample); training's samples, all of them */
+    GPT2C_PROF_PROMPT,      /* sample: the prompt's forward pass, all of it */
+    GPT2C_PROF_OTHER,       /* the rest of the run: what no kind above measured */
+    GPT2C_PROF_KINDS
+} gpt2c_profile_kind;
+
+typedef struct gpt2c_profile {
+    long steps;      /* training: optimizer steps; eval: batches; sample: tokens per sample */
+    double total_ms; /* the whole profiled run (after loading, before the final report) */
+    double ms[GPT2C_PROF_KINDS];
+    double flops[GPT2C_PROF_KINDS]; /* floating-point operations of the products (matmuls, LM head) */
+    long calls[GPT2C_PROF_KINDS];
+} gpt2c_profile;
+
+/* "matmul_fwd", "matmul_bwd", "attention", "lm_head", "elementwise", "optimizer", "data",
+ * "comm", "checkpoint", "validation", "sampling", "prompt", "other"; NULL past the last. */
+GPT2C_API const char *gpt2c_profile_kind_name(int kind);
+
 /* ---- tokenizer: OpenAI's GPT-2 byte-level BPE, identical to tiktoken's "gpt2" ---- */
 
 #define GPT2C_VOCAB_SIZE 50257 /* ids 0..50256 */
@@ -207,6 +240,7 @@ typedef struct gpt2c_train_opts {
     int sample_every;          /* print samples every N steps and at the last (0: never) */
     const uint32_t *sample_prompt; /* their prompt, as ids (empty: <|endoftext|>) */
     size_t sample_prompt_len;
+    gpt2c_profile *profile;    /* non-NULL: where the steps' time went is filled in here */
 } gpt2c_train_opts;
 
 typedef struct gpt2c_train_plan {
@@ -216,6 +250,8 @@ typedef struct gpt2c_train_plan {
     int n_layer, n_head, n_embd, max_seq_len;
     const char *init;          /* "random", "hf", "resume" */
     const char *precision;     /* "fp32", "bf16" */
+    const char *precision_path; /* the kernels it runs, e.g. "bf16 (AMX)", "bf16 (emulated: AVX2,
+                                   fp32 GEMM on rounded inputs)" */
     const char *device;        /* "cpu", "cuda": where the plan's memory is */
     int ranks, zero;           /* processes training together; AdamW state sharded over them */
 } gpt2c_train_plan;
@@ -244,10 +280,10 @@ GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks
                           gpt2c_error *err);
 
 /* The mean loss of a Hugging Face GPT-2 directory over `steps` batches of B x T from the start
- * of the shards matching data_glob: `gpt2c eval`. */
+ * of the shards matching data_glob: `gpt2c eval`. profile: NULL, or where the time went. */
 GPT2C_API int gpt2c_eval(const char *model_dir, const char *data_glob, int batch_size,
                          int seq_len, int steps, int threads, const char *device, double *loss,
-                         gpt2c_error *err);
+                         gpt2c_profile *profile, gpt2c_error *err);
 
 /* Generation: `gpt2c sample`. Continuations of a prompt, num_samples of them as one batch, with a
  * KV cache planned once. */
@@ -262,6 +298,7 @@ typedef struct gpt2c_sample_opts {
     int threads;
     const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
     const char *precision;   /* "fp32" (NULL) or "bf16": the matmuls read bf16 weights */
+    gpt2c_profile *profile;  /* non-NULL: where the generation's time went is filled in here */
 } gpt2c_sample_opts;
 
 typedef struct gpt2c_sample_callbacks {
@@ -271,6 +308,7 @@ typedef struct gpt2c_sample_callbacks {
 } gpt2c_sample_callbacks;
 
 typedef struct gpt2c_sample_stats {
+    const char *precision_path; /* the kernels the products ran, as gpt2c_train_plan's */
     size_t prompt_tokens;    /* used (an empty prompt is <|endoftext|>; a long one keeps its end) */
     long generated;          /* tokens, all samples together */
     double load_ms, prompt_ms, generate_ms;

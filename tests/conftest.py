@@ -1,5 +1,8 @@
 """Shared fixtures for the Python tests: the reference tokenizer (tiktoken, built offline from the
-bundled vocabulary) and ways to run gpt2c's build (the sanitizer build under `make test`)."""
+bundled vocabulary), ways to run gpt2c's build (the sanitizer build under `make test`), and the
+CPU paths: with GPT2C_CPU_ISA set (ctest's py_cpu_path_* entries), the tests marked
+every_cpu_path run with the CPU kernels capped at that level, every gpt2c started inheriting it."""
+import json
 import os
 import struct
 import subprocess
@@ -84,3 +87,37 @@ def assert_one_line_error(out):
     assert not any(mark in err for mark in SANITIZER_MARKS), err
     lines = err.strip("\n").splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpt2c"), err
+
+
+# ---------------------------------------------------------------------------------------------
+# The CPU paths
+
+CPU_ISA = os.environ.get("GPT2C_CPU_ISA") or None
+SKIPPED = 77  # ctest's SKIP_RETURN_CODE for these entries
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "every_cpu_path: also run once per CPU instruction set "
+                            "(ctest's py_cpu_path_* entries, GPT2C_CPU_ISA)")
+
+
+def cpu_info():
+    """`gpt2c info --json` as a dict (under GPT2C_CPU_ISA when it is set)."""
+    return json.loads(run_gpt2c("info", "--json").stdout)
+
+
+def pytest_sessionstart(session):
+    """Under GPT2C_CPU_ISA: a level this CPU lacks, or its best (which the plain run covers), ends
+    the session as skipped (exit status 77), saying why."""
+    if not CPU_ISA:
+        return
+    out = run_gpt2c("info", "--json", check=False)
+    err = out.stderr.decode(errors="replace").strip()
+    if out.returncode != 0:
+        if "this CPU can run at most" in err:
+            pytest.exit("skipped: " + err, returncode=SKIPPED)
+        pytest.exit("gpt2c info failed: " + err, returncode=1)
+    info = json.loads(out.stdout)
+    if info["cpu_isas"][0] == CPU_ISA:
+        pytest.exit("skipped: %s is this CPU's best level, which the plain test run covers" % CPU_ISA,
+                    returncode=SKIPPED)

@@ -84,6 +84,7 @@ def test_prompt_ids_are_gpt2s(model_dir):
     assert sample_json(model_dir, "--max-tokens", 1)["prompt_ids"] == PROMPT_IDS
 
 
+@pytest.mark.every_cpu_path
 def test_greedy_equals_torch_argmax(model_dir, reference):
     got = sample_json(model_dir, "--temperature", 0, "--num-samples", 3, "--max-tokens", 24)
     want = greedy_reference(reference, PROMPT_IDS, 24)
@@ -237,6 +238,7 @@ class Bf16Reference(torch.nn.Module):
         return bf16(m.ln_f(x)) @ bf16(m.wte.weight).t()
 
 
+@pytest.mark.every_cpu_path
 def test_bf16_weights_follow_fp32(model_dir):
     """--precision bf16 (weights and matmul inputs rounded to bf16, fp32 accumulation): greedy
     decoding equals the reference computing the same way (each step with a clear winner), and

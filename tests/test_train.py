@@ -176,6 +176,7 @@ def test_recipe_goes_through_both_shards_and_back(data):
     assert visited[0] == 0 and 1 in visited and visited[visited.index(1):].count(0) > 0
 
 
+@pytest.mark.every_cpu_path
 def test_per_step_loss_lr_norm_match_torch(versus_torch):
     got, want = train_records(versus_torch.log), train_records(versus_torch.records)
     norms = [r["norm"] for r in want]
@@ -189,6 +190,7 @@ def test_per_step_loss_lr_norm_match_torch(versus_torch):
         assert g["dt_ms"] >= 0 and g["tok_s"] >= 0
 
 
+@pytest.mark.every_cpu_path
 def test_val_loss_matches_torch(versus_torch):
     got, want = val_records(versus_torch.log), val_records(versus_torch.records)
     assert [r["step"] for r in want] == [0, 5, 10, 15, 19]
@@ -230,6 +232,7 @@ def assert_weights_close(got, want):
     assert worst_key[0] <= KEY_BIAS_ATOL, "largest difference %.3g in the key bias of %s" % worst_key
 
 
+@pytest.mark.every_cpu_path
 def test_final_weights_match_torch(versus_torch):
     got = read_weights(versus_torch.out_dir / "model")
     assert all(t.dtype == torch.float32 for t in got.values())
@@ -338,6 +341,7 @@ BF16_LOSS_ATOL = 5e-3  # per-step loss and val loss
 BF16_NORM_RTOL = 1e-2  # gradient norm, relative
 
 
+@pytest.mark.every_cpu_path
 def test_bf16_follows_fp32(tmp_path, data, init_dir, versus_torch):
     """The comparison run again with bf16 matmul inputs: every step's loss and norm stay within
     bf16 tolerance of the fp32 run, and they are not identical (the bf16 path really ran)."""
@@ -364,6 +368,7 @@ def test_recompute_gives_the_same_run(tmp_path, data, init_dir, versus_torch):
 # ---------------------------------------------------------------------------------------------
 # c) Resume equals the uninterrupted run, bit for bit
 
+@pytest.mark.every_cpu_path
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_equals_uninterrupted_run(tmp_path, data, precision):
     """From a preset (seeded init). Stopped after 4 steps: mid-shard, and step 4 is a validation

@@ -42,6 +42,13 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cli_encode_text(const void *text, size_t len, gpt2c_tokenizer **tok, gpt2c_ids *ids,
                     gpt2c_error *err);
 
+/* --profile's report (profile.c): a table on f, "step" naming what a step is; or as JSON. */
+void cli_print_profile(FILE *f, const gpt2c_profile *p, const char *step);
+typedef struct json_t json_t;
+json_t *cli_profile_json(const gpt2c_profile *p);
+/* Print root as one compact line on stdout and release it; 1 (an error printed) if it is NULL. */
+int cli_print_json(json_t *root);
+
 /* Strict floating-point parsing: the whole string, a finite number. */
 int cli_parse_double(const char *s, double *out);
 

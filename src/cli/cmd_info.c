@@ -1,7 +1,6 @@
 /* gpt2c info [--json]: what this machine and build run. */
 #include <getopt.h>
 #include <jansson.h>
-#include <stdlib.h>
 
 #include "cli/cli.h"
 
@@ -36,15 +35,7 @@ int cmd_info(int argc, char **argv) {
     gpt2c_error err;
     gpt2c_system_info in;
     if (gpt2c_system_info_get(&in, &err) != 0) return cli_error("%s", err.msg);
-    if (json) {
-        json_t *root = info_json(&in);
-        char *dump = root ? json_dumps(root, JSON_COMPACT) : NULL;
-        json_decref(root);
-        if (!dump) return cli_error("out of memory");
-        puts(dump);
-        free(dump);
-        return 0;
-    }
+    if (json) return cli_print_json(info_json(&in));
     printf("gpt2c %s\n", GPT2C_VERSION);
     printf("cpu instruction sets: ");
     for (int i = 0; i < in.n_cpu_isas; i++) printf("%s%s", i ? " " : "", in.cpu_isas[i]);

@@ -26,7 +26,9 @@ static const char *help =
     "  --precision P        fp32 (default) or bf16: the matmuls read bf16 weights (half the bytes\n"
     "                       per token) and bf16-rounded inputs, accumulating in fp32\n"
     "  --device D           cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
-    "                       backend is new and has not run on a GPU yet\n\n"
+    "                       backend is new and has not run on a GPU yet\n"
+    "  --profile            print where the time went per generated token (standard error; with\n"
+    "                       --json, the object's \"profile\")\n\n"
     "One sample streams as it is generated; several stream line by line, each line tagged [n].\n"
     "A summary (tokens per second) goes to standard error.\n";
 
@@ -138,7 +140,7 @@ static json_t *json_ids(const uint32_t *ids, size_t n) {
 }
 
 static int print_json(const printer *p, const char *prompt, size_t prompt_len,
-                      const uint32_t *prompt_ids, size_t nprompt) {
+                      const uint32_t *prompt_ids, size_t nprompt, const gpt2c_profile *prof) {
     json_t *samples = json_array();
     for (int s = 0; s < p->nsamples; s++) {
         const sample_out *o = &p->out[s];
@@ -153,12 +155,8 @@ static int print_json(const printer *p, const char *prompt, size_t prompt_len,
     }
     json_t *root = json_pack("{s:o, s:o, s:o}", "prompt", json_text(prompt, prompt_len),
                              "prompt_ids", json_ids(prompt_ids, nprompt), "samples", samples);
-    char *dump = root ? json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(root);
-    if (!dump) return cli_error("out of memory");
-    puts(dump);
-    free(dump);
-    return 0;
+    if (root && prof) json_object_set_new(root, "profile", cli_profile_json(prof));
+    return cli_print_json(root);
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -170,7 +168,7 @@ int cmd_sample(int argc, char **argv) {
         {"seed", required_argument, 0, 's'},        {"stop-at-eot", no_argument, 0, 'e'},
         {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 'T'},
         {"device", required_argument, 0, 'D'},      {"precision", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},
+        {"profile", no_argument, 0, 'F'},           {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     gpt2c_sample_opts o;
     gpt2c_sample_opts_default(&o);
@@ -179,6 +177,7 @@ int cmd_sample(int argc, char **argv) {
     const char *prompt_arg = NULL, *prompt_file = NULL;
     int json = 0, c;
     uint64_t v;
+    gpt2c_profile prof;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o.model_dir = optarg; break;
@@ -216,6 +215,7 @@ int cmd_sample(int argc, char **argv) {
             break;
         case 'D': o.device = optarg; break;
         case 'R': o.precision = optarg; break;
+        case 'F': o.profile = &prof; break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_bad_option("sample", argv);
         }
@@ -250,7 +250,7 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_error("%s", err.msg);
     }
     if (rc == 0 && p.failed) rc = cli_error("out of memory");
-    if (rc == 0 && json) rc = print_json(&p, (const char *)text, text_len, ids.data, ids.len);
+    if (rc == 0 && json) rc = print_json(&p, (const char *)text, text_len, ids.data, ids.len, o.profile);
     if (rc == 0 && !json) {
         for (int s = 0; s < o.num_samples; s++) {
             char buf[GPT2C_STREAM_OUT_MAX];
@@ -262,9 +262,10 @@ int cmd_sample(int argc, char **argv) {
     }
     if (rc == 0)
         fprintf(stderr, "gpt2c: %zu prompt tokens, %ld tokens generated in %.2f s (%.1f tokens/s; "
-                        "prompt %.0f ms, model load %.0f ms)\n", st.prompt_tokens, st.generated,
+                        "prompt %.0f ms, model load %.0f ms; %s)\n", st.prompt_tokens, st.generated,
                 st.generate_ms / 1e3, st.generate_ms > 0 ? st.generated / (st.generate_ms / 1e3) : 0,
-                st.prompt_ms, st.load_ms);
+                st.prompt_ms, st.load_ms, st.precision_path);
+    if (rc == 0 && o.profile && !json) cli_print_profile(stderr, o.profile, "token");
     for (int s = 0; p.out && s < o.num_samples; s++) free(p.out[s].ids), free(p.out[s].pending);
     free(p.out);
     gpt2c_ids_free(&ids);

@@ -1,5 +1,6 @@
 /* gpt2c train: flags into gpt2c_train_opts, progress lines on stdout. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,12 +51,17 @@ static const char *help =
     "                         ranks mpirun started on this machine)\n"
     "  --precision P          fp32 or bf16: the matmuls take bf16 inputs and accumulate in fp32;\n"
     "                         weights, optimizer state and the rest stay fp32. Default: fp32 on\n"
-    "                         the CPU (bf16 needs AVX-512, fast with AVX512_BF16 or AMX), bf16\n"
-    "                         on a GPU\n"
+    "                         the CPU (bf16 runs on every CPU: oneDNN's bf16 kernels with\n"
+    "                         AVX512_BF16 or AMX, elsewhere the fp32 GEMM on rounded inputs), bf16\n"
+    "                         on a GPU. The plan line names the route taken\n"
     "  --device D             cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
     "                         backend is new and has not run on a GPU yet\n"
     "  --recompute            recompute the GELU outputs in the backward instead of keeping\n"
-    "                         them (4*B*T*C floats per layer less; the same numbers)\n";
+    "                         them (4*B*T*C floats per layer less; the same numbers)\n"
+    "  --profile              at the end, print where the time went: ms per step and share of\n"
+    "                         each kind of work (matmuls, attention, LM head, ...), GFLOP/s of\n"
+    "                         the products\n"
+    "  --json                 print that profile as one JSON object instead\n";
 
 typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;
 typedef struct opt_spec {
@@ -90,7 +96,7 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
            p->n_head, p->n_embd, p->max_seq_len, p->params,
            !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
     printf("plan: %.1f MB allocated up front (%s); %d accumulation step(s) per optimizer step; %s\n",
-           p->memory_mb, p->device, p->accum_steps, p->precision);
+           p->memory_mb, p->device, p->accum_steps, p->precision_path);
     if (p->ranks > 1)
         printf("data parallel: %d ranks, each %d micro-batch(es) per step%s\n", p->ranks,
                p->accum_steps, p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
@@ -155,7 +161,7 @@ int cmd_train(int argc, char **argv) {
     gpt2c_train_opts o;
     gpt2c_train_opts_default(&o);
     o.ckpt_every = 1000;
-    int threads_given = 0;
+    int threads_given = 0, profile = 0, json = 0;
     const char *sample_prompt = "Hello, I'm a language model,";
     const opt_spec specs[] = {
         {"model", OPT_STR, &o.model, 0, 0},
@@ -186,6 +192,8 @@ int cmd_train(int argc, char **argv) {
         {"precision", OPT_STR, &o.precision, 0, 0},
         {"device", OPT_STR, &o.device, 0, 0},
         {"recompute", OPT_FLAG, &o.recompute, 0, 0},
+        {"profile", OPT_FLAG, &profile, 0, 0},
+        {"json", OPT_FLAG, &json, 0, 0},
         {"sample-every", OPT_INT, &o.sample_every, 0, 1e9},
         {"sample-prompt", OPT_STR, &sample_prompt, 0, 0},
     };
@@ -226,6 +234,8 @@ int cmd_train(int argc, char **argv) {
         t.tok = tok;
         o.sample_prompt = ids.data, o.sample_prompt_len = ids.len;
     }
+    gpt2c_profile prof;
+    if (profile) o.profile = &prof;
     gpt2c_train_callbacks cb = {.user = &t, .on_plan = on_plan, .on_step = on_step, .on_val = on_val,
                                 .on_checkpoint = on_checkpoint, .on_sample = on_sample};
     if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
@@ -240,5 +250,8 @@ int cmd_train(int argc, char **argv) {
     gpt2c_comm_close(comm);
     if (rc != 0) return cli_error("%s", err.msg);
     if (rank == 0) printf("done: the model is in %s/model\n", o.out_dir);
+    if (rank == 0 && profile)
+        return json ? cli_print_json(json_pack("{s:o}", "profile", cli_profile_json(&prof)))
+                    : (cli_print_profile(stdout, &prof, "step"), 0);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "generate/generate.h"
+#include "ops/profiled.h"
 #include "util/error.h"
 #include "util/time.h"
 
@@ -65,6 +66,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
     int np = (int)n;
     for (int i = 0; i < np; i++) g->history[i] = (int32_t)prompt[i];
     /* the prompt runs once; every sample starts from a copy of its cache and logits */
+    prof_mark prompt_mark = prof_begin_whole();
     gpt2_infer(m, &g->kv, g->history, 0, 1, np, 0);
     for (int s = 1; s < S; s++) {
         memcpy(g->history + (size_t)s * stride, g->history, (size_t)np * sizeof *g->history);
@@ -72,6 +74,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
         memcpy(g->kv.logits + (size_t)s * GPT2_VOCAB_PADDED, g->kv.logits,
                GPT2_VOCAB_PADDED * sizeof(float));
     }
+    prof_end(prompt_mark, GPT2C_PROF_PROMPT);
     memset(g->done, 0, (size_t)S);
     stats->prompt_tokens = n;
     stats->generated = 0;
@@ -82,7 +85,9 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
     int pos = np, ndone = 0, slid = 0, step;
     for (step = 0; step < o->max_tokens && ndone < S; step++) {
         for (int s = 0; s < S; s++) {
+            prof_mark draw = prof_begin();
             int32_t id = sampler_next(&g->smp, g->kv.logits + (size_t)s * GPT2_VOCAB_PADDED, GPT2_VOCAB, &r);
+            prof_end(draw, GPT2C_PROF_SAMPLING);
             g->step_tokens[s] = id;
             g->history[(size_t)s * stride + (size_t)np + step] = id;
             if (g->done[s]) continue;
@@ -112,6 +117,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
         pos++;
     }
     stats->generate_ms = now_ms() - t0;
+    g->steps_run = step + 1; /* the loop ends by a break after the draw of step */
     (void)err;
     return 0;
 }

@@ -14,6 +14,7 @@ typedef struct generator {
     int32_t *history;     /* [num_samples][max_prompt + max_tokens]: every token, for sliding */
     int32_t *step_tokens; /* [num_samples] */
     unsigned char *done;
+    int steps_run;        /* the last run's draws per sample */
 } generator;
 
 /* Plan the cache for prompts of up to max_prompt tokens (clamped to the context). */

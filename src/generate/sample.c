@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/backend.h"
+#include "ops/profiled.h"
 #include "generate/generate.h"
 #include "io/hf_model.h"
 #include "util/error.h"
@@ -30,9 +31,13 @@ int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
         rc = err_set(err, "--precision must be fp32 or bf16, not '%s'", o->precision);
     if (rc == 0 && o->precision && !strcmp(o->precision, "bf16"))
         rc = gpt2_set_precision(&m, GPT2_BF16, err);
+    if (rc == 0) stats->precision_path = ops->precision_path(m.params_bf16 != NULL);
     if (rc == 0) rc = generator_init(&g, &m, o, max_prompt, err);
     double load_ms = now_ms() - t0;
+    int profiling = rc == 0 && o->profile;
+    if (profiling) m.ops = prof_start(o->profile, ops);
     if (rc == 0) rc = generator_run(&g, &m, prompt, n, cb, stats, err);
+    if (profiling) prof_stop(), o->profile->steps = g.steps_run, m.ops = ops;
     stats->load_ms = load_ms;
     generator_free(&g); /* safe after a failed init too */
     gpt2_free(&m);

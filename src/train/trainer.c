@@ -10,6 +10,7 @@
 #include "io/hf_config.h"
 #include "io/hf_model.h"
 #include "ops/backend.h"
+#include "ops/profiled.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/optimizer.h"
@@ -116,7 +117,9 @@ static int loss_sum(gpt2_model *m, loader *l, int steps, double *sum, gpt2c_erro
     if (loader_reset(l, err) != 0) return -1;
     *sum = 0.0;
     for (int b = l->rank; b < steps; b += l->nproc) {
+        prof_mark data = prof_begin();
         if (loader_next(l, m->inputs, m->targets, err) != 0) return -1;
+        prof_end(data, GPT2C_PROF_DATA);
         *sum += gpt2_forward(m, 0.0f);
     }
     return 0;
@@ -130,6 +133,7 @@ typedef struct run {
     adamw_config ac;
     loader train, val;
     int have_val, accum, bf16;
+    long steps_run;
     const gpt2_ops *ops;   /* the backend: --device */
     long long total_batch; /* tokens per optimizer step, over all ranks */
     data_parallel dp;
@@ -200,35 +204,50 @@ static int loop(run *r, long start, gpt2c_error *err) {
         int last = step == o->max_steps - 1;
         if (r->have_val && o->val_every > 0 && o->val_steps > 0 && (step % o->val_every == 0 || last)) {
             double vl;
+            prof_mark val = prof_begin_whole();
             if (loss_sum(m, &r->val, o->val_steps, &vl, err) != 0) return -1;
             vl = dp_sum(d, vl) / o->val_steps;
+            prof_end(val, GPT2C_PROF_VALIDATION);
             if (!isfinite(vl)) return err_set(err, "step %ld: the validation loss is %f; stopping", step, vl);
             if (lead && run_log_val(&r->log, step, vl, err) != 0) return -1;
             if (lead && r->cb && r->cb->on_val) r->cb->on_val(r->cb->user, (int)step, vl);
         }
-        if (lead && o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last))
+        if (lead && o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last)) {
+            prof_mark samples = prof_begin_whole();
             if (print_samples(r, step, err) != 0) return -1;
+            prof_end(samples, GPT2C_PROF_SAMPLING);
+        }
         double t0 = now_ms(), loss = 0.0;
         /* the gradients are zero: the plan made them so, and every AdamW pass zeroes them */
         for (int micro = 0; micro < r->accum; micro++) {
+            prof_mark data = prof_begin();
             if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
+            prof_end(data, GPT2C_PROF_DATA);
             loss += gpt2_forward(m, dloss);
             gpt2_backward(m);
         }
+        prof_mark comm = prof_begin();
         loss = dp_mean(d, loss / r->accum);
         dp_reduce_grads(d, m);
-        double norm = dp_grad_norm(d, m);
+        double norm = dp_grad_norm(d, m); /* its sum of squares is an op: the optimizer's */
+        prof_end(comm, GPT2C_PROF_COMM);
         double lr = adamw_update(m, &r->s, &r->ac, step, d->lo, d->hi, norm);
+        comm = prof_begin();
         dp_after_update(d, m);
+        prof_end(comm, GPT2C_PROF_COMM);
         double dt = now_ms() - t0;
         gpt2c_train_step rec = {.step = (int)step, .max_steps = o->max_steps, .loss = loss, .lr = lr,
                                 .norm = norm, .dt_ms = dt, .tok_s = r->total_batch / (dt / 1e3)};
         if (!isfinite(loss)) return err_set(err, "step %ld: the loss is %f; stopping", step, loss);
         if (lead && run_log_step(&r->log, &rec, err) != 0) return -1;
         if (lead && r->cb && r->cb->on_step) r->cb->on_step(r->cb->user, &rec);
+        r->steps_run++;
         int stop = o->stop_after > 0 && step + 1 >= o->stop_after;
-        if (last || stop || (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0))
+        if (last || stop || (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0)) {
+            prof_mark ckpt = prof_begin();
             if (checkpoint(r, step + 1, err) != 0) return -1;
+            prof_end(ckpt, GPT2C_PROF_CHECKPOINT);
+        }
         if (stop) break;
     }
     return 0;
@@ -368,12 +387,20 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
                               .n_layer = r.m.cfg.n_layer, .n_head = r.m.cfg.n_head,
                               .n_embd = r.m.cfg.n_embd, .max_seq_len = r.m.cfg.max_seq_len,
                               .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random",
-                              .precision = r.bf16 ? "bf16" : "fp32", .device = ops->name,
+                              .precision = r.bf16 ? "bf16" : "fp32",
+                              .precision_path = ops->precision_path(r.bf16), .device = ops->name,
                               .ranks = r.dp.size,
                               .zero = o->zero};
         cb->on_plan(cb->user, &p);
     }
+    int profiling = rc == 0 && o->profile;
+    if (profiling) r.m.ops = prof_start(o->profile, ops);
     if (rc == 0) rc = loop(&r, start, err);
+    if (profiling) {
+        prof_stop();
+        o->profile->steps = r.steps_run;
+        r.m.ops = ops;
+    }
     if (r.log.f) rc |= run_log_close(&r.log, rc == 0 ? err : NULL);
     free(r.model_dir);
     generator_free(&r.gen);
@@ -386,7 +413,7 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
 }
 
 int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int steps, int threads,
-               const char *device, double *loss, gpt2c_error *err) {
+               const char *device, double *loss, gpt2c_profile *profile, gpt2c_error *err) {
     if (B < 1 || T < 1 || steps < 1 || threads < 1)
         return err_set(err, "batch size, sequence length, steps and threads must be positive");
     if ((long long)B * T > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
@@ -398,8 +425,11 @@ int gpt2c_eval(const char *model_dir, const char *data_glob, int B, int T, int s
     loader l = {0};
     int rc = plan_checked(&m, B, T, 0, err);
     if (rc == 0) rc = loader_open(&l, data_glob, B, T, 0, 1, err);
+    int profiling = rc == 0 && profile;
+    if (profiling) m.ops = prof_start(profile, ops);
     if (rc == 0 && loss_sum(&m, &l, steps, loss, err) == 0) *loss /= steps;
     else rc = -1;
+    if (profiling) prof_stop(), profile->steps = steps, m.ops = ops;
     if (l.paths) loader_close(&l);
     gpt2_free(&m);
     return rc;

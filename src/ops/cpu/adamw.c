@@ -24,7 +24,9 @@ double cpu_sum_squares(const float *x, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < nblocks; k++) {
         size_t i1 = (k + 1) * SUMSQ_BLOCK < n ? (k + 1) * SUMSQ_BLOCK : n;
-        sum_squares(x + k * SUMSQ_BLOCK, i1 - k * SUMSQ_BLOCK, &partial[k]);
+        double block_sum;
+        sum_squares(x + k * SUMSQ_BLOCK, i1 - k * SUMSQ_BLOCK, &block_sum);
+        partial[k] = block_sum;
     }
     double total = 0.0;
     for (size_t k = 0; k < nblocks; k++) total += partial[k];
