@@ -67,7 +67,8 @@ typedef enum gpt2c_profile_kind {
     GPT2C_PROF_COMM,        /* communication between ranks (MPI) */
     GPT2C_PROF_CHECKPOINT,  /* writing the model and the resume state */
     GPT2C_PROF_VALIDATION,  /* training's validation passes, all of them */
-    GPT2C_PROF_SAMPLING,    /* drawing tokens (sample); training's samples, all of them */
+    GPT2C_PROF_SAMPLES,     /* training's samples (--sample-every), all of their work */
+    GPT2C_PROF_SAMPLING,    /* sample: drawing each token from the logits (top-k, top-p) */
     GPT2C_PROF_PROMPT,      /* sample: the prompt's forward pass, all of it */
     GPT2C_PROF_OTHER,       /* the rest of the run: what no kind above measured */
     GPT2C_PROF_KINDS
@@ -82,7 +83,8 @@ typedef struct gpt2c_profile {
 } gpt2c_profile;
 
 /* "matmul_fwd", "matmul_bwd", "attention", "lm_head", "elementwise", "optimizer", "data",
- * "comm", "checkpoint", "validation", "sampling", "prompt", "other"; NULL past the last. */
+ * "comm", "checkpoint", "validation", "samples", "sampling", "prompt", "other"; NULL past the
+ * last. */
 GPT2C_API const char *gpt2c_profile_kind_name(int kind);
 
 /* ---- tokenizer: OpenAI's GPT-2 byte-level BPE, identical to tiktoken's "gpt2" ---- */

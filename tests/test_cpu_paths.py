@@ -85,7 +85,7 @@ def test_plan_and_sample_name_the_route(shard, model_dir, tmp_path):
 # --profile
 
 TRAIN_KINDS = {"matmul_fwd", "matmul_bwd", "attention", "lm_head", "elementwise", "optimizer",
-               "data", "comm", "checkpoint", "validation", "sampling", "other"}
+               "data", "comm", "checkpoint", "validation", "samples", "other"}
 PRODUCTS = {"matmul_fwd", "matmul_bwd", "lm_head"}
 UNMEASURED_SHARE = 0.05  # host work no kind measures (the log, printing): a few percent at most
 
@@ -94,6 +94,8 @@ def check_profile(p, kinds, steps):
     assert p["steps"] == steps
     assert set(p["kinds"]) == kinds
     assert abs(p["step_ms"] * steps - p["total_ms"]) <= 1e-6 * p["total_ms"]
+    occasional = sum(p["kinds"].get(k, {"ms": 0})["ms"] for k in ("validation", "samples", "checkpoint", "prompt"))
+    assert abs(p["step_alone_ms"] * steps - (p["total_ms"] - occasional)) <= 1e-6 * p["total_ms"]
     for name, k in p["kinds"].items():
         assert k["ms"] >= 0 and k["calls"] >= (0 if name == "other" else 1), (name, k)
         assert abs(k["ms_per_step"] * steps - k["ms"]) <= 1e-6 * max(k["ms"], 1e-9)

@@ -11,10 +11,19 @@ static int shown(const gpt2c_profile *p, int k) {
     return p->calls[k] > 0 || k == GPT2C_PROF_OTHER;
 }
 
+/* The run less its occasional work (validation, samples, checkpoints, the prompt): the step
+ * itself. */
+static double steps_alone_ms(const gpt2c_profile *p) {
+    return p->total_ms - p->ms[GPT2C_PROF_VALIDATION] - p->ms[GPT2C_PROF_SAMPLES] -
+           p->ms[GPT2C_PROF_CHECKPOINT] - p->ms[GPT2C_PROF_PROMPT];
+}
+
 void cli_print_profile(FILE *f, const gpt2c_profile *p, const char *step) {
     long steps = p->steps > 0 ? p->steps : 1;
-    fprintf(f, "profile: %ld %s%s, %.2f ms per %s (%.1f ms in all)\n", p->steps, step,
-            p->steps == 1 ? "" : "s", p->total_ms / steps, step, p->total_ms);
+    fprintf(f, "profile: %ld %s%s, %.2f ms per %s (%.1f ms in all; %.2f ms per %s without "
+            "validation, samples, checkpoints and the prompt)\n", p->steps, step,
+            p->steps == 1 ? "" : "s", p->total_ms / steps, step, p->total_ms,
+            steps_alone_ms(p) / steps, step);
     fprintf(f, "  %-12s %10s %7s %9s\n", "kind", "ms/" "step", "share", "GFLOP/s");
     for (int k = 0; k < GPT2C_PROF_KINDS; k++) {
         if (!shown(p, k)) continue;
@@ -38,8 +47,9 @@ json_t *cli_profile_json(const gpt2c_profile *p) {
             json_object_set_new(kind, "gflops", json_real(p->flops[k] / (p->ms[k] * 1e6)));
         json_object_set_new(kinds, gpt2c_profile_kind_name(k), kind);
     }
-    return json_pack("{s:I, s:f, s:f, s:o}", "steps", (json_int_t)p->steps, "total_ms",
-                     p->total_ms, "step_ms", p->total_ms / steps, "kinds", kinds);
+    return json_pack("{s:I, s:f, s:f, s:f, s:o}", "steps", (json_int_t)p->steps, "total_ms",
+                     p->total_ms, "step_ms", p->total_ms / steps, "step_alone_ms",
+                     steps_alone_ms(p) / steps, "kinds", kinds);
 }
 
 int cli_print_json(json_t *root) {

@@ -7,7 +7,7 @@
 
 static const char *const kind_names[GPT2C_PROF_KINDS] = {
     "matmul_fwd", "matmul_bwd", "attention", "lm_head",  "elementwise", "optimizer", "data",
-    "comm",       "checkpoint", "validation", "sampling", "prompt",      "other"};
+    "comm",       "checkpoint", "validation", "samples",  "sampling",    "prompt",    "other"};
 
 const char *gpt2c_profile_kind_name(int kind) {
     return kind >= 0 && kind < GPT2C_PROF_KINDS ? kind_names[kind] : NULL;

@@ -215,7 +215,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         if (lead && o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last)) {
             prof_mark samples = prof_begin_whole();
             if (print_samples(r, step, err) != 0) return -1;
-            prof_end(samples, GPT2C_PROF_SAMPLING);
+            prof_end(samples, GPT2C_PROF_SAMPLES);
         }
         double t0 = now_ms(), loss = 0.0;
         /* the gradients are zero: the plan made them so, and every AdamW pass zeroes them */

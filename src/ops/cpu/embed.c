@@ -3,7 +3,7 @@
 
 void cpu_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
                        int B, int T, int C) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= 16384)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             float *o = out + ((size_t)b * T + t) * C;
