@@ -427,8 +427,9 @@ int main(void) {
     test_matmul(5, 7, 9);  /* few rows: the generation kernel (odd OC) */
     test_matmul(13, 7, 10); /* the GEMM library */
     test_bf16_rounding();
-    test_matmul_bf16(5, 7, 9);    /* few rows: the kernel that reads bf16 weights */
-    test_matmul_bf16(13, 7, 10);  /* that kernel where bf16 is emulated, oneDNN's where native */
+    test_matmul_bf16(5, 8, 9);    /* few rows: the kernel that reads bf16 weights (even C) */
+    test_matmul_bf16(5, 7, 9);    /* an odd C: the GEMM route */
+    test_matmul_bf16(13, 10, 7);  /* that kernel where bf16 is emulated, oneDNN's where native */
     test_matmul_bf16(37, 64, 48); /* the GEMM route (rounded inputs, or oneDNN's bf16) */
     test_attention(2, 5, 8, 2);
     test_attention(1, 7, 6, 3);

@@ -220,6 +220,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.model && !o.resume) return cli_usage_error("train", "--model is required");
     if (!o.data) return cli_usage_error("train", "--data is required");
     if (!o.out_dir) return cli_usage_error("train", "--out-dir is required");
+    if (json && !profile) return cli_usage_error("train", "--json prints the profile: give --profile too");
     gpt2c_error err = {{0}};
     gpt2c_comm *comm;
     if (gpt2c_comm_open(&comm, &err) != 0) return cli_error("%s", err.msg);
