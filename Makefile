@@ -37,14 +37,24 @@ demo: deps build
 bench: deps build
 	$(PYTHON) bench/tokenizer_bench.py --build-dir $(BUILD)
 
-# Training step time against PyTorch (float32, CPU): about 9 minutes on 2 cores.
+# Training step time (CPU, fp32 and bf16) against PyTorch: Debian's torch 1.13, and PyPI's torch
+# 2.x eager and under torch.compile (installed by the benchmark into .venv-torch2 the first time:
+# about 5 GB, a few minutes): about 30 minutes on 2 cores. Flags go in TRAIN_BENCH_ARGS, e.g.
+# TRAIN_BENCH_ARGS="--cpu-isa avx2" (every side as on an AVX2-only CPU; fp32 only: about 25
+# minutes), "--no-torch2", "--quick" (a 3-minute smoke run).
+TRAIN_BENCH_ARGS ?=
 bench-train: deps build
-	$(PYTHON) bench/train_bench.py --build-dir $(BUILD)
+	$(PYTHON) bench/train_bench.py --build-dir $(BUILD) $(TRAIN_BENCH_ARGS)
 
 # Sampling speed (gpt2c sample, KV cache) against PyTorch with a KV cache, d12 float32, and where
-# the time goes (memory bandwidth, the matmuls replayed): about 10 minutes on 2 cores.
+# the time goes (memory bandwidth, the matmuls replayed), then against llama.cpp on the same weights
+# (f32 and f16 GGUF; gpt2c fp32 and bf16): about 10 + 3 minutes on 2 cores, plus 5-15 minutes the
+# first time (llama.cpp built from source into .venv-llama). Flags go in SAMPLE_BENCH_ARGS, e.g.
+# SAMPLE_BENCH_ARGS="--no-torch --cpu-isa avx2" (llama.cpp alone, as on an AVX2-only CPU: a second
+# llama.cpp build, .venv-llama-avx2).
+SAMPLE_BENCH_ARGS ?=
 bench-sample: deps build
-	$(PYTHON) bench/sample_bench.py --build-dir $(BUILD)
+	$(PYTHON) bench/sample_bench.py --build-dir $(BUILD) $(SAMPLE_BENCH_ARGS)
 
 # Regenerate src/tokenizer/unicode_tables.c (committed) from the pinned Unicode database.
 unicode-tables: deps

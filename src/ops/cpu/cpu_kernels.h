@@ -25,8 +25,10 @@
  * the probabilities and their gradient. */
 #define CPU_ATTN_ROWS 64
 #define CPU_ATTN_SCRATCH(T) ((size_t)2 * CPU_ATTN_ROWS * (size_t)(T))
-/* Rows of logits the fused classifier holds at once. */
-#define CPU_CLASSIFIER_ROWS 256
+/* Rows of logits the fused classifier holds at once (512 x 50304 floats: 103 MB). Each chunk
+ * streams the whole wte gradient once more, so fewer, larger chunks: 512 rows instead of 256
+ * made the LM head of d12 at B=8 T=256 7% faster. */
+#define CPU_CLASSIFIER_ROWS 512
 
 void cpu_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
                        int B, int T, int C);
