@@ -10,7 +10,9 @@
 #include <omp.h>
 #include <string.h>
 
+#include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/cpu/fast_exp.h"
 
 /* Pointers of one (batch, head) pair. */
 typedef struct head {
@@ -34,35 +36,60 @@ static void scores(float *S, const head *hd, int q0, int nq, int nk, int hs, int
                 ld, hd->k, ld, 0.0f, S, nk);
 }
 
+/* The softmax of one row of n scores in place, with zeros up to len: *lse gets its log-sum-exp.
+ * The exponentials are fast_exp_nonpos, vectorised (libm's expf is one call per element: at
+ * T=256 about half of attention's time). */
+CPU_KERNEL(softmax_row, (float *row, int n, int len, float *lse), (row, n, len, lse)) {
+    float maxv = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : maxv)
+    for (int u = 0; u < n; u++) maxv = row[u] > maxv ? row[u] : maxv;
+#pragma omp simd reduction(+ : sum)
+    for (int u = 0; u < n; u++) {
+        row[u] = fast_exp_nonpos(row[u] - maxv);
+        sum += row[u];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int u = 0; u < n; u++) row[u] *= inv;
+    for (int u = n; u < len; u++) row[u] = 0.0f;
+    *lse = maxv + logf(sum);
+}
+
+/* The backward of one row of n probabilities recomputed from the scores p and lse, and of the
+ * gradient ds = dO V^T in place: ds = p * (ds - d) * scale, zeros up to len. */
+CPU_KERNEL(softmax_backward_row, (float *p, float *ds, int n, int len, float lse, float d,
+                                  float scale), (p, ds, n, len, lse, d, scale)) {
+#pragma omp simd
+    for (int u = 0; u < n; u++) {
+        p[u] = fast_exp_nonpos(p[u] - lse);
+        ds[u] = p[u] * (ds[u] - d) * scale;
+    }
+    for (int u = n; u < len; u++) p[u] = ds[u] = 0.0f;
+}
+
 /* nq query rows (stride ldq) at positions p0, p0+1, ... attend to keys and values 0..their own
  * position (stride ldk), a block of CPU_ATTN_ROWS rows at a time: o (stride ldo) and, when lse
  * is not NULL, each row's log-sum-exp. S holds CPU_ATTN_ROWS x (p0 + nq) floats. */
 static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const float *k,
                    const float *v, int ldk, int p0, int nq_all, int hs, float scale, float *S) {
+    void (*softmax)(float *, int, int, float *) = CPU_PICK(softmax_row);
+    float row_lse;
     if (nq_all == 1) { /* one new token (generation): matrix-vector products */
         int nk = p0 + 1;
         cblas_sgemv(CblasRowMajor, CblasNoTrans, nk, hs, scale, k, ldk, q, 1, 0.0f, S, 1);
-        float maxv = -INFINITY, sum = 0.0f;
-        for (int u = 0; u < nk; u++) maxv = S[u] > maxv ? S[u] : maxv;
-        for (int u = 0; u < nk; u++) sum += S[u] = expf(S[u] - maxv);
-        cblas_sgemv(CblasRowMajor, CblasTrans, nk, hs, 1.0f / sum, v, ldk, S, 1, 0.0f, o, 1);
-        if (lse) lse[0] = maxv + logf(sum);
+        softmax(S, nk, nk, &row_lse);
+        cblas_sgemv(CblasRowMajor, CblasTrans, nk, hs, 1.0f, v, ldk, S, 1, 0.0f, o, 1);
+        if (lse) lse[0] = row_lse;
         return;
     }
     for (int r0 = 0; r0 < nq_all; r0 += CPU_ATTN_ROWS) {
         int nq = nq_all - r0 < CPU_ATTN_ROWS ? nq_all - r0 : CPU_ATTN_ROWS, nk = p0 + r0 + nq;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hs, scale,
                     q + (size_t)r0 * ldq, ldq, k, ldk, 0.0f, S, nk);
-        for (int r = 0; r < nq; r++) {
-            float *row = S + (size_t)r * nk;
-            int t = p0 + r0 + r; /* sees keys 0..t */
-            float maxv = -INFINITY, sum = 0.0f;
-            for (int u = 0; u <= t; u++) maxv = row[u] > maxv ? row[u] : maxv;
-            for (int u = 0; u <= t; u++) sum += row[u] = expf(row[u] - maxv);
-            float inv = 1.0f / sum;
-            for (int u = 0; u <= t; u++) row[u] *= inv;
-            for (int u = t + 1; u < nk; u++) row[u] = 0.0f;
-            if (lse) lse[r0 + r] = maxv + logf(sum);
+        for (int r = 0; r < nq; r++) { /* the query at position t sees keys 0..t */
+            int t = p0 + r0 + r;
+            softmax(S + (size_t)r * nk, t + 1, nk, &row_lse);
+            if (lse) lse[r0 + r] = row_lse;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, nk, v, ldk,
                     0.0f, o + (size_t)r0 * ldo, ldo);
@@ -115,6 +142,8 @@ void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             const float *lse, int B, int T, int C, int NH, float *scratch) {
     int hs = C / NH, ld = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
+    void (*softmax_backward)(float *, float *, int, int, float, float, float) =
+        CPU_PICK(softmax_backward_row);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -139,11 +168,7 @@ void cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                     const float *o_t = hd.o + (size_t)t * C, *do_t = dh.o + (size_t)t * C;
                     float d = 0.0f;
                     for (int i = 0; i < hs; i++) d += do_t[i] * o_t[i];
-                    for (int u = 0; u <= t; u++) {
-                        p[u] = expf(p[u] - hd.lse[t]);
-                        ds[u] = p[u] * (ds[u] - d) * scale;
-                    }
-                    for (int u = t + 1; u < nk; u++) p[u] = ds[u] = 0.0f;
+                    softmax_backward(p, ds, t + 1, nk, hd.lse[t], d, scale);
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, dS, nk,
                             hd.k, ld, 0.0f, dq + (size_t)q0 * ld, ld);
