@@ -227,7 +227,8 @@ typedef struct gpt2c_train_opts {
     int val_every, val_steps;  /* 0: no validation */
     int ckpt_every;            /* 0: only at the end */
     unsigned long long seed;   /* from-scratch init */
-    int threads;
+    int threads;               /* CPU threads; 0: all CPUs, divided among the ranks an MPI
+                                  launcher started on this machine */
     const char *device;        /* "cpu" (default), "cuda", or "auto" (CUDA if built with it and a
                                   GPU is there); the CUDA backend has not run on a GPU yet */
     const char *precision;     /* "fp32" or "bf16": bf16 matmul inputs, fp32 accumulation, fp32
@@ -281,11 +282,20 @@ GPT2C_API void gpt2c_train_opts_default(gpt2c_train_opts *o);
 GPT2C_API int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb,
                           gpt2c_error *err);
 
-/* The mean loss of a Hugging Face GPT-2 directory over `steps` batches of B x T from the start
- * of the shards matching data_glob: `gpt2c eval`. profile: NULL, or where the time went. */
-GPT2C_API int gpt2c_eval(const char *model_dir, const char *data_glob, int batch_size,
-                         int seq_len, int steps, int threads, const char *device, double *loss,
-                         gpt2c_profile *profile, gpt2c_error *err);
+/* Evaluation: `gpt2c eval`, the mean loss of a Hugging Face GPT-2 directory over `steps` batches
+ * of B x T from the start of the shards matching `data`. gpt2c_eval_opts_default fills its
+ * defaults. */
+typedef struct gpt2c_eval_opts {
+    const char *model_dir;   /* a Hugging Face GPT-2 directory */
+    const char *data;        /* glob of token shards */
+    int batch_size, seq_len, steps;
+    int threads;             /* CPU threads; 0: all CPUs */
+    const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
+    gpt2c_profile *profile;  /* non-NULL: where the batches' time went is filled in here */
+} gpt2c_eval_opts;
+
+GPT2C_API void gpt2c_eval_opts_default(gpt2c_eval_opts *o);
+GPT2C_API int gpt2c_eval(const gpt2c_eval_opts *o, double *loss, gpt2c_error *err);
 
 /* Generation: `gpt2c sample`. Continuations of a prompt, num_samples of them as one batch, with a
  * KV cache planned once. */
@@ -297,9 +307,10 @@ typedef struct gpt2c_sample_opts {
     double temperature;      /* 0: greedy */
     unsigned long long seed;
     int stop_at_eot;         /* a sample ends at <|endoftext|> (which is still reported) */
-    int threads;
+    int threads;             /* CPU threads; 0: all CPUs */
     const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
-    const char *precision;   /* "fp32" (NULL) or "bf16": the matmuls read bf16 weights */
+    const char *precision;   /* "fp32" or "bf16" (the matmuls read bf16 weights); NULL: the
+                                backend's default (fp32 on the CPU, bf16 on a GPU) */
     gpt2c_profile *profile;  /* non-NULL: where the generation's time went is filled in here */
 } gpt2c_sample_opts;
 

@@ -143,7 +143,9 @@ int main(void) {
     gpt2c_error err;
     gpt2_model m;
     gpt2_config cfg = {2, 2, 32, 128};
-    if (gpt2_create(&m, &cfg, &gpt2_ops_cpu, &err) != 0) return 1;
+    gpt2_backend cpu;
+    if (gpt2_backend_open(&cpu, "cpu", 0, &err) != 0) return 1;
+    if (gpt2_create(&m, &cfg, &cpu, &err) != 0) return 1;
     if (gpt2_init_random(&m, 3, &err) != 0) return 1;
     /* bigger than GPT-2's init, so that the logits are far from uniform */
     for (size_t i = 0; i < m.table.total; i++) m.params[i] *= 5.0f;

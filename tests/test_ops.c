@@ -6,9 +6,13 @@
 #include <string.h>
 
 #include "check.h"
+#include "ops/backend.h"
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "util/rng.h"
+
+/* The CPU's activations are floats: the kernels take them as gpt2_act. */
+#define ACT(p) ((gpt2_act *)(p))
 
 static rng r;
 
@@ -86,11 +90,11 @@ static void test_layernorm(int N, int C) {
     for (int i = 0; i < N * C; i++) x[i] += 0.5f; /* a non-zero mean */
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_layernorm(xd, yd, &ctx);
-    cpu_layernorm_forward(out, mean, rstd, x, x + N * C, x + N * C + C, N, C);
+    cpu_layernorm_forward(ACT(out), mean, rstd, ACT(x), x + N * C, x + N * C + C, N, C);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "layernorm forward"));
     /* the backward adds to dinp, dw and db: start them at 1 and subtract it afterwards */
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_layernorm_backward(dx, dx + N * C, dx + N * C + C, R, x, x + N * C, mean, rstd, N, C, scratch);
+    cpu_layernorm_backward(ACT(dx), dx + N * C, dx + N * C + C, ACT(R), ACT(x), x + N * C, mean, rstd, N, C, scratch);
     for (size_t i = 0; i < nx; i++) dx[i] -= 1.0f;
     numeric_grad(ref_layernorm, &ctx, xd, nx, ny, Rd, g);
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "layernorm backward"));
@@ -121,10 +125,10 @@ static void test_matmul(int N, int C, int OC) {
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_matmul(xd, yd, &ctx);
     float *scratch = malloc(cpu_matmul_scratch_floats(N, C, OC) * 4);
-    cpu_matmul_forward(out, x, x + nin, NULL, x + nin + nw, N, C, OC, scratch);
+    cpu_matmul_forward(ACT(out), ACT(x), x + nin, NULL, x + nin + nw, N, C, OC, scratch);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "matmul forward"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, NULL, N, C, OC, scratch);
+    cpu_matmul_backward(ACT(dx), dx + nin, dx + nin + nw, ACT(R), ACT(x), x + nin, NULL, N, C, OC, scratch);
     for (size_t i = nin; i < nx; i++) dx[i] -= 1.0f; /* dw, db accumulate; dinp is overwritten */
     numeric_grad(ref_matmul, &ctx, xd, nx, ny, Rd, g);
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "matmul backward"));
@@ -152,9 +156,9 @@ static void test_matmul_bf16(int N, int C, int OC) {
     round_bf16(xr, nin + nw), round_bf16(Rr, ny); /* the bias stays fp32 */
     double *xd = to_double(xr, nx), *yd = malloc(ny * 8), *g = calloc(nx, 8);
     ref_matmul(xd, yd, &ctx);
-    cpu_matmul_forward(out, x, x + nin, w16, x + nin + nw, N, C, OC, scratch);
+    cpu_matmul_forward(ACT(out), ACT(x), x + nin, w16, x + nin + nw, N, C, OC, scratch);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "bf16 matmul forward (rounded inputs)"));
-    cpu_matmul_forward(out32, x, x + nin, NULL, x + nin + nw, N, C, OC, scratch);
+    cpu_matmul_forward(ACT(out32), ACT(x), x + nin, NULL, x + nin + nw, N, C, OC, scratch);
     double *o32 = to_double(out32, ny);
     CHECK(close_to(out, o32, ny, 0.02 * sqrt(C), 0.01, "bf16 matmul forward vs fp32"));
     /* backward: dinp = Rr @ wr, dw = Rr^T @ inpr, db = column sums of R (fp32) */
@@ -167,8 +171,8 @@ static void test_matmul_bf16(int N, int C, int OC) {
     for (int o = 0; o < OC; o++)
         for (int n = 0; n < N; n++) g[nin + nw + o] += R[n * OC + o];
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f, dx32[i] = 1.0f;
-    cpu_matmul_backward(dx, dx + nin, dx + nin + nw, R, x, x + nin, w16, N, C, OC, scratch);
-    cpu_matmul_backward(dx32, dx32 + nin, dx32 + nin + nw, R, x, x + nin, NULL, N, C, OC, scratch);
+    cpu_matmul_backward(ACT(dx), dx + nin, dx + nin + nw, ACT(R), ACT(x), x + nin, w16, N, C, OC, scratch);
+    cpu_matmul_backward(ACT(dx32), dx32 + nin, dx32 + nin + nw, ACT(R), ACT(x), x + nin, NULL, N, C, OC, scratch);
     for (size_t i = nin; i < nx; i++) dx[i] -= 1.0f, dx32[i] -= 1.0f;
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "bf16 matmul backward (rounded inputs)"));
     double *d32 = to_double(dx32, nx);
@@ -261,10 +265,10 @@ static void test_attention(int B, int T, int C, int NH) {
     fill(R, ny, 1.0);
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_attention(xd, yd, &ctx);
-    cpu_attention_forward(out, lse, x, B, T, C, NH, scratch);
+    cpu_attention_forward(ACT(out), lse, ACT(x), B, T, C, NH, scratch);
     CHECK(close_to(out, yd, ny, 1e-5, 1e-5, "attention forward"));
     for (size_t i = 0; i < nx; i++) dx[i] = 7.0f; /* must be overwritten */
-    cpu_attention_backward(dx, R, x, out, lse, B, T, C, NH, scratch);
+    cpu_attention_backward(ACT(dx), ACT(R), ACT(x), ACT(out), lse, B, T, C, NH, scratch);
     numeric_grad(ref_attention, &ctx, xd, nx, ny, Rd, g);
     CHECK(close_to(dx, g, nx, 1e-4, 1e-4, "attention backward"));
     free(x), free(out), free(lse), free(R), free(dx), free(scratch);
@@ -284,9 +288,9 @@ static void test_gelu(size_t n) {
     fill(R, n, 1.0);
     double *xd = to_double(x, n), *Rd = to_double(R, n), *yd = malloc(n * 8), *g = malloc(n * 8);
     ref_gelu(xd, yd, &n);
-    cpu_gelu_forward(out, x, n);
+    cpu_gelu_forward(ACT(out), ACT(x), n);
     CHECK(close_to(out, yd, n, 1e-6, 1e-5, "gelu forward"));
-    cpu_gelu_backward(dx, x, R, n);
+    cpu_gelu_backward(ACT(dx), ACT(x), ACT(R), n);
     numeric_grad(ref_gelu, &n, xd, n, n, Rd, g);
     CHECK(close_to(dx, g, n, 1e-5, 1e-4, "gelu backward"));
     free(x), free(out), free(R), free(dx), free(xd), free(Rd), free(yd), free(g);
@@ -314,10 +318,10 @@ static void test_embed(int B, int T, int C, int V) {
     fill(R, ny, 1.0);
     double *xd = to_double(x, nx), *Rd = to_double(R, ny), *yd = malloc(ny * 8), *g = malloc(nx * 8);
     ref_embed(xd, yd, &ctx);
-    cpu_embed_forward(out, tokens, x, x + V * C, B, T, C);
+    cpu_embed_forward(ACT(out), tokens, x, x + V * C, B, T, C);
     CHECK(close_to(out, yd, ny, 1e-6, 1e-6, "embedding forward"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_embed_backward(dx, dx + V * C, R, tokens, B, T, C);
+    cpu_embed_backward(dx, dx + V * C, ACT(R), tokens, B, T, C);
     for (size_t i = 0; i < nx; i++) dx[i] -= 1.0f;
     numeric_grad(ref_embed, &ctx, xd, nx, ny, Rd, g);
     CHECK(close_to(dx, g, nx, 1e-5, 1e-5, "embedding backward"));
@@ -358,10 +362,10 @@ static void test_classifier(int N, int C, int V, int Vp) {
     float dloss = 0.37f;
     for (int i = 0; i < N; i++) R[i] = dloss;
     ref_classifier(xd, yd, &ctx);
-    cpu_classifier(losses, NULL, NULL, x, x + N * C, NULL, targets, N, C, V, Vp, 0, scratch);
+    cpu_classifier(losses, NULL, NULL, ACT(x), x + N * C, NULL, targets, N, C, V, Vp, 0, scratch);
     CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (eval)"));
     for (size_t i = 0; i < nx; i++) dx[i] = 1.0f;
-    cpu_classifier(losses, dx, dx + N * C, x, x + N * C, NULL, targets, N, C, V, Vp, dloss, scratch);
+    cpu_classifier(losses, ACT(dx), dx + N * C, ACT(x), x + N * C, NULL, targets, N, C, V, Vp, dloss, scratch);
     CHECK(close_to(losses, yd, N, 1e-5, 1e-5, "classifier loss (train)"));
     for (size_t i = N * C; i < nx; i++) dx[i] -= 1.0f;
     numeric_grad(ref_classifier, &ctx, xd, nx, N, R, g);
@@ -371,7 +375,7 @@ static void test_classifier(int N, int C, int V, int Vp) {
     float *losses16 = malloc(N * 4), *dx16 = malloc(nx * 4);
     cpu_to_bf16(w16, x + N * C, (size_t)Vp * C);
     for (size_t i = 0; i < nx; i++) dx16[i] = 1.0f;
-    cpu_classifier(losses16, dx16, dx16 + N * C, x, x + N * C, w16, targets, N, C, V, Vp, dloss,
+    cpu_classifier(losses16, ACT(dx16), dx16 + N * C, ACT(x), x + N * C, w16, targets, N, C, V, Vp, dloss,
                    scratch);
     for (size_t i = N * C; i < nx; i++) dx16[i] -= 1.0f;
     double *l32 = to_double(losses, N), *d32 = to_double(dx, nx);
@@ -415,12 +419,13 @@ static void test_adamw(void) {
 
 int main(void) {
     gpt2c_error err;
-    if (cpu_isa_check(&err) != 0) { /* GPT2C_CPU_ISA asks for more than this CPU has */
+    gpt2_backend cpu;
+    if (gpt2_backend_open(&cpu, "cpu", 0, &err) != 0) { /* GPT2C_CPU_ISA asks for more than this CPU has */
         fprintf(stderr, "skipped: %s\n", err.msg);
         return 77;
     }
     fprintf(stderr, "instruction set %s: %s, %s\n", cpu_isa_name(cpu_isa()),
-            gpt2_ops_cpu.precision_path(0), gpt2_ops_cpu.precision_path(1));
+            cpu.path[GPT2_FP32], cpu.path[GPT2_BF16]);
     rng_seed(&r, 42);
     test_layernorm(7, 5);
     test_layernorm(130, 6); /* more rows than CPU_LN_BLOCKS */

@@ -49,6 +49,26 @@ json_t *cli_profile_json(const gpt2c_profile *p);
 /* Print root as one compact line on stdout and release it; 1 (an error printed) if it is NULL. */
 int cli_print_json(json_t *root);
 
+/* A command's option table (options.c): each flag, where its value goes, its range and its
+ * help. Parsing, --help and the defaults follow from it; a default is what the field holds
+ * before parsing (the library's *_opts_default), unless default_text says it in words ("" for
+ * none). OPT_HEADING rows title the groups of --help. */
+typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG, OPT_HEADING } cli_opt_kind;
+typedef struct cli_opt {
+    const char *name; /* the flag, without "--" */
+    cli_opt_kind kind;
+    void *dst;        /* const char *, int, long long, unsigned long long, double; int for flags */
+    double min, max;  /* numbers: the range accepted */
+    const char *arg;  /* the value's name in --help ("N", "DIR"); NULL for flags */
+    const char *help; /* lines after the first are indented under it */
+    const char *default_text;
+} cli_opt;
+#define CLI_HEADING(text) {NULL, OPT_HEADING, NULL, 0, 0, NULL, text, NULL}
+/* Parse argv by the table: -1 to go on, or the exit status when the command is done (--help
+ * shown: 0; a bad flag or value: EXIT_USAGE, said on stderr). */
+int cli_parse_opts(const char *cmd, const char *usage, const cli_opt *specs, int n, int argc,
+                   char **argv);
+
 /* Strict floating-point parsing: the whole string, a finite number. */
 int cli_parse_double(const char *s, double *out);
 

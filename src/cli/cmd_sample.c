@@ -1,5 +1,4 @@
 /* gpt2c sample --model DIR --prompt TEXT: continuations, streamed as they are generated. */
-#include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,29 +7,14 @@
 #include "cli/cli.h"
 #include "tokenizer/utf8.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c sample --model DIR [--prompt TEXT | --prompt-file FILE] [options]\n\n"
     "Continue a prompt with a GPT-2 model (a Hugging Face GPT-2 directory: the released GPT-2 or\n"
     "one that `gpt2c train` wrote). Without --prompt or --prompt-file the prompt is read from\n"
     "standard input when it is not a terminal; an empty prompt starts from <|endoftext|>.\n"
-    "The samples are generated together as one batch, with a KV cache.\n\n"
-    "  --num-samples N      continuations (default 5)\n"
-    "  --max-tokens N       new tokens per continuation (default 30; at most 1000000)\n"
-    "  --top-k K            sample among the K most likely tokens (default 50; 1: greedy)\n"
-    "  --top-p P            ... and among them the fewest whose probability reaches P (default 1)\n"
-    "  --temperature T      divide the logits by T (default 1; 0: greedy)\n"
-    "  --seed N             the same seed, flags, model and threads give the same samples (default 42)\n"
-    "  --stop-at-eot        end a continuation at <|endoftext|>\n"
-    "  --json               print {\"prompt\", \"prompt_ids\", \"samples\": [{\"text\", \"ids\"}]} at the end\n"
-    "  --threads N          CPU threads (default: the number of CPUs)\n"
-    "  --precision P        fp32 (default) or bf16: the matmuls read bf16 weights (half the bytes\n"
-    "                       per token) and bf16-rounded inputs, accumulating in fp32\n"
-    "  --device D           cpu (default), cuda or auto (CUDA if there is a GPU); the CUDA\n"
-    "                       backend is new and has not run on a GPU yet\n"
-    "  --profile            print where the time went per generated token (standard error; with\n"
-    "                       --json, the object's \"profile\")\n\n"
-    "One sample streams as it is generated; several stream line by line, each line tagged [n].\n"
-    "A summary (tokens per second) goes to standard error.\n";
+    "The samples are generated together as one batch, with a KV cache. One sample streams as it\n"
+    "is generated; several stream line by line, each line tagged [n]. A summary (tokens per\n"
+    "second) goes to standard error.\n\n";
 
 /* What one sample has produced: its ids, and text not yet printed (complete characters only). */
 typedef struct sample_out {
@@ -160,67 +144,34 @@ static int print_json(const printer *p, const char *prompt, size_t prompt_len,
 }
 
 int cmd_sample(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       {"prompt", required_argument, 0, 'p'},
-        {"prompt-file", required_argument, 0, 'f'}, {"num-samples", required_argument, 0, 'n'},
-        {"max-tokens", required_argument, 0, 'x'},  {"top-k", required_argument, 0, 'k'},
-        {"top-p", required_argument, 0, 'P'},       {"temperature", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},        {"stop-at-eot", no_argument, 0, 'e'},
-        {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 'T'},
-        {"device", required_argument, 0, 'D'},      {"precision", required_argument, 0, 'R'},
-        {"profile", no_argument, 0, 'F'},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     gpt2c_sample_opts o;
     gpt2c_sample_opts_default(&o);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = ncpu > 0 ? (int)ncpu : 1;
     const char *prompt_arg = NULL, *prompt_file = NULL;
-    int json = 0, c;
-    uint64_t v;
+    int json = 0, profile = 0;
     gpt2c_profile prof;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': o.model_dir = optarg; break;
-        case 'p': prompt_arg = optarg; break;
-        case 'f': prompt_file = optarg; break;
-        case 'n':
-            if (cli_parse_u64(optarg, 1, 1024, &v)) return cli_usage_error("sample", "--num-samples must be 1..1024");
-            o.num_samples = (int)v;
-            break;
-        case 'x':
-            if (cli_parse_u64(optarg, 1, 1000000, &v)) return cli_usage_error("sample", "--max-tokens must be 1..1000000");
-            o.max_tokens = (int)v;
-            break;
-        case 'k':
-            if (cli_parse_u64(optarg, 1, 1u << 30, &v)) return cli_usage_error("sample", "--top-k must be a whole number >= 1");
-            o.top_k = (int)v;
-            break;
-        case 'P':
-            if (cli_parse_double(optarg, &o.top_p) || !(o.top_p > 0 && o.top_p <= 1))
-                return cli_usage_error("sample", "--top-p must be in (0, 1]");
-            break;
-        case 't':
-            if (cli_parse_double(optarg, &o.temperature) || !(o.temperature >= 0 && o.temperature <= 1e6))
-                return cli_usage_error("sample", "--temperature must be a number >= 0");
-            break;
-        case 's':
-            if (cli_parse_u64(optarg, 0, UINT64_MAX, &v)) return cli_usage_error("sample", "--seed must be a whole number");
-            o.seed = v;
-            break;
-        case 'e': o.stop_at_eot = 1; break;
-        case 'j': json = 1; break;
-        case 'T':
-            if (cli_parse_u64(optarg, 1, 1024, &v)) return cli_usage_error("sample", "--threads must be 1..1024");
-            o.threads = (int)v;
-            break;
-        case 'D': o.device = optarg; break;
-        case 'R': o.precision = optarg; break;
-        case 'F': o.profile = &prof; break;
-        case 'h': fputs(help, stdout); return 0;
-        default: return cli_bad_option("sample", argv);
-        }
-    }
-    if (optind < argc) return cli_usage_error("sample", "unexpected argument '%s'", argv[optind]);
+    const cli_opt specs[] = {
+        {"model", OPT_STR, &o.model_dir, 0, 0, "DIR", "the model: a Hugging Face GPT-2 directory", NULL},
+        {"prompt", OPT_STR, &prompt_arg, 0, 0, "TEXT", "the prompt", NULL},
+        {"prompt-file", OPT_STR, &prompt_file, 0, 0, "FILE", "the prompt, from a file", NULL},
+        {"num-samples", OPT_INT, &o.num_samples, 1, 1024, "N", "continuations", NULL},
+        {"max-tokens", OPT_INT, &o.max_tokens, 1, 1000000, "N", "new tokens per continuation", NULL},
+        {"top-k", OPT_INT, &o.top_k, 1, 1 << 30, "K", "sample among the K most likely tokens (1: greedy)", NULL},
+        {"top-p", OPT_DOUBLE, &o.top_p, 1e-300, 1, "P", "... and among them the fewest whose probability reaches P", NULL},
+        {"temperature", OPT_DOUBLE, &o.temperature, 0, 1e6, "T", "divide the logits by T (0: greedy)", NULL},
+        {"seed", OPT_U64, &o.seed, 0, 1.8e19, "N", "the same seed, flags, model and threads give the same samples", NULL},
+        {"stop-at-eot", OPT_FLAG, &o.stop_at_eot, 0, 0, NULL, "end a continuation at <|endoftext|>", NULL},
+        {"json", OPT_FLAG, &json, 0, 0, NULL, "print {\"prompt\", \"prompt_ids\", \"samples\": [{\"text\", \"ids\"}]} at the end", NULL},
+        {"threads", OPT_INT, &o.threads, 1, 1024, "N", "CPU threads", "the number of CPUs"},
+        {"precision", OPT_STR, &o.precision, 0, 0, "P", "fp32 or bf16: the matmuls read bf16 weights (half the bytes per\n"
+         "token) and bf16-rounded inputs, accumulating in fp32", "fp32 on the CPU, bf16 on a GPU"},
+        {"device", OPT_STR, &o.device, 0, 0, "D", "cpu, cuda or auto (CUDA if there is a GPU); the CUDA backend is new\n"
+         "and has not run on a GPU yet", "cpu"},
+        {"profile", OPT_FLAG, &profile, 0, 0, NULL, "print where the time went per generated token (standard error; with\n"
+         "--json, the object's \"profile\")", NULL},
+    };
+    int done = cli_parse_opts("sample", usage, specs, sizeof specs / sizeof *specs, argc, argv);
+    if (done >= 0) return done;
+    if (profile) o.profile = &prof;
     if (!o.model_dir) return cli_usage_error("sample", "--model is required");
     if (prompt_arg && prompt_file) return cli_usage_error("sample", "give --prompt or --prompt-file, not both");
 

@@ -33,6 +33,7 @@ static void single_abort(gpt2c_comm *c, int status) {
 
 gpt2c_comm *comm_single(void) {
     static const comm_ops ops = {
+        .device_buffers = 1, /* nothing moves */
         .allreduce_sum_f32 = single_nothing_f32,
         .allreduce_sum_f64 = single_nothing_f64,
         .reduce_scatter_sum_f32 = single_shards,

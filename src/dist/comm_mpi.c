@@ -95,6 +95,7 @@ static void mpi_close(gpt2c_comm *c) {
 }
 
 static const comm_ops mpi_ops = {
+    .device_buffers = 0, /* MPI reaches the host's memory only (no CUDA-aware MPI assumed) */
     .allreduce_sum_f32 = allreduce_sum_f32,
     .allreduce_sum_f64 = allreduce_sum_f64,
     .reduce_scatter_sum_f32 = reduce_scatter_sum_f32,

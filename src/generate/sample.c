@@ -10,34 +10,31 @@
 
 void gpt2c_sample_opts_default(gpt2c_sample_opts *o) {
     *o = (gpt2c_sample_opts){.num_samples = 5, .max_tokens = 30, .top_k = 50, .top_p = 1.0,
-                             .temperature = 1.0, .seed = 42, .threads = 1};
+                             .temperature = 1.0, .seed = 42, .threads = 0};
 }
 
 int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
                  const gpt2c_sample_callbacks *cb, gpt2c_sample_stats *stats, gpt2c_error *err) {
     memset(stats, 0, sizeof *stats);
-    if (o->threads < 1) return err_set(err, "threads must be at least 1");
     for (size_t i = 0; i < n; i++)
         if (prompt[i] >= GPT2C_VOCAB_SIZE) return err_set(err, "prompt token %zu is %u, outside the vocabulary", i, prompt[i]);
-    gpt2_ops_cpu.set_threads(o->threads);
     double t0 = now_ms();
+    gpt2_backend be;
     gpt2_model m;
-    const gpt2_ops *ops = gpt2_backend(o->device, err);
-    if (!ops || hf_model_load(&m, o->model_dir, ops, err) != 0) return -1;
+    if (gpt2_backend_open(&be, o->device, o->threads, err) != 0) return -1;
+    gpt2_precision precision;
+    if (gpt2_backend_precision(&be, o->precision, &precision, err) != 0) return -1;
+    if (hf_model_load(&m, o->model_dir, &be, err) != 0) return -1;
     generator g = {0};
     int max_prompt = n > (size_t)m.cfg.max_seq_len ? m.cfg.max_seq_len : (int)n;
-    int rc = 0;
-    if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16"))
-        rc = err_set(err, "--precision must be fp32 or bf16, not '%s'", o->precision);
-    if (rc == 0 && o->precision && !strcmp(o->precision, "bf16"))
-        rc = gpt2_set_precision(&m, GPT2_BF16, err);
-    if (rc == 0) stats->precision_path = ops->precision_path(m.params_bf16 != NULL);
+    int rc = gpt2_set_precision(&m, precision, err);
+    if (rc == 0) stats->precision_path = be.path[precision];
     if (rc == 0) rc = generator_init(&g, &m, o, max_prompt, err);
     double load_ms = now_ms() - t0;
     int profiling = rc == 0 && o->profile;
-    if (profiling) m.ops = prof_start(o->profile, ops);
+    if (profiling) m.be = prof_start(o->profile, &be);
     if (rc == 0) rc = generator_run(&g, &m, prompt, n, cb, stats, err);
-    if (profiling) prof_stop(), o->profile->steps = g.steps_run, m.ops = ops;
+    if (profiling) prof_stop(), o->profile->steps = g.steps_run, m.be = &be;
     stats->load_ms = load_ms;
     generator_free(&g); /* safe after a failed init too */
     gpt2_free(&m);

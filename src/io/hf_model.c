@@ -62,7 +62,7 @@ static int load_tensor(float *params, const gpt2_param *p, const st_tensor *t, c
     return 0;
 }
 
-int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_error *err) {
+int hf_model_load(gpt2_model *m, const char *dir, const gpt2_backend *be, gpt2c_error *err) {
     gpt2_config cfg;
     if (hf_config_read(dir, &cfg, err) != 0) return -1;
     char *path = fs_join(dir, "model.safetensors");
@@ -72,9 +72,9 @@ int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_err
         free(path);
         return -1;
     }
-    int rc = gpt2_create(m, &cfg, ops, err);
+    int rc = gpt2_create(m, &cfg, be, err);
     char *seen = rc == 0 ? calloc(m->table.count, 1) : NULL;
-    float *host = rc == 0 ? host_view(ops, m->params, m->table.total, 0) : NULL;
+    float *host = rc == 0 ? host_view(be, m->params, m->table.total, 0) : NULL;
     if (rc == 0 && (!seen || !host)) rc = err_set(err, "out of memory");
     for (size_t i = 0; rc == 0 && i < f.ntensors; i++) {
         const st_tensor *t = &f.tensors[i];
@@ -93,7 +93,7 @@ int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_err
     }
     for (size_t i = 0; rc == 0 && i < m->table.count; i++)
         if (!seen[i]) rc = err_set(err, "%s: tensor %s is missing", path, m->table.params[i].name);
-    if (host) host_view_done(ops, m->params, host, m->table.total, rc == 0);
+    if (host) host_view_done(be, m->params, host, m->table.total, rc == 0);
     if (rc == 0) gpt2_params_changed(m);
     free(seen);
     st_close(&f);
@@ -106,11 +106,11 @@ int hf_model_save(const gpt2_model *m, const char *dir, gpt2c_error *err) {
     if (fs_make_dirs(dir, err) != 0) return -1;
     st_write_tensor *ts = calloc(m->table.count, sizeof *ts);
     char *path = fs_join(dir, "model.safetensors");
-    float *host = host_view(m->ops, m->params, m->table.total, 1);
+    float *host = host_view(m->be, m->params, m->table.total, 1);
     if (!ts || !path || !host) {
         free(ts);
         free(path);
-        host_view_done(m->ops, m->params, host, m->table.total, 0);
+        host_view_done(m->be, m->params, host, m->table.total, 0);
         return err_set(err, "out of memory");
     }
     for (size_t i = 0; i < m->table.count; i++) {
@@ -124,7 +124,7 @@ int hf_model_save(const gpt2_model *m, const char *dir, gpt2c_error *err) {
      * two renames still leaves a consistent directory. */
     int rc = st_write(path, ts, m->table.count, keys, values, 1, err);
     if (rc == 0) rc = hf_config_write(dir, &m->cfg, err);
-    host_view_done(m->ops, m->params, host, m->table.total, 0);
+    host_view_done(m->be, m->params, host, m->table.total, 0);
     free(ts);
     free(path);
     return rc;

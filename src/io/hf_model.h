@@ -8,7 +8,7 @@
 /* Create m from DIR: the config, then every tensor (F32, F16 or BF16), with or without the
  * "transformer." prefix of GPT2LMHeadModel; the attn.bias / attn.masked_bias buffers of old
  * checkpoints and a tied lm_head.weight are ignored; any other tensor is an error. */
-int hf_model_load(gpt2_model *m, const char *dir, const gpt2_ops *ops, gpt2c_error *err);
+int hf_model_load(gpt2_model *m, const char *dir, const gpt2_backend *be, gpt2c_error *err);
 /* Write DIR/model.safetensors (fp32, vocab 50257) and DIR/config.json, each atomically;
  * DIR is created if needed. */
 int hf_model_save(const gpt2_model *m, const char *dir, gpt2c_error *err);

@@ -1,5 +1,5 @@
 /* GPT-2 forward and backward, one function each, top to bottom. Every kernel is an op of the
- * backend (m->ops); this file only says which op runs on which buffer, in which order. */
+ * backend (m->be->ops); this file only says which op runs on which buffer, in which order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +9,12 @@
 #include "util/error.h"
 #include "util/rng.h"
 
-int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err) {
+int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, gpt2c_error *err) {
     memset(m, 0, sizeof *m);
     if (gpt2_config_check(cfg, err) != 0) return -1;
     m->cfg = *cfg;
-    m->ops = ops;
+    m->be = be;
+    const gpt2_ops *ops = be->ops;
     if (gpt2_param_table_build(&m->table, cfg, err) != 0) return -1;
     gpt2_layer_tensors *wl = calloc((size_t)cfg->n_layer, sizeof *wl);
     m->params = ops->alloc(m->table.total * sizeof(float));
@@ -27,15 +28,15 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2
 }
 
 void gpt2_free(gpt2_model *m) {
-    const gpt2_ops *ops = m->ops;
     free(m->w.layers);
     free(m->g.layers);
-    if (ops) {
+    if (m->be) {
+        const gpt2_ops *ops = m->be->ops;
         ops->free(m->params);
         ops->free(m->params_bf16);
         ops->free(m->grads);
         ops->free(m->acts);
-        if (!ops->host_memory) {
+        if (!m->be->host_memory) {
             ops->free(m->tokens_dev);
             free(m->losses_host);
         }
@@ -51,7 +52,7 @@ int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
     rng r;
     rng_seed(&r, seed);
     double residual_std = 0.02 / sqrt(2.0 * m->cfg.n_layer);
-    float *host = host_view(m->ops, m->params, m->table.total, 0);
+    float *host = host_view(m->be, m->params, m->table.total, 0);
     if (!host) return err_set(err, "out of memory for %zu parameters", m->table.total);
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
@@ -65,7 +66,7 @@ int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
                  : p->init == INIT_NORMAL_RESIDUAL ? (float)(residual_std * rng_normal(&r))
                  : 0.0f;
     }
-    host_view_done(m->ops, m->params, host, m->table.total, 1);
+    host_view_done(m->be, m->params, host, m->table.total, 1);
     gpt2_params_changed(m);
     return 0;
 }
@@ -73,15 +74,13 @@ int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
 int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
     if (m->acts && (p == GPT2_BF16) != (m->params_bf16 != NULL)) /* the scratch was sized for it */
         return err_set(err, "internal error: the precision changes after the plan was made");
+    if (gpt2_backend_supports(m->be, p, err) != 0) return -1;
     if (p == GPT2_FP32) {
-        m->ops->free(m->params_bf16);
+        m->be->ops->free(m->params_bf16);
         m->params_bf16 = NULL;
         return 0;
     }
-    if (!m->ops->precision_path(1))
-        return err_set(err, "--precision bf16: the %s backend cannot run bf16 products here; use "
-                            "--precision fp32", m->ops->name);
-    if (!m->params_bf16) m->params_bf16 = m->ops->alloc(m->table.total * sizeof(gpt2_bf16));
+    if (!m->params_bf16) m->params_bf16 = m->be->ops->alloc(m->table.total * sizeof(gpt2_bf16));
     if (!m->params_bf16)
         return err_set(err, "out of memory for the bf16 copy of %zu parameters", m->table.total);
     gpt2_params_changed(m);
@@ -89,39 +88,58 @@ int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
 }
 
 void gpt2_params_changed(gpt2_model *m) {
-    if (m->params_bf16) m->ops->to_bf16(m->params_bf16, m->params, m->table.total);
+    if (m->params_bf16) m->be->ops->to_bf16(m->params_bf16, m->params, m->table.total);
 }
 
-#define PLAN_ALIGN ((size_t)64) /* floats */
+/* Every buffer of the plan starts on a 256-byte boundary (GPU libraries, AVX-512 loads). */
+#define PLAN_ALIGN ((size_t)256)
 
 /* Whether the GELU outputs share one buffer instead of one per layer: without a backward nothing
  * reads them again, and with --recompute the backward recomputes each from fch. */
 static int gelu_shared(const gpt2_model *m, int training) { return !training || m->recompute; }
 
-/* Floats of the activation plan for B x T (and its backward work buffers when training). */
-static size_t plan_floats(const gpt2_model *m, int B, int T, int training, size_t *scratch) {
-    const gpt2_config *c = &m->cfg;
-    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    size_t gelu = 4 * N * C;
-    size_t per_layer = 12 * N * C + 4 * N + (size_t)B * c->n_head * T;
-    size_t top = 2 * N * C + 3 * N;                      /* encoded, lnf, lnf stats, losses */
-    size_t backward = training ? 6 * N * C : 0;           /* dres, dC, d4C */
-    *scratch = m->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
-                                      m->params_bf16 != NULL);
-    /* every buffer starts on a 256-byte boundary (GPU libraries, AVX-512 loads): room for the
-     * rounding of its at most 13 L + 10 starts */
-    size_t slack = PLAN_ALIGN * (13 * L + 10);
-    return L * per_layer + (gelu_shared(m, training) ? 1 : L) * gelu + top + backward + *scratch +
-           slack;
+/* The next `bytes` of the plan from base (NULL: only counting). */
+static void *take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+    return p;
 }
 
-double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training) {
-    size_t scratch;
+/* The one layout of the plan: every buffer's place from base, written into m (into m->layer_acts
+ * when base is set); with base NULL it only counts. Returns the bytes. Activations take the
+ * backend's act_bytes each, statistics and losses a float, the ops' scratch what they ask. */
+static size_t plan_layout(gpt2_model *m, int B, int T, int training, char *base) {
+    const gpt2_config *c = &m->cfg;
+    size_t N = (size_t)B * T, C = (size_t)c->n_embd, ab = m->be->act_bytes, off = 0;
+#define ACT(n) ((gpt2_act *)take(base, &off, (n) * ab))
+#define FLT(n) ((float *)take(base, &off, (n) * sizeof(float)))
+    gpt2_act *shared = gelu_shared(m, training) ? ACT(4 * N * C) : NULL;
+    for (int l = 0; l < c->n_layer; l++) {
+        gpt2_layer_acts counted, *a = base ? &m->layer_acts[l] : &counted;
+        a->ln1 = ACT(N * C), a->ln1_mean = FLT(N), a->ln1_rstd = FLT(N);
+        a->qkv = ACT(3 * N * C);
+        a->atty = ACT(N * C), a->lse = FLT((size_t)B * c->n_head * T);
+        a->res2 = ACT(N * C);
+        a->ln2 = ACT(N * C), a->ln2_mean = FLT(N), a->ln2_rstd = FLT(N);
+        a->fch = ACT(4 * N * C), a->fch_gelu = shared ? shared : ACT(4 * N * C);
+        a->res3 = ACT(N * C);
+    }
+    m->encoded = ACT(N * C), m->lnf = ACT(N * C);
+    m->lnf_mean = FLT(N), m->lnf_rstd = FLT(N), m->losses = FLT(N);
+    if (training) m->dres = ACT(N * C), m->dC = ACT(N * C), m->d4C = ACT(4 * N * C);
+    m->scratch = FLT(m->be->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
+                                                m->params_bf16 != NULL));
+#undef ACT
+#undef FLT
+    return off;
+}
+
+double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments) {
+    gpt2_model counting = *m; /* plan_layout writes its (NULL) pointers here, not into m */
     double params = (double)m->table.total * sizeof(float);
     double copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
-    /* the parameters exist already; training adds gradients and AdamW's two moments */
-    return (double)plan_floats(m, B, T, training, &scratch) * sizeof(float) +
-           params + copy + (training ? 3 * params : 0);
+    double grads = training ? params : 0, adamw = training ? 2.0 * moments * sizeof(float) : 0;
+    return (double)plan_layout(&counting, B, T, training, NULL) + params + copy + grads + adamw;
 }
 
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
@@ -129,15 +147,15 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     if (T > c->max_seq_len)
         return err_set(err, "sequence length %d is longer than the model's %d positions", T,
                        c->max_seq_len);
-    size_t N = (size_t)B * T, C = (size_t)c->n_embd, L = (size_t)c->n_layer, scratch;
-    size_t total = plan_floats(m, B, T, training, &scratch);
-    const gpt2_ops *ops = m->ops;
-    m->acts = ops->alloc(total * sizeof(float));
+    size_t N = (size_t)B * T, L = (size_t)c->n_layer;
+    size_t total = plan_layout(m, B, T, training, NULL);
+    const gpt2_ops *ops = m->be->ops;
+    m->acts = ops->alloc(total);
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
     m->inputs = calloc(N, sizeof *m->inputs);
     m->targets = calloc(N, sizeof *m->targets);
     int tokens_ok = 1;
-    if (ops->host_memory) { /* the ops read the host's arrays themselves */
+    if (m->be->host_memory) { /* the ops read the host's arrays themselves */
         m->inputs_dev = m->inputs, m->targets_dev = m->targets;
     } else { /* a device copy of both, and the losses brought back */
         m->tokens_dev = ops->alloc(2 * N * sizeof(int32_t));
@@ -154,30 +172,10 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     if (!m->acts || !m->layer_acts || !m->inputs || !m->targets || !tokens_ok ||
         (training && !m->g.layers))
         return err_set(err, "out of memory planning activations for batch %d x %d (%.0f MB)", B,
-                       T, total * 4.0 / 1e6);
+                       T, total / 1e6);
     m->B = B, m->T = T, m->training = training;
-    m->act_bytes = total * sizeof(float);
-
-    float *p = m->acts;
-    /* the next n floats, the one after rounded up to PLAN_ALIGN (acts itself is aligned) */
-#define TAKE(n) (p += ((n) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN, \
-                 p - ((n) + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN)
-    float *shared = gelu_shared(m, training) ? TAKE(4 * N * C) : NULL;
-    for (size_t l = 0; l < L; l++) {
-        gpt2_layer_acts *a = &m->layer_acts[l];
-        a->ln1 = TAKE(N * C), a->ln1_mean = TAKE(N), a->ln1_rstd = TAKE(N);
-        a->qkv = TAKE(3 * N * C);
-        a->atty = TAKE(N * C), a->lse = TAKE((size_t)B * c->n_head * T);
-        a->res2 = TAKE(N * C);
-        a->ln2 = TAKE(N * C), a->ln2_mean = TAKE(N), a->ln2_rstd = TAKE(N);
-        a->fch = TAKE(4 * N * C), a->fch_gelu = shared ? shared : TAKE(4 * N * C);
-        a->res3 = TAKE(N * C);
-    }
-    m->encoded = TAKE(N * C), m->lnf = TAKE(N * C);
-    m->lnf_mean = TAKE(N), m->lnf_rstd = TAKE(N), m->losses = TAKE(N);
-    if (training) m->dres = TAKE(N * C), m->dC = TAKE(N * C), m->d4C = TAKE(4 * N * C);
-    m->scratch = TAKE(scratch);
-#undef TAKE
+    m->act_bytes = total;
+    plan_layout(m, B, T, training, m->acts);
     return 0;
 }
 
@@ -186,15 +184,15 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
 #define S m->scratch
 
 float gpt2_forward(gpt2_model *m, float dloss) {
-    const gpt2_ops *op = m->ops;
+    const gpt2_ops *op = m->be->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T;
     size_t NC = (size_t)N * C;
-    if (!op->host_memory) { /* the batch the caller filled, to the device */
+    if (!m->be->host_memory) { /* the batch the caller filled, to the device */
         op->upload(m->inputs_dev, m->inputs, (size_t)N * sizeof *m->inputs);
         op->upload(m->targets_dev, m->targets, (size_t)N * sizeof *m->targets);
     }
     op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
-    const float *res = m->encoded; /* the residual stream entering each block */
+    const gpt2_act *res = m->encoded; /* the residual stream entering each block */
     for (int l = 0; l < m->cfg.n_layer; l++) {
         gpt2_layer_acts *a = &m->layer_acts[l];
         float **w = m->w.layers[l].t;
@@ -220,7 +218,7 @@ float gpt2_forward(gpt2_model *m, float dloss) {
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
                    BF16(m->w.wte), m->targets_dev, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
     const float *losses = m->losses;
-    if (!op->host_memory) {
+    if (!m->be->host_memory) {
         op->download(m->losses_host, m->losses, (size_t)N * sizeof *m->losses_host);
         losses = m->losses_host;
     }
@@ -230,17 +228,17 @@ float gpt2_forward(gpt2_model *m, float dloss) {
 }
 
 void gpt2_backward(gpt2_model *m) {
-    const gpt2_ops *op = m->ops;
+    const gpt2_ops *op = m->be->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T, L = m->cfg.n_layer;
     size_t NC = (size_t)N * C;
-    float *dres = m->dres, *dC = m->dC, *d4C = m->d4C;
-    /* final LayerNorm: the classifier left d(lnf) in dC */
-    op->memset0(dres, NC * sizeof *dres);
+    gpt2_act *dres = m->dres, *dC = m->dC, *d4C = m->d4C;
+    /* final LayerNorm: the classifier left d(lnf) in dC; layernorm_backward adds to dres */
+    op->memset0(dres, NC * m->be->act_bytes);
     op->layernorm_backward(dres, m->g.lnf_w, m->g.lnf_b, dC, m->layer_acts[L - 1].res3, m->w.lnf_w,
                            m->lnf_mean, m->lnf_rstd, N, C, m->scratch);
     for (int l = L - 1; l >= 0; l--) {
         gpt2_layer_acts *a = &m->layer_acts[l];
-        const float *res = l == 0 ? m->encoded : m->layer_acts[l - 1].res3;
+        const gpt2_act *res = l == 0 ? m->encoded : m->layer_acts[l - 1].res3;
         float **w = m->w.layers[l].t, **g = m->g.layers[l].t;
         /* MLP; dres holds d(res3) and becomes d(res2) */
         if (m->recompute) op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);

@@ -1,29 +1,34 @@
-/* GPT-2: the forward and backward passes, written once against the ops table (ops/ops.h), and
- * the memory plan that sizes every buffer before the first step. */
+/* GPT-2: the forward and backward passes, written once against the ops table (ops/ops.h) of a
+ * backend handle (ops/backend.h), and the memory plan that sizes every buffer before the first
+ * step. */
 #ifndef GPT2C_GPT2_H
 #define GPT2C_GPT2_H
 
 #include <stdint.h>
 
 #include "model/params.h"
-#include "ops/ops.h"
+#include "ops/backend.h"
 
-/* What the forward pass keeps of one block for the backward. Shapes with N = B*T rows. */
+/* What the forward pass keeps of one block for the backward. Shapes with N = B*T rows;
+ * activations in the backend's type, the LayerNorm and attention statistics fp32. */
 typedef struct gpt2_layer_acts {
-    float *ln1, *ln1_mean, *ln1_rstd; /* (N,C), (N), (N) */
-    float *qkv;                       /* (N,3C) */
-    float *atty, *lse;                /* (N,C), (B,NH,T) */
-    float *res2;                      /* (N,C) residual after attention */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (N,C), (N), (N) */
-    float *fch, *fch_gelu;            /* (N,4C) each */
-    float *res3;                      /* (N,C) residual after the MLP: the block's output */
+    gpt2_act *ln1;                    /* (N,C) */
+    float *ln1_mean, *ln1_rstd;       /* (N), (N) */
+    gpt2_act *qkv;                    /* (N,3C) */
+    gpt2_act *atty;                   /* (N,C) */
+    float *lse;                       /* (B,NH,T) */
+    gpt2_act *res2;                   /* (N,C) residual after attention */
+    gpt2_act *ln2;                    /* (N,C) */
+    float *ln2_mean, *ln2_rstd;       /* (N), (N) */
+    gpt2_act *fch, *fch_gelu;         /* (N,4C) each */
+    gpt2_act *res3;                   /* (N,C) residual after the MLP: the block's output */
 } gpt2_layer_acts;
 
 typedef struct gpt2_model {
     gpt2_config cfg;
-    const gpt2_ops *ops;
+    const gpt2_backend *be; /* where it runs (the caller's; it outlives the model) */
     gpt2_param_table table;
-    float *params, *grads; /* flat, laid out by the table, in the backend's memory (ops->alloc);
+    float *params, *grads; /* flat, laid out by the table, in the backend's memory;
                               grads only when planned for training */
     gpt2_tensors w, g;
     /* --precision bf16: the parameters rounded to bf16 (same layout), which the matmuls read;
@@ -31,28 +36,28 @@ typedef struct gpt2_model {
     gpt2_bf16 *params_bf16;
 
     /* The plan, for micro-batches of B x T. recompute (set before gpt2_plan): keep no GELU
-     * outputs, the backward recomputes each layer's (4*B*T*C floats per layer less memory). */
+     * outputs, the backward recomputes each layer's (4*B*T*C activations per layer less). */
     int B, T, training, recompute;
-    float *acts;           /* one allocation for everything below */
+    void *acts;            /* one allocation for everything below */
     gpt2_layer_acts *layer_acts;
-    float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses;
-    float *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
+    gpt2_act *encoded, *lnf; /* (N,C) */
+    float *lnf_mean, *lnf_rstd, *losses; /* (N) */
+    gpt2_act *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
     float *scratch;
     int32_t *inputs, *targets; /* (B,T), host: the caller fills them before gpt2_forward */
     int32_t *inputs_dev, *targets_dev; /* what the ops read: the same arrays on the CPU, copies
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
     float *losses_host;        /* on a device: the losses brought back to average them */
-    size_t act_bytes;
+    size_t act_bytes;          /* the plan's allocation */
 } gpt2_model;
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
-int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_ops *ops, gpt2c_error *err);
+int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, gpt2c_error *err);
 void gpt2_free(gpt2_model *m);
 /* GPT-2's init: normal(0, 0.02), residual projections 0.02/sqrt(2*n_layer), LayerNorm 1 and 0,
  * biases 0. Fails only when a device's parameters need a host copy that cannot be allocated. */
 int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err);
-typedef enum { GPT2_FP32, GPT2_BF16 } gpt2_precision;
 /* Switch to mixed precision (a bf16 copy of the parameters for the matmuls, fp32 everything
  * else) or back to fp32, before gpt2_plan (the ops' scratch depends on it). Fails when the
  * backend cannot run bf16 products on this machine. */
@@ -66,9 +71,10 @@ static inline const gpt2_bf16 *gpt2_bf16_copy(const gpt2_model *m, const float *
 
 /* Size and allocate activations (and gradients when training) for B x T micro-batches. */
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
-/* Bytes a run needs in all: the parameters, the plan, and when training the gradients and the
- * AdamW moments. */
-double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training);
+/* Bytes a run needs in all: the parameters (and their bf16 copy), the plan, and when training
+ * the gradients and the AdamW moments of `moments` parameters (this rank's share: all of them,
+ * or its shard with ZeRO-1; 0 when not training). */
+double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments);
 
 /* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
  * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).

@@ -4,56 +4,71 @@
 #include "model/gpt2_infer.h"
 #include "util/error.h"
 
+/* The next `bytes` of the cache's memory from base (NULL: only counting), 256-byte aligned. */
+static void *take(char *base, size_t *off, size_t bytes) {
+    void *p = base ? base + *off : NULL;
+    *off += (bytes + 255) / 256 * 256;
+    return p;
+}
+
+/* The one layout of the cache's memory (see plan_layout in gpt2.c); returns the bytes. */
+static size_t kv_layout(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
+                        char *base) {
+    const gpt2_config *c = &m->cfg;
+    size_t C = (size_t)c->n_embd, R = (size_t)max_rows, ab = m->be->act_bytes, off = 0;
+    size_t cache = (size_t)c->n_layer * batch * len * C;
+#define ACT(n) ((gpt2_act *)take(base, &off, (n) * ab))
+#define FLT(n) ((float *)take(base, &off, (n) * sizeof(float)))
+    kv->k = ACT(cache), kv->v = ACT(cache);
+    kv->x = ACT(R * C), kv->ln = ACT(R * C), kv->qkv = ACT(3 * R * C), kv->att = ACT(R * C);
+    kv->fch = ACT(4 * R * C), kv->last = ACT((size_t)batch * C);
+    kv->mean = FLT(R), kv->rstd = FLT(R);
+    kv->logits_dev = FLT((size_t)batch * GPT2_VOCAB_PADDED);
+    kv->scratch = FLT(m->be->ops->scratch_floats(batch, len, c->n_embd, c->n_head,
+                                                 GPT2_VOCAB_PADDED, m->params_bf16 != NULL));
+#undef ACT
+#undef FLT
+    return off;
+}
+
 int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
                  gpt2c_error *err) {
     memset(kv, 0, sizeof *kv);
     const gpt2_config *c = &m->cfg;
     if (len > c->max_seq_len)
         return err_set(err, "cache of %d positions is longer than the model's %d", len, c->max_seq_len);
-    size_t C = (size_t)c->n_embd, R = (size_t)max_rows;
-    size_t cache = (size_t)c->n_layer * batch * len * C;
-    size_t work = R * (C + C + 3 * C + C + 4 * C + 2) + (size_t)batch * C;
-    size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
-    size_t scratch = m->ops->scratch_floats(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
-                                            m->params_bf16 != NULL);
-    size_t total = 2 * cache + work + logits + scratch;
-    double avail = m->ops->mem_available();
-    if (avail >= 0 && total * 4.0 > avail)
+    const gpt2_backend *be = m->be;
+    size_t total = kv_layout(kv, m, batch, len, max_rows, NULL);
+    double avail = be->ops->mem_available();
+    if (avail >= 0 && total > avail)
         return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the %s "
                             "has %.1f GB available: ask for fewer samples or tokens", batch, len,
-                       total * 4.0 / 1e9, m->ops->host_memory ? "machine" : "GPU", avail / 1e9);
-    const gpt2_ops *ops = m->ops;
-    kv->ops = ops;
-    kv->mem = ops->alloc(total * sizeof(float));
+                       total / 1e9, be->memory, avail / 1e9);
+    kv->be = be;
+    kv->mem = be->ops->alloc(total);
+    size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
     int host_ok = 1;
-    if (!ops->host_memory) { /* the logits come back to the host; the tokens go to the device */
+    if (!be->host_memory) { /* the logits come back to the host; the tokens go to the device */
         kv->logits_host = calloc(logits, sizeof(float));
-        kv->tokens_dev = ops->alloc((size_t)max_rows * sizeof(int32_t));
+        kv->tokens_dev = be->ops->alloc((size_t)max_rows * sizeof(int32_t));
         host_ok = kv->logits_host && kv->tokens_dev;
     }
     if (!kv->mem || !host_ok) {
         gpt2_kv_free(kv);
         return err_set(err, "out of memory for a KV cache of %d x %d positions (%.0f MB)", batch,
-                       len, total * 4.0 / 1e6);
+                       len, total / 1e6);
     }
     kv->batch = batch, kv->len = len, kv->max_rows = max_rows;
-    kv->bytes = total * sizeof(float);
-    float *p = kv->mem;
-#define TAKE(n) (p += (n), p - (n))
-    kv->k = TAKE(cache), kv->v = TAKE(cache);
-    kv->x = TAKE(R * C), kv->ln = TAKE(R * C), kv->qkv = TAKE(3 * R * C), kv->att = TAKE(R * C);
-    kv->fch = TAKE(4 * R * C), kv->mean = TAKE(R), kv->rstd = TAKE(R);
-    kv->last = TAKE((size_t)batch * C);
-    kv->logits_dev = TAKE(logits), kv->scratch = TAKE(scratch);
-#undef TAKE
-    kv->logits = ops->host_memory ? kv->logits_dev : kv->logits_host;
+    kv->bytes = total;
+    kv_layout(kv, m, batch, len, max_rows, kv->mem);
+    kv->logits = be->host_memory ? kv->logits_dev : kv->logits_host;
     return 0;
 }
 
 void gpt2_kv_free(gpt2_kv *kv) {
-    if (kv->ops) {
-        kv->ops->free(kv->mem);
-        kv->ops->free(kv->tokens_dev);
+    if (kv->be) {
+        kv->be->ops->free(kv->mem);
+        kv->be->ops->free(kv->tokens_dev);
     }
     free(kv->logits_host);
     memset(kv, 0, sizeof *kv);
@@ -61,12 +76,13 @@ void gpt2_kv_free(gpt2_kv *kv) {
 
 void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
                 int n, int pos) {
-    const gpt2_ops *op = m->ops;
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
 #define BF16(w) gpt2_bf16_copy(m, w)
     int C = m->cfg.n_embd, NH = m->cfg.n_head, N = nseq * n;
     size_t NC = (size_t)N * C, layer_cache = (size_t)kv->batch * kv->len * C;
     size_t seq_off = (size_t)seq0 * kv->len * C;
-    if (!op->host_memory) {
+    if (!be->host_memory) {
         op->upload(kv->tokens_dev, tokens, (size_t)N * sizeof *tokens);
         tokens = kv->tokens_dev;
     }
@@ -74,7 +90,8 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     op->embed_forward(kv->x, tokens, m->w.wte, m->w.wpe + (size_t)pos * C, nseq, n, C);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         float **w = m->w.layers[l].t;
-        float *kc = kv->k + l * layer_cache + seq_off, *vc = kv->v + l * layer_cache + seq_off;
+        gpt2_act *kc = act_at(be, kv->k, l * layer_cache + seq_off);
+        gpt2_act *vc = act_at(be, kv->v, l * layer_cache + seq_off);
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN1_W], w[P_LN1_B], N, C);
         op->matmul_forward(kv->qkv, kv->ln, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C,
                            kv->scratch);
@@ -92,12 +109,13 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     }
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
-        op->copy(kv->last + (size_t)s * C, kv->x + ((size_t)s * n + n - 1) * C, C * sizeof(float));
+        op->copy(act_at(be, kv->last, (size_t)s * C), act_at(be, kv->x, ((size_t)s * n + n - 1) * C),
+                 C * be->act_bytes);
     op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
     size_t first = (size_t)seq0 * GPT2_VOCAB_PADDED;
-    op->matmul_forward(kv->logits_dev + first, kv->att, m->w.wte, BF16(m->w.wte), NULL, nseq, C,
+    op->logits_forward(kv->logits_dev + first, kv->att, m->w.wte, BF16(m->w.wte), nseq, C,
                        GPT2_VOCAB_PADDED, kv->scratch);
-    if (!op->host_memory)
+    if (!be->host_memory)
         op->download(kv->logits + first, kv->logits_dev + first,
                      (size_t)nseq * GPT2_VOCAB_PADDED * sizeof(float));
 #undef BF16
@@ -109,10 +127,11 @@ void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) 
     (void)npos;
     size_t C = (size_t)m->cfg.n_embd, layer_cache = (size_t)kv->batch * kv->len * C;
     size_t block = (size_t)kv->len * C;
+    const gpt2_backend *be = m->be;
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (int which = 0; which < 2; which++) {
-            float *base = (which ? kv->v : kv->k) + l * layer_cache;
-            m->ops->copy(base + (size_t)to * block, base + (size_t)from * block,
-                         block * sizeof(float));
+            gpt2_act *layer = act_at(be, which ? kv->v : kv->k, l * layer_cache);
+            be->ops->copy(act_at(be, layer, (size_t)to * block),
+                          act_at(be, layer, (size_t)from * block), block * be->act_bytes);
         }
 }

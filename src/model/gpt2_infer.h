@@ -9,15 +9,16 @@
 typedef struct gpt2_kv {
     int batch, len;   /* sequences, and positions per sequence (at most the model's) */
     int max_rows;     /* new tokens per call, all sequences together */
-    float *k, *v;     /* [n_layer][batch][len * C, laid out by the backend] */
-    float *x, *ln, *qkv, *att, *fch, *mean, *rstd, *last; /* work, max_rows rows */
+    gpt2_act *k, *v;  /* [n_layer][batch][len * C, laid out by the backend] */
+    gpt2_act *x, *ln, *qkv, *att, *fch, *last; /* work: max_rows rows (last: batch rows) */
+    float *mean, *rstd;
     float *logits;    /* host, [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
     float *logits_dev; /* where the ops write them (the same array on the CPU) */
     float *scratch;
-    float *mem;       /* the backend's memory holding all of the above but logits (on a device) */
+    void *mem;        /* the backend's memory holding all of the above but logits (on a device) */
     float *logits_host;
     int32_t *tokens_dev;
-    const gpt2_ops *ops;
+    const gpt2_backend *be;
     size_t bytes;
 } gpt2_kv;
 

@@ -1,10 +1,56 @@
-/* The backend a device name means (see backend.c); NULL with the reason in err. */
+/* The backend handle: made once for a device (and its threads), it owns the ops table and says
+ * what the backend can do on this machine. Everything above src/ops/ (the model, training,
+ * generation) receives a handle and asks it; only src/ops/ names a backend. */
 #ifndef GPT2C_BACKEND_H
 #define GPT2C_BACKEND_H
 
 #include "gpt2c.h"
 #include "ops/ops.h"
 
-const gpt2_ops *gpt2_backend(const char *device, gpt2c_error *err);
+typedef enum { GPT2_FP32, GPT2_BF16 } gpt2_precision;
+
+typedef struct gpt2_backend {
+    const char *name;     /* "cpu", "cuda" */
+    const gpt2_ops *ops;  /* its kernels (--profile puts a timing table of them here) */
+    int host_memory;      /* its buffers are the host's: the host reads and writes them itself;
+                             else it reaches them only through upload and download */
+    const char *memory;   /* where its memory is, for messages: "machine", "GPU" */
+    size_t act_bytes;     /* bytes of one activation element (gpt2_act): 4 (fp32) on the CPU */
+    gpt2_precision default_precision; /* when none is asked for: fp32 on the CPU, bf16 on a GPU */
+    /* The kernels each precision's products run here, in words for the plan line: "fp32
+     * (AVX2)", "bf16 (AMX)", "bf16 (emulated: AVX2, fp32 GEMM on rounded inputs)"; NULL where
+     * the backend cannot run that precision on this machine. */
+    const char *path[2]; /* [GPT2_FP32], [GPT2_BF16] */
+    int threads;
+} gpt2_backend;
+
+/* The backend --device names: cpu, cuda, or auto (CUDA when gpt2c was built with it and a GPU
+ * is there, else the CPU), with `threads` CPU threads. */
+int gpt2_backend_open(gpt2_backend *be, const char *device, int threads, gpt2c_error *err);
+
+/* 0 when the backend runs products in precision p on this machine, else -1 with the reason. */
+int gpt2_backend_supports(const gpt2_backend *be, gpt2_precision p, gpt2c_error *err);
+
+/* Element i of an activation buffer (activations are act_bytes each, not floats). */
+static inline gpt2_act *act_at(const gpt2_backend *be, gpt2_act *a, size_t i) {
+    return (gpt2_act *)((char *)a + i * be->act_bytes);
+}
+
+/* The precision named by --precision ("fp32", "bf16"; NULL: the backend's default), once the
+ * backend has said it runs here. */
+int gpt2_backend_precision(const gpt2_backend *be, const char *name, gpt2_precision *p,
+                           gpt2c_error *err);
+
+/* The backends' own openers (ops/cpu/cpu_ops.c, ops/cuda/cuda_ops.cu). */
+int cpu_backend_open(gpt2_backend *be, int threads, gpt2c_error *err);
+#ifdef GPT2C_HAVE_CUDA
+#ifdef __cplusplus
+extern "C" {
+#endif
+int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err);
+#ifdef __cplusplus
+}
+#endif
+#endif
 
 #endif

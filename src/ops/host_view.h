@@ -7,18 +7,19 @@
 
 #include <stdlib.h>
 
-#include "ops/ops.h"
+#include "ops/backend.h"
 
-static inline float *host_view(const gpt2_ops *ops, float *buf, size_t n, int read) {
-    if (ops->host_memory) return buf;
+static inline float *host_view(const gpt2_backend *be, float *buf, size_t n, int read) {
+    if (be->host_memory) return buf;
     float *h = malloc((n ? n : 1) * sizeof *h);
-    if (h && read) ops->download(h, buf, n * sizeof *h);
+    if (h && read) be->ops->download(h, buf, n * sizeof *h);
     return h;
 }
 
-static inline void host_view_done(const gpt2_ops *ops, float *buf, float *h, size_t n, int write) {
-    if (ops->host_memory || !h) return;
-    if (write) ops->upload(buf, h, n * sizeof *h);
+static inline void host_view_done(const gpt2_backend *be, float *buf, float *h, size_t n,
+                                  int write) {
+    if (be->host_memory || !h) return;
+    if (write) be->ops->upload(buf, h, n * sizeof *h);
     free(h);
 }
 

@@ -6,11 +6,11 @@
 #define GPT2C_PROFILED_H
 
 #include "gpt2c.h"
-#include "ops/ops.h"
+#include "ops/backend.h"
 
-/* Start filling p (zeroed here; p->steps is the caller's to set): returns the table to run the
- * model on instead of inner, until prof_stop. */
-const gpt2_ops *prof_start(gpt2c_profile *p, const gpt2_ops *inner);
+/* Start filling p (zeroed here; p->steps is the caller's to set): returns the handle to run the
+ * model on instead of inner (the same backend, its ops timed), until prof_stop. */
+const gpt2_backend *prof_start(gpt2c_profile *p, const gpt2_backend *inner);
 /* The end of the profiled run: total_ms, and OTHER as what no kind measured. */
 void prof_stop(void);
 

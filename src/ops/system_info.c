@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "ops/cpu/cpu_isa.h"
-#include "ops/ops.h"
+#include "ops/backend.h"
 #include "util/error.h"
 #ifdef GPT2C_HAVE_CUDA
 #include "ops/cuda/cuda_kernels.h"
@@ -29,19 +29,21 @@ static const char *onednn_isa_name(dnnl_cpu_isa_t isa) {
 
 int gpt2c_system_info_get(gpt2c_system_info *info, gpt2c_error *err) {
     *info = (gpt2c_system_info){0};
-    if (cpu_isa_check(err) != 0) return -1;
+    gpt2_backend cpu;
+    if (gpt2_backend_open(&cpu, "cpu", 0, err) != 0) return -1;
     info->cpu_isa = cpu_isa_name(cpu_isa());
     for (int l = cpu_isa_machine(); l >= 0 && info->n_cpu_isas < GPT2C_MAX_CPU_ISAS; l--)
         info->cpu_isas[info->n_cpu_isas++] = cpu_isa_name((cpu_isa_level)l);
-    info->fp32_path = gpt2_ops_cpu.precision_path(0);
-    info->bf16_path = gpt2_ops_cpu.precision_path(1);
+    info->fp32_path = cpu.path[GPT2_FP32];
+    info->bf16_path = cpu.path[GPT2_BF16];
     static const char *const widths[CPU_VEC_WIDTHS] = {"x86-64", "avx2", "avx512"};
     info->kernel_width = widths[cpu_vec_width()];
     info->onednn_isa = onednn_isa_name(dnnl_get_effective_cpu_isa());
     info->blas_core = openblas_get_corename();
 #ifdef GPT2C_HAVE_CUDA
     info->cuda_built = 1;
-    info->cuda_devices = cuda_device_count();
+    info->cuda_devices = cuda_device_count(err);
+    if (info->cuda_devices < 0) return -1; /* a driver that fails, not one that is absent */
 #endif
 #ifdef GPT2C_HAVE_MPI
     info->mpi_built = 1;

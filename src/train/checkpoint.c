@@ -51,7 +51,7 @@ int ckpt_save(const char *out_dir, const gpt2_model *m, const adamw_state *s,
     int64_t n = (int64_t)m->table.total;
     /* m and v are in the model's backend's memory, like the parameters */
     float *src[3] = {m->params, s->m, s->v}, *host[3];
-    for (int i = 0; i < 3; i++) host[i] = host_view(m->ops, src[i], (size_t)n, 1);
+    for (int i = 0; i < 3; i++) host[i] = host_view(m->be, src[i], (size_t)n, 1);
     st_write_tensor ts[3] = {{"params", host[0], 1, {n}, 0},
                              {"adam_m", host[1], 1, {n}, 0},
                              {"adam_v", host[2], 1, {n}, 0}};
@@ -59,7 +59,7 @@ int ckpt_save(const char *out_dir, const gpt2_model *m, const adamw_state *s,
     int rc = !dir || !path || !host[0] || !host[1] || !host[2] ? err_set(err, "out of memory")
                                                                : fs_make_dirs(dir, err);
     if (rc == 0) rc = st_write(path, ts, 3, keys, vals, F_COUNT + 1, err);
-    for (int i = 0; i < 3; i++) host_view_done(m->ops, src[i], host[i], (size_t)n, 0);
+    for (int i = 0; i < 3; i++) host_view_done(m->be, src[i], host[i], (size_t)n, 0);
     free(dir);
     free(path);
     return rc;
@@ -125,14 +125,14 @@ int ckpt_load(const char *out_dir, gpt2_model *m, adamw_state *s, gpt2c_error *e
     int rc = 0;
     for (int i = 0; rc == 0 && i < 3; i++) {
         const st_tensor *t = st_find(&f, names[i]);
-        float *host = host_view(m->ops, dst[i], m->table.total, 0);
+        float *host = host_view(m->be, dst[i], m->table.total, 0);
         if (!host)
             rc = err_set(err, "out of memory");
         else if (!t || t->dtype != ST_F32 || t->ndim != 1 || t->numel != m->table.total)
             rc = err_set(err, "%s: tensor %s is missing or not %zu F32 values", f.path, names[i],
                          m->table.total);
         else rc = st_to_f32(t, host, err);
-        host_view_done(m->ops, dst[i], host, m->table.total, rc == 0);
+        host_view_done(m->be, dst[i], host, m->table.total, rc == 0);
     }
     if (rc == 0) s->t = st.adam_t;
     st_close(&f);

@@ -5,9 +5,15 @@
 #include "train/data_parallel.h"
 #include "util/error.h"
 
-void dp_init(data_parallel *d, gpt2c_comm *comm, int zero) {
+int dp_init(data_parallel *d, gpt2c_comm *comm, int zero, const gpt2_backend *be,
+            gpt2c_error *err) {
     memset(d, 0, sizeof *d);
-    d->comm = comm, d->rank = comm->rank, d->size = comm->size, d->zero = zero;
+    d->comm = comm, d->be = be, d->rank = comm->rank, d->size = comm->size, d->zero = zero;
+    if (comm->size > 1 && !be->host_memory && !comm->ops->device_buffers)
+        return err_set(err, "training on %d ranks of the %s backend: this communicator (MPI) "
+                            "reaches host memory only, and gpt2c has no NCCL communicator yet: "
+                            "run one process without mpirun", comm->size, be->name);
+    return 0;
 }
 
 int dp_shard(data_parallel *d, size_t nparams, gpt2c_error *err) {
@@ -65,11 +71,10 @@ void dp_scatter_moments(const data_parallel *d, const float *whole_m, const floa
         d->comm->ops->scatter_f32(d->comm, whole_v, s->v, d->offs);
         return;
     }
-    size_t n = d->hi - d->lo;
-    if (d->rank == 0 && whole_m != s->m) memcpy(s->m, whole_m, n * sizeof *s->m);
-    if (d->rank == 0 && whole_v != s->v) memcpy(s->v, whole_v, n * sizeof *s->v);
-    dp_broadcast(d, s->m, n * sizeof *s->m);
-    dp_broadcast(d, s->v, n * sizeof *s->v);
+    size_t bytes = (d->hi - d->lo) * sizeof *s->m;
+    if (d->rank == 0) d->be->ops->copy(s->m, whole_m, bytes), d->be->ops->copy(s->v, whole_v, bytes);
+    dp_broadcast(d, s->m, bytes);
+    dp_broadcast(d, s->v, bytes);
 }
 
 void dp_gather_moments(const data_parallel *d, const adamw_state *s, float *whole_m,
@@ -78,8 +83,8 @@ void dp_gather_moments(const data_parallel *d, const adamw_state *s, float *whol
         d->comm->ops->gather_f32(d->comm, whole_m, s->m, d->offs);
         d->comm->ops->gather_f32(d->comm, whole_v, s->v, d->offs);
     } else if (d->rank == 0) { /* every rank has them all already */
-        if (whole_m != s->m) memcpy(whole_m, s->m, (d->hi - d->lo) * sizeof *s->m);
-        if (whole_v != s->v) memcpy(whole_v, s->v, (d->hi - d->lo) * sizeof *s->v);
+        size_t bytes = (d->hi - d->lo) * sizeof *s->m;
+        d->be->ops->copy(whole_m, s->m, bytes), d->be->ops->copy(whole_v, s->v, bytes);
     }
 }
 
@@ -105,13 +110,14 @@ double dp_mean(const data_parallel *d, double local) { return dp_sum(d, local) /
 
 void dp_after_update(const data_parallel *d, gpt2_model *m) {
     if (!d->zero || d->size == 1) return;
+    const gpt2_ops *op = m->be->ops; /* the model's: timed under --profile */
+    size_t n = m->table.total;
     /* outside its shard a rank's gradients are what the reduce-scatter left: zero them */
-    memset(m->grads, 0, d->lo * sizeof *m->grads);
-    memset(m->grads + d->hi, 0, (m->table.total - d->hi) * sizeof *m->grads);
+    op->memset0(m->grads, d->lo * sizeof *m->grads);
+    op->memset0(m->grads + d->hi, (n - d->hi) * sizeof *m->grads);
     d->comm->ops->allgather_f32(d->comm, m->params, d->offs);
     if (m->params_bf16) { /* AdamW wrote the bf16 copy of this rank's shard; the rest is new */
-        size_t n = m->table.total;
-        m->ops->to_bf16(m->params_bf16, m->params, d->lo);
-        m->ops->to_bf16(m->params_bf16 + d->hi, m->params + d->hi, n - d->hi);
+        op->to_bf16(m->params_bf16, m->params, d->lo);
+        op->to_bf16(m->params_bf16 + d->hi, m->params + d->hi, n - d->hi);
     }
 }

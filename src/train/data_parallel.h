@@ -2,7 +2,9 @@
  * every rank starts from rank 0's weights and optimizer state, the gradients are summed over the
  * ranks once per optimizer step, losses are averaged, and with ZeRO-1 each rank keeps and updates
  * only its shard of the AdamW state and the updated weights are gathered. With one process every
- * collective is a no-op. */
+ * collective is a no-op. The model's buffers are the backend's: they go to the communicator as
+ * they are, and are touched here only through the backend's ops, so that a communicator of
+ * device memory (NCCL) needs no change here. */
 #ifndef GPT2C_DATA_PARALLEL_H
 #define GPT2C_DATA_PARALLEL_H
 
@@ -14,12 +16,15 @@
 
 typedef struct data_parallel {
     gpt2c_comm *comm;
+    const gpt2_backend *be; /* whose memory the model, the gradients and the moments are in */
     int rank, size, zero;
     size_t *offs;   /* the parameters' shards, size + 1 entries */
     size_t lo, hi;  /* the parameters this rank's optimizer updates: its shard (ZeRO-1) or all */
 } data_parallel;
 
-void dp_init(data_parallel *d, gpt2c_comm *comm, int zero);
+/* Fails when the communicator cannot reach the backend's memory (MPI and a GPU). */
+int dp_init(data_parallel *d, gpt2c_comm *comm, int zero, const gpt2_backend *be,
+            gpt2c_error *err);
 /* The parameters' shards (and this rank's range), once the model is known. */
 int dp_shard(data_parallel *d, size_t nparams, gpt2c_error *err);
 void dp_free(data_parallel *d);
@@ -29,11 +34,12 @@ int dp_check_same(const data_parallel *d, uint64_t value, const char *what, gpt2
 /* FNV-1a, to hash what must agree */
 uint64_t dp_hash(uint64_t h, const void *data, size_t n);
 
-/* rank 0's bytes to every rank */
+/* rank 0's bytes (host memory) to every rank */
 void dp_broadcast(const data_parallel *d, void *buf, size_t bytes);
 /* rank 0's parameters to every rank (and their bf16 copy remade) */
 void dp_share_params(const data_parallel *d, gpt2_model *m);
-/* Rank 0's whole AdamW moments (whole_m, whole_v: all parameters; ignored on other ranks) into
+/* Rank 0's whole AdamW moments (whole_m, whole_v: all parameters, backend buffers; ignored on
+ * other ranks) into
  * every rank's s (whole, or its shard with ZeRO-1); and back for a checkpoint (gathered into
  * rank 0's whole buffers). */
 void dp_scatter_moments(const data_parallel *d, const float *whole_m, const float *whole_v,

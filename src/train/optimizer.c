@@ -14,10 +14,10 @@ double lr_at(const adamw_config *c, long it) {
     return min_lr + 0.5 * (1.0 + cos(M_PI * ratio)) * (c->lr - min_lr);
 }
 
-int adamw_state_alloc(adamw_state *s, const gpt2_ops *ops, size_t n, gpt2c_error *err) {
-    s->ops = ops;
-    s->m = ops->alloc(n * sizeof(float));
-    s->v = ops->alloc(n * sizeof(float));
+int adamw_state_alloc(adamw_state *s, const gpt2_backend *be, size_t n, gpt2c_error *err) {
+    s->be = be;
+    s->m = be->ops->alloc(n * sizeof(float));
+    s->v = be->ops->alloc(n * sizeof(float));
     s->t = 0;
     if (!s->m || !s->v) {
         adamw_state_free(s);
@@ -27,20 +27,20 @@ int adamw_state_alloc(adamw_state *s, const gpt2_ops *ops, size_t n, gpt2c_error
 }
 
 void adamw_state_free(adamw_state *s) {
-    if (s->ops) {
-        s->ops->free(s->m);
-        s->ops->free(s->v);
+    if (s->be) {
+        s->be->ops->free(s->m);
+        s->be->ops->free(s->v);
     }
     s->m = s->v = NULL;
 }
 
 double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
-    return m->ops->sum_squares(m->grads + lo, hi - lo);
+    return m->be->ops->sum_squares(m->grads + lo, hi - lo);
 }
 
 double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, size_t lo,
                     size_t hi, double norm) {
-    const gpt2_ops *op = m->ops;
+    const gpt2_ops *op = m->be->ops;
     /* Clipping folds into the AdamW pass as a scale of the gradient. (PyTorch's clip_grad_norm_
      * divides by norm + 1e-6; the recipe's clip / norm differs from it by 1e-6 relative.) */
     float scale = 1.0f;

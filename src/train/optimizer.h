@@ -14,13 +14,13 @@ typedef struct adamw_state {
     float *m, *v; /* first and second moments of the parameters this rank updates, laid out like
                      them: all of them, or with ZeRO-1 its shard [lo, hi) (m[0] is parameter lo) */
     long t;       /* optimizer steps taken */
-    const gpt2_ops *ops; /* whose memory m and v are in */
+    const gpt2_backend *be; /* whose memory m and v are in */
 } adamw_state;
 
 /* Linear warmup for `warmup_steps`, cosine decay to lr * min_lr_ratio at max_steps, then flat. */
 double lr_at(const adamw_config *c, long it);
 
-int adamw_state_alloc(adamw_state *s, const gpt2_ops *ops, size_t n, gpt2c_error *err);
+int adamw_state_alloc(adamw_state *s, const gpt2_backend *be, size_t n, gpt2c_error *err);
 void adamw_state_free(adamw_state *s);
 
 /* This rank's part of the squared global gradient norm: gradients [lo, hi). */

@@ -8,9 +8,12 @@
 
 static inline float *mem_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64; /* aligned_alloc wants a multiple */
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    float *p = (float *)aligned_alloc(64, bytes ? bytes : 64);
     if (p) memset(p, 0, bytes);
     return p;
 }
+
+/* The larger of two sizes (the scratch that several uses share). */
+static inline size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 #endif

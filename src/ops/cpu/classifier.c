@@ -50,9 +50,11 @@ typedef struct classifier_buffers {
     float *x_round, *wte_f32;        /* emulated */
 } classifier_buffers;
 
-void cpu_classifier(float *losses, float *dinp, float *dwte, const float *inp, const float *wte,
+void cpu_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_, const float *wte,
                     const gpt2_bf16 *wte_bf16, const int32_t *targets, int N, int C, int V, int Vp,
                     float dloss, float *scratch) {
+    float *dinp = cpu_f(dinp_);
+    const float *inp = cpu_cf(inp_);
     size_t rows_max = CPU_CLASSIFIER_ROWS;
     classifier_buffers b = {.logits = scratch};
     int native = wte_bf16 && cpu_bf16_native(), emulated = wte_bf16 && !native;
@@ -92,4 +94,11 @@ void cpu_classifier(float *losses, float *dinp, float *dwte, const float *inp, c
             cpu_gemm(GEMM_F32, 1, 0, Vp, C, rows, b.logits, x, NULL, dwte, 1);
         }
     }
+}
+
+/* Generation's LM head: matmul_forward's product without a bias, straight into the fp32 logits
+ * (the CPU's activations are fp32 already). */
+void cpu_logits_forward(float *logits, const gpt2_act *inp, const float *wte,
+                        const gpt2_bf16 *wte_bf16, int N, int C, int Vp, float *scratch) {
+    cpu_matmul_forward((gpt2_act *)logits, inp, wte, wte_bf16, NULL, N, C, Vp, scratch);
 }

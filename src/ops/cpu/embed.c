@@ -1,8 +1,9 @@
 /* Token + position embedding. */
 #include "ops/cpu/cpu_kernels.h"
 
-void cpu_embed_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+void cpu_embed_forward(gpt2_act *out_, const int32_t *tokens, const float *wte, const float *wpe,
                        int B, int T, int C) {
+    float *out = cpu_f(out_);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= 16384)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -14,8 +15,9 @@ void cpu_embed_forward(float *out, const int32_t *tokens, const float *wte, cons
 
 /* Several positions may hold the same token, so rows of dwte are shared: threads split the
  * channels instead, and each walks all positions in order (deterministic, no atomics). */
-void cpu_embed_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+void cpu_embed_backward(float *dwte, float *dwpe, const gpt2_act *dout_, const int32_t *tokens,
                         int B, int T, int C) {
+    const float *dout = cpu_cf(dout_);
     enum { CHUNK = 32 };
     int nchunks = (C + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static)

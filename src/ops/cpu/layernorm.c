@@ -25,8 +25,10 @@ CPU_KERNEL(ln_forward_row, (float *o, float *mean, float *rstd, const float *x, 
     *mean = m, *rstd = s;
 }
 
-void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+void cpu_layernorm_forward(gpt2_act *out_, float *mean, float *rstd, const gpt2_act *inp_, const float *w,
                            const float *b, int N, int C) {
+    float *out = cpu_f(out_);
+    const float *inp = cpu_cf(inp_);
     void (*row)(float *, float *, float *, const float *, const float *, const float *, int) =
         CPU_PICK(ln_forward_row);
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= LN_PARALLEL_MIN)
@@ -60,9 +62,12 @@ CPU_KERNEL(ln_backward_row, (float *di, float *pdw, float *pdb, const float *d, 
 /* dw and db are sums over rows: each of CPU_LN_BLOCKS row blocks sums into its own slice of
  * scratch, and the slices are added in block order, so the result does not depend on the
  * number of threads. */
-void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, const float *mean,
+void cpu_layernorm_backward(gpt2_act *dinp_, float *dw, float *db, const gpt2_act *dout_,
+                            const gpt2_act *inp_, const float *w, const float *mean,
                             const float *rstd, int N, int C, float *scratch) {
+    float *dinp = cpu_f(dinp_);
+    const float *dout = cpu_cf(dout_);
+    const float *inp = cpu_cf(inp_);
     int nblocks = N < CPU_LN_BLOCKS ? N : CPU_LN_BLOCKS;
     memset(scratch, 0, (size_t)nblocks * 2 * C * sizeof *scratch);
     void (*row)(float *, float *, float *, const float *, const float *, const float *, float,

@@ -186,8 +186,10 @@ int cpu_matmul_few_rows_bf16(void) {
     return cpu_bf16_native() ? FEW_ROWS_BF16_NATIVE : FEW_ROWS_BF16_EMULATED;
 }
 
-void cpu_matmul_forward(float *out, const float *inp, const float *w, const gpt2_bf16 *w_bf16,
+void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16,
                         const float *bias, int N, int C, int OC, float *scratch) {
+    float *out = cpu_f(out_);
+    const float *inp = cpu_cf(inp_);
     size_t nin = (size_t)N * C;
     if (!w_bf16) {
         if (N <= FEW_ROWS_F32)
@@ -223,9 +225,12 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
     }
 }
 
-void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
+void cpu_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_act *dout_,
+                         const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
                          int OC, float *scratch) {
+    float *dinp = cpu_f(dinp_);
+    const float *dout = cpu_cf(dout_);
+    const float *inp = cpu_cf(inp_);
     size_t nin = (size_t)N * C, nout = (size_t)N * OC;
     if (!w_bf16) {
         cpu_gemm(GEMM_F32, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);

@@ -85,8 +85,10 @@ __global__ void attention_backward_kernel(float *dqkv, const float *dout, const 
     for (int i = 0; i < R; i++) dqkv[qoff + lane + 32 * i] = dq[i];
 }
 
-extern "C" void cuda_attention_forward(float *out, float *lse, const float *qkv, int B, int T,
+extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B, int T,
                                        int C, int NH, float *scratch) {
+    float *out = cuda_f(out_);
+    const float *qkv = cuda_cf(qkv_);
     (void)scratch;
     check_head_size(C / NH);
     size_t rows = (size_t)B * NH * T;
@@ -94,9 +96,13 @@ extern "C" void cuda_attention_forward(float *out, float *lse, const float *qkv,
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                                        const float *out, const float *lse, int B, int T, int C,
+extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_act *qkv_,
+                                        const gpt2_act *out_, const float *lse, int B, int T, int C,
                                         int NH, float *scratch) {
+    float *dqkv = cuda_f(dqkv_);
+    const float *dout = cuda_cf(dout_);
+    const float *qkv = cuda_cf(qkv_);
+    const float *out = cuda_cf(out_);
     (void)scratch;
     check_head_size(C / NH);
     cuda_memset0(dqkv, (size_t)B * T * 3 * C * sizeof *dqkv);
@@ -144,9 +150,13 @@ __global__ void attention_kv_kernel(float *out, const float *qkv, const float *k
     for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / l;
 }
 
-extern "C" void cuda_attention_forward_kv(float *out, const float *qkv, float *kcache,
-                                          float *vcache, int nseq, int n, int pos, int len, int C,
+extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
+                                          gpt2_act *vcache_, int nseq, int n, int pos, int len, int C,
                                           int NH, float *scratch) {
+    float *out = cuda_f(out_);
+    const float *qkv = cuda_cf(qkv_);
+    float *kcache = cuda_f(kcache_);
+    float *vcache = cuda_f(vcache_);
     (void)scratch;
     check_head_size(C / NH);
     size_t total = (size_t)nseq * n * C;

@@ -26,6 +26,11 @@ static inline unsigned blocks_for(size_t n, unsigned threads) {
     return (unsigned)((n + threads - 1) / threads);
 }
 
+/* Where a product's second bf16 input goes in the scratch: n values after a, 256-byte aligned. */
+static inline gpt2_bf16 *bf16_after(gpt2_bf16 *a, size_t n) {
+    return a + ((n + 127) & ~(size_t)127);
+}
+
 /* The sum over a warp's 32 lanes, in every lane. */
 __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);

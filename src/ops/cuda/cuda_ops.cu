@@ -1,7 +1,9 @@
-/* The CUDA backend's table of ops, and the scratch its kernels share. */
-#include "ops/cuda/cuda_common.cuh"
+/* The CUDA backend: its handle, its table of ops, and the scratch its kernels share. */
+#include <time.h>
 
-static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+#include "ops/backend.h"
+#include "ops/cuda/cuda_common.cuh"
+#include "util/mem.h"
 
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
     (void)NH, (void)bf16; /* the same for both: fp32 products need less */
@@ -12,15 +14,7 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
     return max_size(matmul, classifier);
 }
 
-static void cuda_set_threads(int n) { (void)n; }
-
-static void *cuda_alloc_zeroed(size_t bytes) {
-    void *p = cuda_alloc(bytes);
-    if (p) cuda_memset0(p, bytes);
-    return p;
-}
-
-static double cuda_mem_available(void) {
+extern "C" double cuda_mem_available(void) {
     size_t free_bytes = 0, total = 0;
     if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
         cudaGetLastError();
@@ -29,38 +23,28 @@ static double cuda_mem_available(void) {
     return (double)free_bytes;
 }
 
-static void cuda_copy(void *dst, const void *src, size_t bytes) {
+extern "C" void cuda_copy(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream));
 }
 
-extern "C" const gpt2_ops gpt2_ops_cuda = {
-    /* .name = */ "cuda",
-    /* .host_memory = */ 0,
-    /* .alloc = */ cuda_alloc_zeroed,
-    /* .free = */ cuda_free,
-    /* .memset0 = */ cuda_memset0,
-    /* .copy = */ cuda_copy,
-    /* .upload = */ cuda_to_device,
-    /* .download = */ cuda_to_host,
-    /* .mem_available = */ cuda_mem_available,
-    /* .embed_forward = */ cuda_embed_forward,
-    /* .embed_backward = */ cuda_embed_backward,
-    /* .layernorm_forward = */ cuda_layernorm_forward,
-    /* .layernorm_backward = */ cuda_layernorm_backward,
-    /* .matmul_forward = */ cuda_matmul_forward,
-    /* .matmul_backward = */ cuda_matmul_backward,
-    /* .attention_forward = */ cuda_attention_forward,
-    /* .attention_backward = */ cuda_attention_backward,
-    /* .attention_forward_kv = */ cuda_attention_forward_kv,
-    /* .gelu_forward = */ cuda_gelu_forward,
-    /* .gelu_backward = */ cuda_gelu_backward,
-    /* .residual_forward = */ cuda_residual_forward,
-    /* .classifier = */ cuda_classifier,
-    /* .sum_squares = */ cuda_sum_squares,
-    /* .adamw = */ cuda_adamw,
-    /* .to_bf16 = */ cuda_to_bf16,
-    /* .precision_path = */ cuda_precision_path,
-    /* .set_threads = */ cuda_set_threads,
-    /* .scratch_floats = */ cuda_scratch_floats,
-    /* .clock_ms = */ cuda_clock_ms,
-};
+extern "C" double cuda_clock_ms(void) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+#define CUDA_OP_ENTRY(ret, name, params) .name = cuda_##name,
+static const gpt2_ops cuda_ops = {GPT2_OPS(CUDA_OP_ENTRY)};
+
+/* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). Threads
+ * are the host's: a GPU backend's CPU work is its own, in one thread. */
+extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
+    if (cuda_init(err) != 0) return -1;
+    *be = gpt2_backend{};
+    be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0, be->memory = "GPU";
+    be->act_bytes = sizeof(float), be->default_precision = GPT2_BF16, be->threads = threads;
+    be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
+    be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
+    return 0;
+}

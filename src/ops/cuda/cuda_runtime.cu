@@ -3,8 +3,6 @@
 #include <cuda_bf16.h>
 #include <string.h>
 
-#include <time.h>
-
 #include "ops/cuda/cuda_common.cuh"
 
 cudaStream_t cuda_stream;
@@ -13,18 +11,22 @@ static void *workspace;
 static const size_t WORKSPACE_BYTES = (size_t)32 << 20; /* what cuBLASLt asks for on Hopper */
 static int use_tf32 = 1;
 
-extern "C" int cuda_device_count(void) {
+extern "C" int cuda_device_count(gpt2c_error *err) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); /* clear it: no driver or no GPU is an answer, not an error */
-        return 0;
-    }
-    return n;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess) return n;
+    cudaGetLastError(); /* clear it */
+    /* no driver, or no GPU, is an answer; anything else is a failure to report */
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) return 0;
+    if (err) snprintf(err->msg, sizeof err->msg, "CUDA: %s", cudaGetErrorString(e));
+    return -1;
 }
 
 extern "C" int cuda_init(gpt2c_error *err) {
     if (lt) return 0;
-    if (cuda_device_count() < 1) {
+    int n = cuda_device_count(err);
+    if (n < 0) return -1;
+    if (n == 0) {
         snprintf(err->msg, sizeof err->msg, "no CUDA device (or no driver) on this machine");
         return -1;
     }
@@ -44,20 +46,22 @@ extern "C" int cuda_init(gpt2c_error *err) {
 
 extern "C" void cuda_set_tf32(int on) { use_tf32 = on; }
 
+/* Zeroed, as the ops' contract says. */
 extern "C" void *cuda_alloc(size_t bytes) {
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError();
         return NULL;
     }
+    cuda_memset0(p, bytes);
     return p;
 }
 extern "C" void cuda_free(void *p) { cudaFree(p); }
-extern "C" void cuda_to_device(void *dst, const void *src, size_t bytes) {
+extern "C" void cuda_upload(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
 }
-extern "C" void cuda_to_host(void *dst, const void *src, size_t bytes) {
+extern "C" void cuda_download(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
 }
@@ -134,27 +138,4 @@ extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const v
     cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(lc);
     cublasLtMatmulDescDestroy(desc);
-}
-
-__global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
-}
-
-extern "C" void cuda_to_bf16(gpt2_bf16 *dst, const float *src, size_t n) {
-    if (n == 0) return;
-    to_bf16_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>((__nv_bfloat16 *)dst, src, n);
-    CUDA_LAUNCHED();
-}
-
-/* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). */
-extern "C" const char *cuda_precision_path(int bf16) {
-    return bf16 ? "bf16 (cuBLASLt, fp32 accumulation)" : "fp32 (cuBLASLt, TF32 unless turned off)";
-}
-
-extern "C" double cuda_clock_ms(void) {
-    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }

@@ -1,6 +1,4 @@
-/* GELU (tanh form), the residual addition, AdamW and the sum of squares: one thread per value. */
-#include <cuda_bf16.h>
-
+/* GELU (tanh form) and the residual addition: one thread per value. */
 #include "ops/cuda/cuda_common.cuh"
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
@@ -27,97 +25,28 @@ __global__ void residual_kernel(float *out, const float *a, const float *b, size
     if (i < n) out[i] = a[i] + b[i];
 }
 
-extern "C" void cuda_gelu_forward(float *out, const float *inp, size_t n) {
+extern "C" void cuda_gelu_forward(gpt2_act *out_, const gpt2_act *inp_, size_t n) {
+    float *out = cuda_f(out_);
+    const float *inp = cuda_cf(inp_);
     if (!n) return;
     gelu_forward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(out, inp, n);
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+extern "C" void cuda_gelu_backward(gpt2_act *dinp_, const gpt2_act *inp_, const gpt2_act *dout_, size_t n) {
+    float *dinp = cuda_f(dinp_);
+    const float *inp = cuda_cf(inp_);
+    const float *dout = cuda_cf(dout_);
     if (!n) return;
     gelu_backward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(dinp, inp, dout, n);
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_residual_forward(float *out, const float *a, const float *b, size_t n) {
+extern "C" void cuda_residual_forward(gpt2_act *out_, const gpt2_act *a_, const gpt2_act *b_, size_t n) {
+    float *out = cuda_f(out_);
+    const float *a = cuda_cf(a_);
+    const float *b = cuda_cf(b_);
     if (!n) return;
     residual_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(out, a, b, n);
     CUDA_LAUNCHED();
-}
-
-/* PyTorch's AdamW formula, as the CPU's; then the gradient is zeroed and the bf16 copy written. */
-__global__ void adamw_kernel(float *p, __nv_bfloat16 *p_bf16, float *g, float *m, float *v,
-                             size_t n, float beta1, float beta2, float eps, float decay,
-                             float step_size, float bc2_sqrt, float grad_scale) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float grad = g[i] * grad_scale;
-    g[i] = 0.0f;
-    float mi = beta1 * m[i] + (1.0f - beta1) * grad;
-    float vi = beta2 * v[i] + (1.0f - beta2) * grad * grad;
-    m[i] = mi, v[i] = vi;
-    float denom = sqrtf(vi) / bc2_sqrt + eps;
-    float pi = p[i] * decay;
-    pi -= step_size * (mi / denom);
-    p[i] = pi;
-    if (p_bf16) p_bf16[i] = __float2bfloat16_rn(pi);
-}
-
-extern "C" void cuda_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n,
-                           double lr, float beta1, float beta2, float eps, float weight_decay,
-                           float grad_scale, double bias_c1, double bias_c2) {
-    if (!n) return;
-    adamw_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(
-        p, (__nv_bfloat16 *)p_bf16, g, m, v, n, beta1, beta2, eps,
-        (float)(1.0 - lr * weight_decay), (float)(lr / bias_c1), (float)sqrt(bias_c2), grad_scale);
-    CUDA_LAUNCHED();
-}
-
-/* Sum of squares in double: fixed blocks of SUMSQ_PER_BLOCK values, each block's partial by a
- * fixed tree, then the partials added in order by one thread: the same result every run. */
-#define SUMSQ_THREADS 256
-#define SUMSQ_PER_BLOCK ((size_t)1 << 16)
-
-__global__ void sumsq_partial_kernel(double *partial, const float *x, size_t n) {
-    __shared__ double s[SUMSQ_THREADS];
-    size_t i0 = (size_t)blockIdx.x * SUMSQ_PER_BLOCK;
-    size_t i1 = i0 + SUMSQ_PER_BLOCK < n ? i0 + SUMSQ_PER_BLOCK : n;
-    double acc = 0.0;
-    for (size_t i = i0 + threadIdx.x; i < i1; i += SUMSQ_THREADS) acc += (double)x[i] * x[i];
-    s[threadIdx.x] = acc;
-    __syncthreads();
-    for (int w = SUMSQ_THREADS / 2; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
-}
-
-__global__ void sum_in_order_kernel(double *out, const double *partial, size_t nblocks) {
-    double t = 0.0;
-    for (size_t k = 0; k < nblocks; k++) t += partial[k];
-    *out = t;
-}
-
-extern "C" double cuda_sum_squares(const float *x, size_t n) {
-    if (!n) return 0.0;
-    size_t nblocks = (n + SUMSQ_PER_BLOCK - 1) / SUMSQ_PER_BLOCK;
-    /* (nblocks + 1) doubles, kept between calls (the optimizer calls this every step with the
-     * same n): for GPT-2 1.5B, 24K blocks, 190 KB */
-    static double *partial;
-    static size_t have;
-    double result = 0.0;
-    if (have < nblocks + 1) {
-        CUDA_CHECK(cudaFree(partial));
-        CUDA_CHECK(cudaMalloc((void **)&partial, (nblocks + 1) * sizeof *partial));
-        have = nblocks + 1;
-    }
-    sumsq_partial_kernel<<<(unsigned)nblocks, SUMSQ_THREADS, 0, cuda_stream>>>(partial, x, n);
-    CUDA_LAUNCHED();
-    sum_in_order_kernel<<<1, 1, 0, cuda_stream>>>(partial + nblocks, partial, nblocks);
-    CUDA_LAUNCHED();
-    CUDA_CHECK(cudaMemcpyAsync(&result, partial + nblocks, sizeof result, cudaMemcpyDeviceToHost,
-                               cuda_stream));
-    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
-    return result;
 }

@@ -1,51 +1,7 @@
-/* The linear layers and the fused LM head + softmax + cross-entropy, as the CPU's: products
- * through cuda_gemm (cuBLASLt), bf16 inputs rounded here when a bf16 weight copy is given. */
+/* The fused LM head + softmax + cross-entropy, as the CPU's, and generation's logits. */
 #include <cuda_bf16.h>
 
 #include "ops/cuda/cuda_common.cuh"
-
-/* where a product's bf16 inputs go in the scratch, b values after a, 256-byte aligned */
-static gpt2_bf16 *after(gpt2_bf16 *a, size_t n) { return a + ((n + 127) & ~(size_t)127); }
-
-extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w,
-                                    const gpt2_bf16 *w_bf16, const float *bias, int N, int C,
-                                    int OC, float *scratch) {
-    if (w_bf16) {
-        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
-        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cuda_gemm(1, 0, 1, N, OC, C, inp_bf16, w_bf16, bias, out, 0);
-    } else {
-        cuda_gemm(0, 0, 1, N, OC, C, inp, w, bias, out, 0);
-    }
-}
-
-/* dbias[o] += sum over rows of dout[:, o]: a thread per column walks the rows in order. */
-__global__ void column_sums_kernel(float *dbias, const float *dout, int N, int OC) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x;
-    if (o >= OC) return;
-    float s = 0.0f;
-    for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
-    dbias[o] += s;
-}
-
-extern "C" void cuda_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                                     const float *inp, const float *w, const gpt2_bf16 *w_bf16,
-                                     int N, int C, int OC, float *scratch) {
-    if (w_bf16) {
-        gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = after(dout_bf16, (size_t)N * OC);
-        cuda_to_bf16(dout_bf16, dout, (size_t)N * OC);
-        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cuda_gemm(1, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
-        cuda_gemm(1, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
-    } else {
-        cuda_gemm(0, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
-        cuda_gemm(0, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
-    }
-    if (dbias) {
-        column_sums_kernel<<<blocks_for((size_t)OC, 256), 256, 0, cuda_stream>>>(dbias, dout, N, OC);
-        CUDA_LAUNCHED();
-    }
-}
 
 #define CLS_THREADS 512
 
@@ -79,14 +35,16 @@ __global__ void softmax_xent_kernel(float *losses, float *logits, const int32_t 
         z[j] = j < V ? expf(z[j] - m) * scale - (j == target ? dloss : 0.0f) : 0.0f;
 }
 
-extern "C" void cuda_classifier(float *losses, float *dinp, float *dwte, const float *inp,
+extern "C" void cuda_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_,
                                 const float *wte, const gpt2_bf16 *wte_bf16,
                                 const int32_t *targets, int N, int C, int V, int Vp, float dloss,
                                 float *scratch) {
+    float *dinp = cuda_f(dinp_);
+    const float *inp = cuda_cf(inp_);
     const int rows_max = CUDA_CLASSIFIER_ROWS;
     float *logits = scratch;
     gpt2_bf16 *dlogits_bf16 = (gpt2_bf16 *)(scratch + (size_t)rows_max * Vp);
-    gpt2_bf16 *inp_bf16 = after(dlogits_bf16, (size_t)rows_max * Vp);
+    gpt2_bf16 *inp_bf16 = bf16_after(dlogits_bf16, (size_t)rows_max * Vp);
     for (int r0 = 0; r0 < N; r0 += rows_max) {
         int rows = N - r0 < rows_max ? N - r0 : rows_max;
         const float *x = inp + (size_t)r0 * C;
@@ -109,4 +67,11 @@ extern "C" void cuda_classifier(float *losses, float *dinp, float *dwte, const f
             cuda_gemm(0, 1, 0, Vp, C, rows, logits, x, NULL, dwte, 1);
         }
     }
+}
+
+/* Generation's LM head: the logits in fp32, as matmul_forward's product without a bias. */
+extern "C" void cuda_logits_forward(float *logits, const gpt2_act *inp, const float *wte,
+                                    const gpt2_bf16 *wte_bf16, int N, int C, int Vp,
+                                    float *scratch) {
+    cuda_matmul_forward((gpt2_act *)logits, inp, wte, wte_bf16, NULL, N, C, Vp, scratch);
 }

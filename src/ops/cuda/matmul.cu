@@ -1,0 +1,50 @@
+/* The linear layers, as the CPU's: products through cuda_gemm (cuBLASLt), bf16 inputs rounded
+ * here when a bf16 weight copy is given. */
+#include <cuda_bf16.h>
+
+#include "ops/cuda/cuda_common.cuh"
+
+extern "C" void cuda_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
+                                    const gpt2_bf16 *w_bf16, const float *bias, int N, int C,
+                                    int OC, float *scratch) {
+    float *out = cuda_f(out_);
+    const float *inp = cuda_cf(inp_);
+    if (w_bf16) {
+        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
+        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cuda_gemm(1, 0, 1, N, OC, C, inp_bf16, w_bf16, bias, out, 0);
+    } else {
+        cuda_gemm(0, 0, 1, N, OC, C, inp, w, bias, out, 0);
+    }
+}
+
+/* dbias[o] += sum over rows of dout[:, o]: a thread per column walks the rows in order. */
+__global__ void column_sums_kernel(float *dbias, const float *dout, int N, int OC) {
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= OC) return;
+    float s = 0.0f;
+    for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+    dbias[o] += s;
+}
+
+extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_act *dout_,
+                                     const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16,
+                                     int N, int C, int OC, float *scratch) {
+    float *dinp = cuda_f(dinp_);
+    const float *dout = cuda_cf(dout_);
+    const float *inp = cuda_cf(inp_);
+    if (w_bf16) {
+        gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = bf16_after(dout_bf16, (size_t)N * OC);
+        cuda_to_bf16(dout_bf16, dout, (size_t)N * OC);
+        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cuda_gemm(1, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
+        cuda_gemm(1, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
+    } else {
+        cuda_gemm(0, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
+        cuda_gemm(0, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
+    }
+    if (dbias) {
+        column_sums_kernel<<<blocks_for((size_t)OC, 256), 256, 0, cuda_stream>>>(dbias, dout, N, OC);
+        CUDA_LAUNCHED();
+    }
+}
