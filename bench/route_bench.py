@@ -42,6 +42,14 @@ def train(gpt2c, data, tmp, isa, precision, B, T, steps, profile=False):
     return dts[1:], route
 
 
+def prepare_data(gpt2c, tmp):
+    """Tiny Shakespeare as shards under tmp (their glob), and what `gpt2c info` says."""
+    subprocess.run([str(gpt2c), "prepare", "--input", str(ROOT / "data/tinyshakespeare/input.txt"),
+                    "--split-blank-lines", "--out-dir", str(Path(tmp) / "data"), "--quiet"], check=True)
+    print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout)
+    return Path(tmp) / "data" / "train_*.bin"
+
+
 def pair(label, runs_a, runs_b, name_a, name_b):
     a, b = statistics.median(runs_a), statistics.median(runs_b)
     print(f"{label}: {name_a} {a:.0f} ms, {name_b} {b:.0f} ms per step ({100 * (b / a - 1):+.1f}%); "
@@ -57,10 +65,7 @@ def main():
     args = ap.parse_args()
     _, gpt2c = find_gpt2c(args.build_dir, ROOT)
     with tempfile.TemporaryDirectory(prefix="gpt2c-route-bench-") as tmp:
-        subprocess.run([str(gpt2c), "prepare", "--input", str(ROOT / "data/tinyshakespeare/input.txt"),
-                        "--split-blank-lines", "--out-dir", str(Path(tmp) / "data"), "--quiet"], check=True)
-        data = Path(tmp) / "data" / "train_*.bin"
-        print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout)
+        data = prepare_data(gpt2c, tmp)
         for B, T, steps in ((4, 64, 8), (8, 256, 4)):
             runs = {"fp32": [], "bf16": []}
             for _ in range(args.rounds):

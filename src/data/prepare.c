@@ -20,6 +20,7 @@
 #include "data/prepare_split.h"
 #include "data/shard_sequence.h"
 #include "util/error.h"
+#include "util/time.h"
 #include "util/fs.h"
 
 #define CHUNK_BYTES (1u << 20)
@@ -93,11 +94,7 @@ static void unmap_input(input_file *f) {
     f->len = 0;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_seconds(void) { return now_ms() / 1e3; }
 
 /* Check the options and every input before anything is written; sum the input sizes. */
 static int check_opts(const gpt2c_prepare_opts *o, uint64_t *bytes_total, gpt2c_error *err) {

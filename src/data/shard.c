@@ -27,25 +27,10 @@ static void make_header(unsigned char *h, uint64_t count) {
 
 int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err) {
     memset(w, 0, sizeof *w);
-    size_t n = strlen(path);
-    w->path = strdup(path);
-    w->tmp_path = malloc(n + 5);
-    if (!w->path || !w->tmp_path) {
-        shard_writer_abort(w);
-        return err_set(err, "out of memory");
-    }
-    memcpy(w->tmp_path, path, n);
-    memcpy(w->tmp_path + n, ".tmp", 5);
-    w->f = fopen(w->tmp_path, "wb");
-    if (w->f) setvbuf(w->f, NULL, _IOFBF, 1 << 20);
-    if (!w->f) {
-        int e = errno;
-        shard_writer_abort(w);
-        return err_set(err, "cannot write %s.tmp: %s", path, strerror(e));
-    }
+    if (atomic_file_open(&w->file, path, err) != 0) return -1;
     unsigned char h[SHARD_HEADER_BYTES];
-    make_header(h, 0); /* rewritten with the real count on commit */
-    if (fwrite(h, 1, sizeof h, w->f) != sizeof h) {
+    make_header(h, 0); /* rewritten with the real count on finish */
+    if (fwrite(h, 1, sizeof h, w->file.f) != sizeof h) {
         int e = errno;
         shard_writer_abort(w);
         return err_set(err, "cannot write %s.tmp: %s", path, strerror(e));
@@ -55,10 +40,10 @@ int shard_writer_open(shard_writer *w, const char *path, gpt2c_error *err) {
 
 int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_error *err) {
     if (w->count + n > SHARD_MAX_TOKENS)
-        return err_set(err, "%s: more than %llu tokens do not fit one shard", w->path, SHARD_MAX_TOKENS);
+        return err_set(err, "%s: more than %llu tokens do not fit one shard", w->file.path, SHARD_MAX_TOKENS);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (fwrite(tokens, 2, n, w->f) != n)
-        return err_set(err, "cannot write %s.tmp: %s", w->path, strerror(errno));
+    if (fwrite(tokens, 2, n, w->file.f) != n)
+        return err_set(err, "cannot write %s.tmp: %s", w->file.path, strerror(errno));
 #else
     unsigned char buf[8192];
     for (size_t done = 0; done < n;) { /* explicit little-endian on other hosts */
@@ -67,8 +52,8 @@ int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_
             buf[2 * k] = (unsigned char)tokens[done];
             buf[2 * k + 1] = (unsigned char)(tokens[done] >> 8);
         }
-        if (fwrite(buf, 2, k, w->f) != k)
-            return err_set(err, "cannot write %s.tmp: %s", w->path, strerror(errno));
+        if (fwrite(buf, 2, k, w->file.f) != k)
+            return err_set(err, "cannot write %s.tmp: %s", w->file.path, strerror(errno));
     }
 #endif
     w->count += n;
@@ -78,36 +63,20 @@ int shard_writer_write(shard_writer *w, const uint16_t *tokens, size_t n, gpt2c_
 int shard_writer_finish(shard_writer *w, gpt2c_error *err) {
     unsigned char h[SHARD_HEADER_BYTES];
     make_header(h, w->count);
-    int bad = fseek(w->f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f) != sizeof h ||
-              fflush(w->f) != 0 || fsync(fileno(w->f)) != 0;
-    int e = errno;
-    bad |= fclose(w->f) != 0;
-    w->f = NULL;
-    if (bad) {
-        err_set(err, "cannot write %s.tmp: %s", w->path, strerror(e));
+    if (fseek(w->file.f, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->file.f) != sizeof h) {
+        err_set(err, "cannot write %s.tmp: %s", w->file.path, strerror(errno));
         shard_writer_abort(w);
         return -1;
     }
-    return 0;
+    return atomic_file_close(&w->file, err);
 }
 
 int shard_writer_publish(shard_writer *w, gpt2c_error *err) {
-    if (rename(w->tmp_path, w->path) != 0) {
-        err_set(err, "cannot rename %s.tmp to %s: %s", w->path, w->path, strerror(errno));
-        shard_writer_abort(w);
-        return -1;
-    }
-    free(w->tmp_path);
-    free(w->path);
-    memset(w, 0, sizeof *w);
-    return 0;
+    return atomic_file_publish(&w->file, err);
 }
 
 void shard_writer_abort(shard_writer *w) {
-    if (w->f) fclose(w->f);
-    if (w->tmp_path) unlink(w->tmp_path);
-    free(w->tmp_path);
-    free(w->path);
+    atomic_file_abort(&w->file);
     memset(w, 0, sizeof *w);
 }
 

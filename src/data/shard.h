@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "gpt2c.h"
+#include "util/atomic_file.h"
 
 #define SHARD_HEADER_BYTES (GPT2C_SHARD_HEADER_INTS * 4)
 #define SHARD_MAX_TOKENS 2147483647ull /* the count is an int32 */
@@ -16,8 +17,7 @@
  * open -> write... -> finish (header, fsync, close) -> publish (rename); abort at any point
  * deletes the temporary file. Each step that fails aborts by itself. */
 typedef struct shard_writer {
-    FILE *f;
-    char *tmp_path, *path;
+    atomic_file file; /* PATH.tmp until published */
     uint64_t count;
 } shard_writer;
 

@@ -109,8 +109,8 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     }
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
-        op->copy(act_at(be, kv->last, (size_t)s * C), act_at(be, kv->x, ((size_t)s * n + n - 1) * C),
-                 C * be->act_bytes);
+        op->copy(act_at(be, kv->last, (size_t)s * C),
+                 act_at(be, kv->x, ((size_t)s * n + n - 1) * C), C * be->act_bytes);
     op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
     size_t first = (size_t)seq0 * GPT2_VOCAB_PADDED;
     op->logits_forward(kv->logits_dev + first, kv->att, m->w.wte, BF16(m->w.wte), nseq, C,

@@ -52,8 +52,8 @@ static void p_upload(void *dst, const void *src, size_t bytes) {
 static void p_download(void *dst, const void *src, size_t bytes) {
     ELEMENTWISE(pr.in->download(dst, src, bytes));
 }
-static void p_embed_forward(gpt2_act *out, const int32_t *tokens, const float *wte, const float *wpe,
-                            int B, int T, int C) {
+static void p_embed_forward(gpt2_act *out, const int32_t *tokens, const float *wte,
+                            const float *wpe, int B, int T, int C) {
     ELEMENTWISE(pr.in->embed_forward(out, tokens, wte, wpe, B, T, C));
 }
 static void p_embed_backward(float *dwte, float *dwpe, const gpt2_act *dout, const int32_t *tokens,

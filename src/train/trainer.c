@@ -137,6 +137,7 @@ static int checkpoint(run *r, long next_step, gpt2c_error *err) {
     if (d->zero && d->size > 1) { /* rank 0 gathers the shards into whole moments for the file */
         int ok = d->rank != 0 || adamw_state_alloc(&whole, &r->be, n, err) == 0;
         if (!ok) return -1; /* no collective has started: rank 0's abort ends the others */
+        whole.t = r->s.t;   /* the file keeps the step count with the moments */
         dp_gather_moments(d, &r->s, whole.m, whole.v);
     }
     int rc = 0;
@@ -258,6 +259,10 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
     if (train_opts_check(o, err) != 0) return -1;
     if (gpt2_backend_open(&r->be, o->device, o->threads, err) != 0) return -1;
     if (gpt2_backend_precision(&r->be, o->precision, &r->precision, err) != 0) return -1;
+    r->ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
+                           .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
+                           .grad_clip = o->grad_clip, .warmup_steps = o->warmup_steps,
+                           .max_steps = o->max_steps};
     long long bt = (long long)o->batch_size * o->seq_len, ranks = comm->size;
     r->total_batch = o->total_batch ? o->total_batch : bt * ranks;
     r->accum = (int)(r->total_batch / (bt * ranks));

@@ -46,6 +46,10 @@ static int sync_parent_dir(const char *path) {
 }
 
 int atomic_file_commit(atomic_file *af, gpt2c_error *err) {
+    return atomic_file_close(af, err) == 0 ? atomic_file_publish(af, err) : -1;
+}
+
+int atomic_file_close(atomic_file *af, gpt2c_error *err) {
     errno = 0;
     int bad = fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0;
     int e = errno;
@@ -57,13 +61,17 @@ int atomic_file_commit(atomic_file *af, gpt2c_error *err) {
         atomic_file_abort(af);
         return -1;
     }
+    return 0;
+}
+
+int atomic_file_publish(atomic_file *af, gpt2c_error *err) {
     if (rename(af->tmp_path, af->path) != 0) {
         err_set(err, "cannot rename %s.tmp to %s: %s", af->path, af->path, strerror(errno));
         atomic_file_abort(af);
         return -1;
     }
     /* The file is in place now; only the durability of its name can still fail. */
-    e = sync_parent_dir(af->path);
+    int e = sync_parent_dir(af->path);
     if (e) err_set(err, "%s: written, but cannot sync its directory: %s", af->path, strerror(e));
     free(af->tmp_path);
     free(af->path);

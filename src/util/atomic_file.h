@@ -14,8 +14,15 @@ typedef struct atomic_file {
 } atomic_file;
 
 int atomic_file_open(atomic_file *af, const char *path, gpt2c_error *err);
-/* Flush, fsync, close, rename, fsync the directory. On failure the temporary file is removed. */
+/* Flush, fsync, close, rename, fsync the directory. On failure the temporary file is removed.
+ * It is atomic_file_close then atomic_file_publish, which a writer of several files calls apart
+ * (the shards of `prepare` are all published at the end, or none). */
 int atomic_file_commit(atomic_file *af, gpt2c_error *err);
+/* Flush, fsync and close PATH.tmp (it stays, unpublished). On failure it is removed. */
+int atomic_file_close(atomic_file *af, gpt2c_error *err);
+/* Rename the closed PATH.tmp over PATH and fsync the directory. On a failed rename it is
+ * removed. */
+int atomic_file_publish(atomic_file *af, gpt2c_error *err);
 /* Close and remove the temporary file; PATH is untouched. Safe after a failed commit. */
 void atomic_file_abort(atomic_file *af);
 

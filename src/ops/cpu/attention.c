@@ -96,8 +96,8 @@ static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const
     }
 }
 
-void cpu_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B, int T, int C, int NH,
-                           float *scratch) {
+void cpu_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B, int T, int C,
+                           int NH, float *scratch) {
     float *out = cpu_f(out_);
     const float *qkv = cpu_cf(qkv_);
     int hs = C / NH;
@@ -113,8 +113,9 @@ void cpu_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int
 
 /* The cache is head-major, [seq][head][len][hs], so that one head's keys and values are
  * contiguous for the matrix-vector products of generation. */
-void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_, gpt2_act *vcache_,
-                              int nseq, int n, int pos, int len, int C, int NH, float *scratch) {
+void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
+                              gpt2_act *vcache_, int nseq, int n, int pos, int len, int C, int NH,
+                              float *scratch) {
     float *out = cpu_f(out_);
     const float *qkv = cpu_cf(qkv_);
     float *kcache = cpu_f(kcache_);
@@ -144,8 +145,9 @@ void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kc
 /* With P recomputed from lse and dO the output's gradient:
  *   dP = dO V^T,  dS = P * (dP - rowsum(dO * O)) * scale,
  *   dQ = dS K,  dK += dS^T Q,  dV += P^T dO. */
-void cpu_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_act *qkv_, const gpt2_act *out_,
-                            const float *lse, int B, int T, int C, int NH, float *scratch) {
+void cpu_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_act *qkv_,
+                            const gpt2_act *out_, const float *lse, int B, int T, int C, int NH,
+                            float *scratch) {
     float *dqkv = cpu_f(dqkv_);
     const float *dout = cpu_cf(dout_);
     const float *qkv = cpu_cf(qkv_);

@@ -50,9 +50,9 @@ typedef struct classifier_buffers {
     float *x_round, *wte_f32;        /* emulated */
 } classifier_buffers;
 
-void cpu_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_, const float *wte,
-                    const gpt2_bf16 *wte_bf16, const int32_t *targets, int N, int C, int V, int Vp,
-                    float dloss, float *scratch) {
+void cpu_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_,
+                    const float *wte, const gpt2_bf16 *wte_bf16, const int32_t *targets, int N,
+                    int C, int V, int Vp, float dloss, float *scratch) {
     float *dinp = cpu_f(dinp_);
     const float *inp = cpu_cf(inp_);
     size_t rows_max = CPU_CLASSIFIER_ROWS;

@@ -43,25 +43,23 @@ CPU_KERNEL(add_block, (float *out, const float *a, const float *b, size_t n), (o
 
 #define BLOCK ((size_t)1 << 14)
 
-void cpu_gelu_forward(gpt2_act *out_, const gpt2_act *inp_, size_t n) {
-    float *out = cpu_f(out_);
-    const float *inp = cpu_cf(inp_);
+void cpu_gelu_forward(gpt2_act *out, const gpt2_act *inp, size_t n) {
     void (*gelu)(float *, const float *, size_t) = CPU_PICK(gelu_forward_block);
-    CPU_FOR_BLOCKS(n, BLOCK, gelu(out + i0, inp + i0, len));
+    float *o = cpu_f(out);
+    const float *x = cpu_cf(inp);
+    CPU_FOR_BLOCKS(n, BLOCK, gelu(o + i0, x + i0, len));
 }
 
-void cpu_gelu_backward(gpt2_act *dinp_, const gpt2_act *inp_, const gpt2_act *dout_, size_t n) {
-    float *dinp = cpu_f(dinp_);
-    const float *inp = cpu_cf(inp_);
-    const float *dout = cpu_cf(dout_);
+void cpu_gelu_backward(gpt2_act *dinp, const gpt2_act *inp, const gpt2_act *dout, size_t n) {
     void (*gelu)(float *, const float *, const float *, size_t) = CPU_PICK(gelu_backward_block);
-    CPU_FOR_BLOCKS(n, BLOCK, gelu(dinp + i0, inp + i0, dout + i0, len));
+    float *dx = cpu_f(dinp);
+    const float *x = cpu_cf(inp), *dy = cpu_cf(dout);
+    CPU_FOR_BLOCKS(n, BLOCK, gelu(dx + i0, x + i0, dy + i0, len));
 }
 
-void cpu_residual_forward(gpt2_act *out_, const gpt2_act *a_, const gpt2_act *b_, size_t n) {
-    float *out = cpu_f(out_);
-    const float *a = cpu_cf(a_);
-    const float *b = cpu_cf(b_);
+void cpu_residual_forward(gpt2_act *out, const gpt2_act *a, const gpt2_act *b, size_t n) {
     void (*add)(float *, const float *, const float *, size_t) = CPU_PICK(add_block);
-    CPU_FOR_BLOCKS(n, BLOCK, add(out + i0, a + i0, b + i0, len));
+    float *o = cpu_f(out);
+    const float *x = cpu_cf(a), *y = cpu_cf(b);
+    CPU_FOR_BLOCKS(n, BLOCK, add(o + i0, x + i0, y + i0, len));
 }

@@ -25,8 +25,8 @@ CPU_KERNEL(ln_forward_row, (float *o, float *mean, float *rstd, const float *x, 
     *mean = m, *rstd = s;
 }
 
-void cpu_layernorm_forward(gpt2_act *out_, float *mean, float *rstd, const gpt2_act *inp_, const float *w,
-                           const float *b, int N, int C) {
+void cpu_layernorm_forward(gpt2_act *out_, float *mean, float *rstd, const gpt2_act *inp_,
+                           const float *w, const float *b, int N, int C) {
     float *out = cpu_f(out_);
     const float *inp = cpu_cf(inp_);
     void (*row)(float *, float *, float *, const float *, const float *, const float *, int) =

@@ -186,8 +186,9 @@ int cpu_matmul_few_rows_bf16(void) {
     return cpu_bf16_native() ? FEW_ROWS_BF16_NATIVE : FEW_ROWS_BF16_EMULATED;
 }
 
-void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16,
-                        const float *bias, int N, int C, int OC, float *scratch) {
+void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
+                        const gpt2_bf16 *w_bf16, const float *bias, int N, int C, int OC,
+                        float *scratch) {
     float *out = cpu_f(out_);
     const float *inp = cpu_cf(inp_);
     size_t nin = (size_t)N * C;
@@ -226,8 +227,8 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 }
 
 void cpu_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_act *dout_,
-                         const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16, int N, int C,
-                         int OC, float *scratch) {
+                         const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16, int N,
+                         int C, int OC, float *scratch) {
     float *dinp = cpu_f(dinp_);
     const float *dout = cpu_cf(dout_);
     const float *inp = cpu_cf(inp_);

@@ -85,8 +85,8 @@ __global__ void attention_backward_kernel(float *dqkv, const float *dout, const 
     for (int i = 0; i < R; i++) dqkv[qoff + lane + 32 * i] = dq[i];
 }
 
-extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B, int T,
-                                       int C, int NH, float *scratch) {
+extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B,
+                                       int T, int C, int NH, float *scratch) {
     float *out = cuda_f(out_);
     const float *qkv = cuda_cf(qkv_);
     (void)scratch;
@@ -96,9 +96,10 @@ extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_ac
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_act *qkv_,
-                                        const gpt2_act *out_, const float *lse, int B, int T, int C,
-                                        int NH, float *scratch) {
+extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_,
+                                        const gpt2_act *qkv_, const gpt2_act *out_,
+                                        const float *lse, int B, int T, int C, int NH,
+                                        float *scratch) {
     float *dqkv = cuda_f(dqkv_);
     const float *dout = cuda_cf(dout_);
     const float *qkv = cuda_cf(qkv_);
@@ -151,8 +152,8 @@ __global__ void attention_kv_kernel(float *out, const float *qkv, const float *k
 }
 
 extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
-                                          gpt2_act *vcache_, int nseq, int n, int pos, int len, int C,
-                                          int NH, float *scratch) {
+                                          gpt2_act *vcache_, int nseq, int n, int pos, int len,
+                                          int C, int NH, float *scratch) {
     float *out = cuda_f(out_);
     const float *qkv = cuda_cf(qkv_);
     float *kcache = cuda_f(kcache_);

@@ -1,9 +1,8 @@
 /* The CUDA backend: its handle, its table of ops, and the scratch its kernels share. */
-#include <time.h>
-
 #include "ops/backend.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "util/mem.h"
+#include "util/time.h"
 
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
     (void)NH, (void)bf16; /* the same for both: fp32 products need less */
@@ -29,9 +28,7 @@ extern "C" void cuda_copy(void *dst, const void *src, size_t bytes) {
 
 extern "C" double cuda_clock_ms(void) {
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return now_ms();
 }
 
 #define CUDA_OP_ENTRY(ret, name, params) .name = cuda_##name,

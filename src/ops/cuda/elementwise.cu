@@ -25,28 +25,24 @@ __global__ void residual_kernel(float *out, const float *a, const float *b, size
     if (i < n) out[i] = a[i] + b[i];
 }
 
-extern "C" void cuda_gelu_forward(gpt2_act *out_, const gpt2_act *inp_, size_t n) {
-    float *out = cuda_f(out_);
-    const float *inp = cuda_cf(inp_);
-    if (!n) return;
-    gelu_forward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(out, inp, n);
-    CUDA_LAUNCHED();
+/* One thread per value; nothing to launch for n == 0. */
+#define LAUNCH_PER_VALUE(kernel, n, ...)                                                          \
+    do {                                                                                          \
+        if (!(n)) return;                                                                         \
+        kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(__VA_ARGS__, n);                      \
+        CUDA_LAUNCHED();                                                                          \
+    } while (0)
+
+extern "C" void cuda_gelu_forward(gpt2_act *out, const gpt2_act *inp, size_t n) {
+    LAUNCH_PER_VALUE(gelu_forward_kernel, n, cuda_f(out), cuda_cf(inp));
 }
 
-extern "C" void cuda_gelu_backward(gpt2_act *dinp_, const gpt2_act *inp_, const gpt2_act *dout_, size_t n) {
-    float *dinp = cuda_f(dinp_);
-    const float *inp = cuda_cf(inp_);
-    const float *dout = cuda_cf(dout_);
-    if (!n) return;
-    gelu_backward_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(dinp, inp, dout, n);
-    CUDA_LAUNCHED();
+extern "C" void cuda_gelu_backward(gpt2_act *dinp, const gpt2_act *inp, const gpt2_act *dout,
+                                   size_t n) {
+    LAUNCH_PER_VALUE(gelu_backward_kernel, n, cuda_f(dinp), cuda_cf(inp), cuda_cf(dout));
 }
 
-extern "C" void cuda_residual_forward(gpt2_act *out_, const gpt2_act *a_, const gpt2_act *b_, size_t n) {
-    float *out = cuda_f(out_);
-    const float *a = cuda_cf(a_);
-    const float *b = cuda_cf(b_);
-    if (!n) return;
-    residual_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(out, a, b, n);
-    CUDA_LAUNCHED();
+extern "C" void cuda_residual_forward(gpt2_act *out, const gpt2_act *a, const gpt2_act *b,
+                                      size_t n) {
+    LAUNCH_PER_VALUE(residual_kernel, n, cuda_f(out), cuda_cf(a), cuda_cf(b));
 }

@@ -41,8 +41,9 @@ __global__ void layernorm_backward_kernel(float *dinp, float *dw, float *db, con
     }
 }
 
-extern "C" void cuda_layernorm_forward(gpt2_act *out_, float *mean, float *rstd, const gpt2_act *inp_,
-                                       const float *w, const float *b, int N, int C) {
+extern "C" void cuda_layernorm_forward(gpt2_act *out_, float *mean, float *rstd,
+                                       const gpt2_act *inp_, const float *w, const float *b, int N,
+                                       int C) {
     float *out = cuda_f(out_);
     const float *inp = cuda_cf(inp_);
     layernorm_forward_kernel<<<blocks_for((size_t)N, 8), 256, 0, cuda_stream>>>(out, mean, rstd,
@@ -50,9 +51,10 @@ extern "C" void cuda_layernorm_forward(gpt2_act *out_, float *mean, float *rstd,
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_layernorm_backward(gpt2_act *dinp_, float *dw, float *db, const gpt2_act *dout_,
-                                        const gpt2_act *inp_, const float *w, const float *mean,
-                                        const float *rstd, int N, int C, float *scratch) {
+extern "C" void cuda_layernorm_backward(gpt2_act *dinp_, float *dw, float *db,
+                                        const gpt2_act *dout_, const gpt2_act *inp_, const float *w,
+                                        const float *mean, const float *rstd, int N, int C,
+                                        float *scratch) {
     float *dinp = cuda_f(dinp_);
     const float *dout = cuda_cf(dout_);
     const float *inp = cuda_cf(inp_);

@@ -27,9 +27,10 @@ __global__ void column_sums_kernel(float *dbias, const float *dout, int N, int O
     dbias[o] += s;
 }
 
-extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_act *dout_,
-                                     const gpt2_act *inp_, const float *w, const gpt2_bf16 *w_bf16,
-                                     int N, int C, int OC, float *scratch) {
+extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias,
+                                     const gpt2_act *dout_, const gpt2_act *inp_, const float *w,
+                                     const gpt2_bf16 *w_bf16, int N, int C, int OC,
+                                     float *scratch) {
     float *dinp = cuda_f(dinp_);
     const float *dout = cuda_cf(dout_);
     const float *inp = cuda_cf(inp_);
