@@ -229,7 +229,7 @@ typedef struct gpt2c_train_opts {
     unsigned long long seed;   /* from-scratch init */
     int threads;               /* CPU threads; 0: all CPUs, divided among the ranks an MPI
                                   launcher started on this machine */
-    const char *device;        /* "cpu" (default), "cuda", or "auto" (CUDA if built with it and a
+    const char *device;        /* "cpu" (NULL: the default), "cuda", or "auto" (CUDA if built with it and a
                                   GPU is there); the CUDA backend has not run on a GPU yet */
     const char *precision;     /* "fp32" or "bf16": bf16 matmul inputs, fp32 accumulation, fp32
                                   master weights and optimizer state. NULL: fp32 on the CPU, bf16

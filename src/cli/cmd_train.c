@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv) {
          "(oneDNN's bf16 kernels with AVX512_BF16 or AMX, elsewhere the fp32 GEMM\n"
          "on rounded inputs). The plan line names the route taken", "fp32 on the CPU, bf16 on a GPU"},
         {"device", OPT_STR, &o.device, 0, 0, "D", "cpu, cuda or auto (CUDA if there is a GPU); the CUDA backend is new\n"
-         "and has not run on a GPU yet", NULL},
+         "and has not run on a GPU yet", "cpu"},
         {"recompute", OPT_FLAG, &o.recompute, 0, 0, NULL, "recompute the GELU outputs in the backward instead of keeping\n"
          "them (4*B*T*C activations per layer less; the same numbers)", NULL},
         {"profile", OPT_FLAG, &profile, 0, 0, NULL, "at the end, print where the time went: ms per step and share of\n"

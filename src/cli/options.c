@@ -25,21 +25,49 @@ static int parse_value(const cli_opt *s, const char *arg) {
 }
 
 /* The default is the value the table's fields hold before parsing: the library's defaults. */
-static void print_default(const cli_opt *s) {
+static void format_default(const cli_opt *s, char *buf, size_t n) {
+    buf[0] = 0;
     if (s->default_text) {
-        if (*s->default_text) printf(" (default: %s)", s->default_text);
+        if (*s->default_text) snprintf(buf, n, " (default: %s)", s->default_text);
         return;
     }
     switch (s->kind) {
-    case OPT_INT: printf(" (default %d)", *(const int *)s->dst); break;
-    case OPT_I64: printf(" (default %lld)", *(const long long *)s->dst); break;
-    case OPT_U64: printf(" (default %llu)", *(const unsigned long long *)s->dst); break;
-    case OPT_DOUBLE: printf(" (default %g)", *(const double *)s->dst); break;
+    case OPT_INT: snprintf(buf, n, " (default %d)", *(const int *)s->dst); break;
+    case OPT_I64: snprintf(buf, n, " (default %lld)", *(const long long *)s->dst); break;
+    case OPT_U64: snprintf(buf, n, " (default %llu)", *(const unsigned long long *)s->dst); break;
+    case OPT_DOUBLE: snprintf(buf, n, " (default %g)", *(const double *)s->dst); break;
     case OPT_STR:
-        if (*(const char *const *)s->dst) printf(" (default %s)", *(const char *const *)s->dst);
+        if (*(const char *const *)s->dst)
+            snprintf(buf, n, " (default %s)", *(const char *const *)s->dst);
         break;
     default: break;
     }
+}
+
+enum { HELP_INDENT = 25, HELP_WIDTH = 100 };
+
+/* text after the flag, wrapped at spaces to HELP_WIDTH and at its own newlines, each line after
+ * the first indented under the first */
+static void print_wrapped(const char *text) {
+    int col = HELP_INDENT;
+    for (const char *p = text; *p;) {
+        if (*p == '\n' || *p == ' ') {
+            const char *word = p + 1;
+            size_t len = strcspn(word, " \n");
+            if (*p == '\n' || col + 1 + (int)len > HELP_WIDTH) {
+                printf("\n%*s", HELP_INDENT, "");
+                col = HELP_INDENT;
+            } else {
+                putchar(' ');
+                col++;
+            }
+            p++;
+            continue;
+        }
+        putchar(*p++);
+        col++;
+    }
+    putchar('\n');
 }
 
 static void print_help(const char *usage, const cli_opt *specs, int n) {
@@ -50,16 +78,13 @@ static void print_help(const char *usage, const cli_opt *specs, int n) {
             printf("%s:\n", s->help);
             continue;
         }
-        char flag[64];
+        char flag[64], def[256], text[1024];
         snprintf(flag, sizeof flag, "--%s%s%s", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
         printf("  %-22s ", flag);
-        if (strlen(flag) > 22) printf("\n  %-22s ", "");
-        for (const char *h = s->help; *h; h++) { /* continuation lines under the first */
-            putchar(*h);
-            if (*h == '\n') printf("  %-22s ", "");
-        }
-        print_default(s);
-        putchar('\n');
+        if (strlen(flag) > 22) printf("\n%*s", HELP_INDENT, "");
+        format_default(s, def, sizeof def);
+        snprintf(text, sizeof text, "%s%s", s->help, def);
+        print_wrapped(text);
     }
 }
 

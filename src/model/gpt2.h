@@ -45,7 +45,7 @@ typedef struct gpt2_model {
     gpt2_act *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
     float *scratch;
     int32_t *inputs, *targets; /* (B,T), host: the caller fills them before gpt2_forward */
-    int32_t *inputs_dev, *targets_dev; /* what the ops read: the same arrays on the CPU, copies
+    int32_t *inputs_dev, *targets_dev; /* what the ops read: the same arrays on a host-memory backend, copies
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
     float *losses_host;        /* on a device: the losses brought back to average them */

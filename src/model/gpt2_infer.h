@@ -13,7 +13,7 @@ typedef struct gpt2_kv {
     gpt2_act *x, *ln, *qkv, *att, *fch, *last; /* work: max_rows rows (last: batch rows) */
     float *mean, *rstd;
     float *logits;    /* host, [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
-    float *logits_dev; /* where the ops write them (the same array on the CPU) */
+    float *logits_dev; /* where the ops write them (the same array on a host-memory backend) */
     float *scratch;
     void *mem;        /* the backend's memory holding all of the above but logits (on a device) */
     float *logits_host;

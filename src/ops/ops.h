@@ -140,6 +140,6 @@ typedef struct gpt2_ops {
  *   #define CPU_OP_PROTO(ret, name, params) ret cpu_##name params;
  *   GPT2_OPS(CPU_OP_PROTO)                        (cpu_alloc, cpu_embed_forward, ...)
  *   #define CPU_OP_ENTRY(ret, name, params) .name = cpu_##name,
- *   const gpt2_ops gpt2_ops_cpu = {GPT2_OPS(CPU_OP_ENTRY)};  */
+ *   static const gpt2_ops cpu_ops = {GPT2_OPS(CPU_OP_ENTRY)};  */
 
 #endif

@@ -12,7 +12,7 @@ void gpt2c_train_opts_default(gpt2c_train_opts *o) {
                             .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                             .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .ckpt_every = 1000,
                             .seed = 1337,
-                            .threads = 0, .device = "cpu"};
+                            .threads = 0};
 }
 
 /* Every field of gpt2c_train_opts, and whether the ranks must agree on it. Paths and pointers
