@@ -22,6 +22,7 @@ static void single_scatter(gpt2c_comm *c, const float *whole, float *shard, cons
     if (whole != shard) memcpy(shard, whole, offs[1] * sizeof *shard);
 }
 static void single_broadcast(gpt2c_comm *c, void *buf, size_t bytes) { (void)c, (void)buf, (void)bytes; }
+static void single_broadcast_f32(gpt2c_comm *c, float *buf, size_t n) { (void)c, (void)buf, (void)n; }
 static void single_allgather_u64(gpt2c_comm *c, uint64_t value, uint64_t *all) {
     (void)c;
     all[0] = value;
@@ -41,6 +42,7 @@ gpt2c_comm *comm_single(void) {
         .gather_f32 = single_gather,
         .scatter_f32 = single_scatter,
         .broadcast = single_broadcast,
+        .broadcast_f32 = single_broadcast_f32,
         .allgather_u64 = single_allgather_u64,
         .abort = single_abort,
         .close = NULL, /* never closed */

@@ -13,8 +13,8 @@
 
 typedef struct comm_ops {
     /* Whether the buffers of the f32 collectives may be in a GPU's memory (NCCL would say 1;
-     * one process moves no data, so 1). With 0 (MPI) they must be the host's. The u64, f64 and
-     * broadcast calls take host memory on every communicator. */
+     * one process moves no data, so 1). With 0 (MPI) they must be the host's. The u64 and f64
+     * calls and broadcast take host memory on every communicator. */
     int device_buffers;
     void (*allreduce_sum_f32)(gpt2c_comm *c, float *buf, size_t n);
     void (*allreduce_sum_f64)(gpt2c_comm *c, double *buf, size_t n);
@@ -28,8 +28,9 @@ typedef struct comm_ops {
      * scatter hands its parts out. */
     void (*gather_f32)(gpt2c_comm *c, float *whole, const float *shard, const size_t *offs);
     void (*scatter_f32)(gpt2c_comm *c, const float *whole, float *shard, const size_t *offs);
-    /* rank 0's bytes to every rank: host memory, or a buffer of the f32 collectives' kind */
+    /* rank 0's values to every rank: host bytes; n floats of the f32 collectives' kind */
     void (*broadcast)(gpt2c_comm *c, void *buf, size_t bytes);
+    void (*broadcast_f32)(gpt2c_comm *c, float *buf, size_t n);
     /* every rank's value, in rank order, to every rank */
     void (*allgather_u64)(gpt2c_comm *c, uint64_t value, uint64_t *all);
     void (*abort)(gpt2c_comm *c, int status);

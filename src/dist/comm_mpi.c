@@ -79,6 +79,10 @@ static void broadcast(gpt2c_comm *c, void *buf, size_t bytes) {
     }
 }
 
+static void broadcast_f32(gpt2c_comm *c, float *buf, size_t n) {
+    broadcast(c, buf, n * sizeof *buf); /* host memory: MPI's buffers are the host's */
+}
+
 static void allgather_u64(gpt2c_comm *c, uint64_t value, uint64_t *all) {
     (void)c;
     MPI_Allgather(&value, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
@@ -103,6 +107,7 @@ static const comm_ops mpi_ops = {
     .gather_f32 = gather_f32,
     .scatter_f32 = scatter_f32,
     .broadcast = broadcast,
+    .broadcast_f32 = broadcast_f32,
     .allgather_u64 = allgather_u64,
     .abort = mpi_abort,
     .close = mpi_close,

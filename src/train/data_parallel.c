@@ -60,7 +60,7 @@ void dp_broadcast(const data_parallel *d, void *buf, size_t bytes) {
 }
 
 void dp_share_params(const data_parallel *d, gpt2_model *m) {
-    dp_broadcast(d, m->params, m->table.total * sizeof *m->params);
+    d->comm->ops->broadcast_f32(d->comm, m->params, m->table.total);
     gpt2_params_changed(m);
 }
 
@@ -73,8 +73,8 @@ void dp_scatter_moments(const data_parallel *d, const float *whole_m, const floa
     }
     size_t bytes = (d->hi - d->lo) * sizeof *s->m;
     if (d->rank == 0) d->be->ops->copy(s->m, whole_m, bytes), d->be->ops->copy(s->v, whole_v, bytes);
-    dp_broadcast(d, s->m, bytes);
-    dp_broadcast(d, s->v, bytes);
+    d->comm->ops->broadcast_f32(d->comm, s->m, d->hi - d->lo);
+    d->comm->ops->broadcast_f32(d->comm, s->v, d->hi - d->lo);
 }
 
 void dp_gather_moments(const data_parallel *d, const adamw_state *s, float *whole_m,
