@@ -92,6 +92,41 @@ static void test_batch_equals_single(const gpt2_model *m, const int32_t *tokens)
     gpt2_kv_free(&single);
 }
 
+/* Sequences at their own positions in one batch (a server's requests) give each row the same
+ * bits as running that sequence alone through the same prefill and steps. */
+static void test_rows_equal_alone(const gpt2_model *m, const int32_t *tokens) {
+    gpt2c_error err;
+    gpt2_kv batch, single;
+    enum { S = 3, STEPS = 6 };
+    int lens[S] = {3, 7, 5}, seqs[S] = {0, 1, 2};
+    float *want = malloc((size_t)S * STEPS * V * sizeof *want);
+    CHECK(gpt2_kv_plan(&batch, m, S, 32, 16, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 32, 16, &err) == 0);
+    for (int s = 0; s < S; s++) { /* alone: the prompt, then one token at a time */
+        gpt2_prefill(m, &single, tokens + 10 * s, 0, lens[s], 0);
+        for (int step = 0; step < STEPS; step++) {
+            int t = lens[s] + step;
+            gpt2_infer(m, &single, tokens + 10 * s + t, 0, 1, 1, t);
+            memcpy(want + ((size_t)s * STEPS + step) * V, single.logits, V * sizeof *want);
+        }
+    }
+    for (int s = 0; s < S; s++) gpt2_prefill(m, &batch, tokens + 10 * s, s, lens[s], 0);
+    for (int step = 0; step < STEPS; step++) {
+        int32_t next[S];
+        int pos[S];
+        for (int s = 0; s < S; s++) next[s] = tokens[10 * s + lens[s] + step], pos[s] = lens[s] + step;
+        /* the first sequence skips the last step: a batch of the other two then */
+        int first = step == STEPS - 1;
+        gpt2_infer_rows(m, &batch, next + first, seqs + first, pos + first, S - first);
+        for (int s = first; s < S; s++)
+            CHECK(memcmp(batch.logits + (size_t)s * VP, want + ((size_t)s * STEPS + step) * V,
+                         V * sizeof *want) == 0);
+    }
+    free(want);
+    gpt2_kv_free(&batch);
+    gpt2_kv_free(&single);
+}
+
 static void test_sampler(void) {
     gpt2c_error err;
     enum { NV = 10, DRAWS = 200000 };
@@ -157,6 +192,11 @@ int main(void) {
     test_cache_equals_recompute(&m, tokens, T);
     test_cache_equals_training_forward(&m, tokens, T);
     test_batch_equals_single(&m, tokens);
+    test_rows_equal_alone(&m, tokens);
+    gpt2_free(&m); /* the same in bf16, on a model without a training plan */
+    CHECK(gpt2_create(&m, &cfg, &cpu, &err) == 0 && gpt2_init_random(&m, 3, &err) == 0);
+    CHECK(gpt2_set_precision(&m, GPT2_BF16, &err) == 0);
+    test_rows_equal_alone(&m, tokens);
     test_sampler();
     gpt2_free(&m);
     return check_done();

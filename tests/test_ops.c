@@ -142,6 +142,29 @@ static void round_bf16(float *x, size_t n) {
 /* bf16 matmul: its products must be exactly "inputs rounded to bf16, then accumulated in fp32",
  * so against the double reference on rounded inputs the fp32 tolerance holds; against the fp32
  * op (unrounded inputs) the error is bf16's (8 bits of mantissa). */
+/* A row's product is the same bits however many rows share the call (up to the few-rows
+ * limit: generation, and a server's batch of requests), fp32 and bf16. */
+static void test_matmul_rows_independent(int C, int OC) {
+    enum { ROWS = 8 };
+    size_t nw = (size_t)OC * C;
+    float *x = malloc((size_t)ROWS * C * 4), *w = malloc(nw * 4), *b = malloc(OC * 4);
+    float *all = malloc((size_t)ROWS * OC * 4), *one = malloc(OC * 4);
+    float *scratch = malloc(cpu_matmul_scratch_floats(ROWS, C, OC) * 4);
+    gpt2_bf16 *w16 = malloc(nw * 2);
+    fill(x, (size_t)ROWS * C, 1.0), fill(w, nw, 1.0), fill(b, OC, 1.0);
+    cpu_to_bf16(w16, w, nw);
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int n = 1; n <= ROWS; n++) {
+            cpu_matmul_forward(ACT(all), ACT(x), w, bf16 ? w16 : NULL, b, n, C, OC, scratch);
+            for (int m = 0; m < n; m++) {
+                cpu_matmul_forward(ACT(one), ACT(x + (size_t)m * C), w, bf16 ? w16 : NULL, b, 1, C,
+                                   OC, scratch);
+                CHECK(memcmp(one, all + (size_t)m * OC, OC * 4) == 0);
+            }
+        }
+    free(x), free(w), free(b), free(all), free(one), free(scratch), free(w16);
+}
+
 static void test_matmul_bf16(int N, int C, int OC) {
     mm_ctx ctx = {N, C, OC};
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nx = nin + nw + OC, ny = (size_t)N * OC;
@@ -432,6 +455,8 @@ int main(void) {
     test_matmul(5, 7, 9);  /* few rows: the generation kernel (odd OC) */
     test_matmul(13, 7, 10); /* the GEMM library */
     test_bf16_rounding();
+    test_matmul_rows_independent(64, 37);
+    test_matmul_rows_independent(70, 16); /* tails of both kernels */
     test_matmul_bf16(5, 8, 9);    /* few rows: the kernel that reads bf16 weights (even C) */
     test_matmul_bf16(5, 7, 9);    /* an odd C: the GEMM route */
     test_matmul_bf16(13, 10, 7);  /* that kernel where bf16 is emulated, oneDNN's where native */

@@ -17,7 +17,9 @@ int generator_init(generator *g, const gpt2_model *m, const gpt2c_sample_opts *o
     g->max_prompt = max_prompt < 1 ? 1 : max_prompt > ctx ? ctx : max_prompt;
     long want = (long)g->max_prompt + o->max_tokens;
     int len = want < ctx ? (int)want : ctx;
-    int rows = len > o->num_samples ? len : o->num_samples;
+    /* rows of one forward: a prompt chunk, or one new token of every sample */
+    int chunk = len < GPT2_PREFILL_CHUNK ? len : GPT2_PREFILL_CHUNK;
+    int rows = chunk > o->num_samples ? chunk : o->num_samples;
     if (sampler_init(&g->smp, (float)o->temperature, o->top_k, (float)o->top_p, GPT2_VOCAB, err) != 0)
         return -1;
     if (gpt2_kv_plan(&g->kv, m, o->num_samples, len, rows, err) != 0) {
@@ -67,7 +69,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
     for (int i = 0; i < np; i++) g->history[i] = (int32_t)prompt[i];
     /* the prompt runs once; every sample starts from a copy of its cache and logits */
     prof_mark prompt_mark = prof_begin_whole();
-    gpt2_infer(m, &g->kv, g->history, 0, 1, np, 0);
+    gpt2_prefill(m, &g->kv, g->history, 0, np, 0);
     for (int s = 1; s < S; s++) {
         memcpy(g->history + (size_t)s * stride, g->history, (size_t)np * sizeof *g->history);
         gpt2_kv_copy(&g->kv, m, 0, s, np);
@@ -109,7 +111,7 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
             }
             for (int s = 0; keep > 0 && s < S; s++) { /* (a 1-position model keeps nothing) */
                 const int32_t *h = g->history + (size_t)s * stride + (size_t)np + step - keep;
-                gpt2_infer(m, &g->kv, h, s, 1, keep, 0);
+                gpt2_prefill(m, &g->kv, h, s, keep, 0);
             }
             pos = keep;
         }

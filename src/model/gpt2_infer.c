@@ -74,28 +74,21 @@ void gpt2_kv_free(gpt2_kv *kv) {
     memset(kv, 0, sizeof *kv);
 }
 
-void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
-                int n, int pos) {
-    const gpt2_backend *be = m->be;
-    const gpt2_ops *op = be->ops;
+/* The blocks of the forward over the N rows in kv->x: attention(i, kc, vc) runs the attention of
+ * layer l for its rows with that layer's caches; the rest is the same for every caller. */
+typedef void attend_fn(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx);
+
+static void blocks_forward(const gpt2_model *m, gpt2_kv *kv, int N, attend_fn *attend, void *ctx) {
+    const gpt2_ops *op = m->be->ops;
 #define BF16(w) gpt2_bf16_copy(m, w)
-    int C = m->cfg.n_embd, NH = m->cfg.n_head, N = nseq * n;
-    size_t NC = (size_t)N * C, layer_cache = (size_t)kv->batch * kv->len * C;
-    size_t seq_off = (size_t)seq0 * kv->len * C;
-    if (!be->host_memory) {
-        op->upload(kv->tokens_dev, tokens, (size_t)N * sizeof *tokens);
-        tokens = kv->tokens_dev;
-    }
-    /* positions start at pos: the embedding reads wpe from row pos on */
-    op->embed_forward(kv->x, tokens, m->w.wte, m->w.wpe + (size_t)pos * C, nseq, n, C);
+    int C = m->cfg.n_embd;
+    size_t NC = (size_t)N * C;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         float **w = m->w.layers[l].t;
-        gpt2_act *kc = act_at(be, kv->k, l * layer_cache + seq_off);
-        gpt2_act *vc = act_at(be, kv->v, l * layer_cache + seq_off);
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN1_W], w[P_LN1_B], N, C);
         op->matmul_forward(kv->qkv, kv->ln, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C,
                            kv->scratch);
-        op->attention_forward_kv(kv->att, kv->qkv, kc, vc, nseq, n, pos, kv->len, C, NH, kv->scratch);
+        attend(m, kv, l, ctx);
         op->matmul_forward(kv->ln, kv->att, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]),
                            w[P_ATTN_PROJ_B], N, C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
@@ -107,18 +100,111 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
                            w[P_MLP_PROJ_B], N, 4 * C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
     }
+#undef BF16
+}
+
+/* Sequence seq's cache of layer l. */
+static gpt2_act *cache_of(const gpt2_model *m, const gpt2_kv *kv, gpt2_act *base, int l, int seq) {
+    size_t C = (size_t)m->cfg.n_embd, layer = (size_t)kv->batch * kv->len * C;
+    return act_at(m->be, base, l * layer + (size_t)seq * kv->len * C);
+}
+
+/* The LM head over nseq rows of kv->last, into the logits of sequences seq0.. (first) or, with
+ * seqs, of seqs[r]; brought to the host on a device. */
+static void logits_forward(const gpt2_model *m, gpt2_kv *kv, int nseq, int seq0, const int *seqs) {
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
+    int C = m->cfg.n_embd;
+    op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
+    float *out = kv->logits_dev + (seqs ? 0 : (size_t)seq0 * GPT2_VOCAB_PADDED);
+    op->logits_forward(out, kv->att, m->w.wte, gpt2_bf16_copy(m, m->w.wte), nseq, C,
+                       GPT2_VOCAB_PADDED, kv->scratch);
+    size_t row = GPT2_VOCAB_PADDED * sizeof(float);
+    if (!seqs) {
+        if (!be->host_memory)
+            op->download(kv->logits + (size_t)seq0 * GPT2_VOCAB_PADDED, out, nseq * row);
+        return;
+    }
+    /* rows came out in batch order: each to its sequence's place, from the last (seqs ascend,
+     * so row r's place is at least r and no row is overwritten before it has moved) */
+    float *host = be->host_memory ? kv->logits_dev : kv->logits_host;
+    if (!be->host_memory) op->download(host, out, nseq * row);
+    for (int r = nseq - 1; r >= 0; r--)
+        if (seqs[r] != r)
+            memmove(host + (size_t)seqs[r] * GPT2_VOCAB_PADDED, host + (size_t)r * GPT2_VOCAB_PADDED,
+                    row);
+}
+
+typedef struct same_pos {
+    int seq0, nseq, n, pos;
+} same_pos;
+
+static void attend_same_pos(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx) {
+    const same_pos *c = ctx;
+    m->be->ops->attention_forward_kv(kv->att, kv->qkv, cache_of(m, kv, kv->k, l, c->seq0),
+                                     cache_of(m, kv, kv->v, l, c->seq0), c->nseq, c->n, c->pos,
+                                     kv->len, m->cfg.n_embd, m->cfg.n_head, kv->scratch);
+}
+
+void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
+                int n, int pos) {
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
+    int C = m->cfg.n_embd, N = nseq * n;
+    if (!be->host_memory) {
+        op->upload(kv->tokens_dev, tokens, (size_t)N * sizeof *tokens);
+        tokens = kv->tokens_dev;
+    }
+    /* positions start at pos: the embedding reads wpe from row pos on */
+    op->embed_forward(kv->x, tokens, m->w.wte, m->w.wpe + (size_t)pos * C, nseq, n, C);
+    same_pos ctx = {seq0, nseq, n, pos};
+    blocks_forward(m, kv, N, attend_same_pos, &ctx);
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
         op->copy(act_at(be, kv->last, (size_t)s * C),
                  act_at(be, kv->x, ((size_t)s * n + n - 1) * C), C * be->act_bytes);
-    op->layernorm_forward(kv->att, kv->mean, kv->rstd, kv->last, m->w.lnf_w, m->w.lnf_b, nseq, C);
-    size_t first = (size_t)seq0 * GPT2_VOCAB_PADDED;
-    op->logits_forward(kv->logits_dev + first, kv->att, m->w.wte, BF16(m->w.wte), nseq, C,
-                       GPT2_VOCAB_PADDED, kv->scratch);
-    if (!be->host_memory)
-        op->download(kv->logits + first, kv->logits_dev + first,
-                     (size_t)nseq * GPT2_VOCAB_PADDED * sizeof(float));
-#undef BF16
+    logits_forward(m, kv, nseq, seq0, NULL);
+}
+
+typedef struct own_pos {
+    const int *seqs, *pos;
+    int nrows;
+} own_pos;
+
+static void attend_own_pos(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx) {
+    const own_pos *c = ctx;
+    const gpt2_backend *be = m->be;
+    size_t C = (size_t)m->cfg.n_embd;
+    for (int r = 0; r < c->nrows; r++)
+        be->ops->attention_forward_kv(act_at(be, kv->att, r * C), act_at(be, kv->qkv, 3 * r * C),
+                                      cache_of(m, kv, kv->k, l, c->seqs[r]),
+                                      cache_of(m, kv, kv->v, l, c->seqs[r]), 1, 1, c->pos[r],
+                                      kv->len, (int)C, m->cfg.n_head, kv->scratch);
+}
+
+void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, const int *seqs,
+                     const int *pos, int nrows) {
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
+    int C = m->cfg.n_embd;
+    if (!be->host_memory) {
+        op->upload(kv->tokens_dev, tokens, (size_t)nrows * sizeof *tokens);
+        tokens = kv->tokens_dev;
+    }
+    for (int r = 0; r < nrows; r++) /* each row's own position in wpe */
+        op->embed_forward(act_at(be, kv->x, (size_t)r * C), tokens + r, m->w.wte,
+                          m->w.wpe + (size_t)pos[r] * C, 1, 1, C);
+    own_pos ctx = {seqs, pos, nrows};
+    blocks_forward(m, kv, nrows, attend_own_pos, &ctx);
+    op->copy(kv->last, kv->x, (size_t)nrows * C * be->act_bytes);
+    logits_forward(m, kv, nrows, 0, seqs);
+}
+
+void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos) {
+    for (int i = 0; i < n; i += GPT2_PREFILL_CHUNK) {
+        int k = n - i < GPT2_PREFILL_CHUNK ? n - i : GPT2_PREFILL_CHUNK;
+        gpt2_infer(m, kv, tokens + i, seq, 1, k, pos + i);
+    }
 }
 
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) {

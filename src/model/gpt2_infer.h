@@ -31,6 +31,23 @@ void gpt2_kv_free(gpt2_kv *kv);
  * sequence's last new token in kv->logits[seq0 + s]. */
 void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq0, int nseq,
                 int n, int pos);
+/* Decoding for a batch of sequences each at its own position (a server's requests): row r is
+ * token tokens[r] of sequence seqs[r] at position pos[r], whose cache must hold positions
+ * 0..pos[r]-1 (pos[r] < len; seqs ascending; nrows <= batch). The products run once over all
+ * rows, attention row by row over each row's own cache. Leaves row r's logits in
+ * kv->logits[seqs[r]]; those of sequences outside the batch are not kept. A row gets the same
+ * bits as gpt2_infer gives it alone, as long as nrows <= GPT2_BATCH_ROWS (the CPU's few-rows
+ * products compute each row alike, whatever the rows beside it). */
+void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, const int *seqs,
+                     const int *pos, int nrows);
+/* Rows a decoding batch may have for its rows to be computed as each alone would be. */
+#define GPT2_BATCH_ROWS 8
+/* A prompt runs through the model in chunks of this many tokens (gpt2_prefill), so that `sample`
+ * and a server that interleaves prompts with other requests' decoding compute the same. */
+#define GPT2_PREFILL_CHUNK 128
+/* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK. */
+void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos);
+
 /* Make sequence `to`'s cache hold positions 0..npos-1 of sequence `from`'s (a shared prompt). */
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos);
 

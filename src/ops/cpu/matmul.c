@@ -9,6 +9,7 @@
 
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "util/mem.h"
 
 /* Few rows (generation: one token per sequence). GEMM libraries repack the whole weight matrix
  * on every call, which for a few rows costs more than the product (OpenBLAS: 10 GB/s of weights
@@ -28,30 +29,6 @@
 static inline void prefetch_ahead(const void *a, const void *b) {
     __builtin_prefetch((const char *)a + PREFETCH_BYTES);
     __builtin_prefetch((const char *)b + PREFETCH_BYTES);
-}
-
-/* r[0..3] = x rows 0..3 . w0, r[4..7] = the same rows . w1 (rows of n fp32 weights); and for
- * one row, r[0..1]. */
-CPU_KERNEL(dot4x2_f32, (const float *x, int ldx, const void *w0v, const void *w1v, int n, float *r),
-           (x, ldx, w0v, w1v, n, r)) {
-    const float *w0 = w0v, *w1 = w1v;
-    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
-    float a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)
-    for (int i = 0; i < n; i++) {
-        a0 += x0[i] * w0[i], a1 += x1[i] * w0[i], a2 += x2[i] * w0[i], a3 += x3[i] * w0[i];
-        b0 += x0[i] * w1[i], b1 += x1[i] * w1[i], b2 += x2[i] * w1[i], b3 += x3[i] * w1[i];
-    }
-    r[0] = a0, r[1] = a1, r[2] = a2, r[3] = a3, r[4] = b0, r[5] = b1, r[6] = b2, r[7] = b3;
-}
-
-CPU_KERNEL(dot1x2_f32, (const float *x, const void *w0v, const void *w1v, int n, float *r),
-           (x, w0v, w1v, n, r)) {
-    const float *w0 = w0v, *w1 = w1v;
-    float a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int i = 0; i < n; i++) a += x[i] * w0[i], b += x[i] * w1[i];
-    r[0] = a, r[1] = b;
 }
 
 /* The same with bf16 weights, widened in registers. A pair of bf16 values read as one 32-bit
@@ -88,6 +65,49 @@ static inline float pair_dot(const float *x, int h, const gpt2_bf16 *w, int i) {
     return x[i] * cpu_bf16_to_float(w[2 * i]) + x[h + i] * cpu_bf16_to_float(w[2 * i + 1]);
 }
 
+/* r[0..3] = x rows 0..3 . w0, r[4..7] = the same rows . w1 (rows of n fp32 weights); and for
+ * one row, r[0..1]. The one-row kernel does for its row exactly what the four-row kernel does for
+ * each of its rows (the same sums in the same order), and so do the bf16 ones below: a row's
+ * product does not depend on how many rows share the call (a server's batch gives each request
+ * what it would get alone). */
+CPU_KERNEL(dot4x2_f32, (const float *x, int ldx, const void *w0v, const void *w1v, int n, float *r),
+           (x, ldx, w0v, w1v, n, r)) {
+    const float *w0 = w0v, *w1 = w1v;
+    const float *xs[4] = {x, x + ldx, x + 2 * ldx, x + 3 * ldx};
+    v8sf a[4] = {{0}}, b[4] = {{0}};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        prefetch_ahead(w0 + i, w1 + i);
+        v8sf u = load_f32x8(w0 + i), v = load_f32x8(w1 + i);
+        for (int m = 0; m < 4; m++) {
+            v8sf xv = load_f32x8(xs[m] + i);
+            a[m] += xv * u;
+            b[m] += xv * v;
+        }
+    }
+    for (int m = 0; m < 4; m++) {
+        float ta = 0, tb = 0;
+        for (int j = i; j < n; j++) ta += xs[m][j] * w0[j], tb += xs[m][j] * w1[j];
+        r[m] = hsum8(a[m]) + ta, r[4 + m] = hsum8(b[m]) + tb;
+    }
+}
+
+CPU_KERNEL(dot1x2_f32, (const float *x, const void *w0v, const void *w1v, int n, float *r),
+           (x, w0v, w1v, n, r)) {
+    const float *w0 = w0v, *w1 = w1v;
+    v8sf a = {0}, b = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        prefetch_ahead(w0 + i, w1 + i);
+        v8sf u = load_f32x8(w0 + i), v = load_f32x8(w1 + i), xv = load_f32x8(x + i);
+        a += xv * u;
+        b += xv * v;
+    }
+    float ta = 0, tb = 0;
+    for (int j = i; j < n; j++) ta += x[j] * w0[j], tb += x[j] * w1[j];
+    r[0] = hsum8(a) + ta, r[1] = hsum8(b) + tb;
+}
+
 CPU_KERNEL(dot4x2_bf16, (const float *x, int ldx, const void *w0v, const void *w1v, int n, float *r),
            (x, ldx, w0v, w1v, n, r)) {
     const gpt2_bf16 *w0 = w0v, *w1 = w1v;
@@ -115,18 +135,18 @@ CPU_KERNEL(dot1x2_bf16, (const float *x, const void *w0v, const void *w1v, int n
            (x, w0v, w1v, n, r)) {
     const gpt2_bf16 *w0 = w0v, *w1 = w1v;
     int h = n / 2, i = 0;
-    /* even and odd sums apart: four chains of FMAs instead of two */
-    v8sf ae = {0}, ao = {0}, be = {0}, bo = {0};
+    v8sf a = {0}, b = {0};
     for (; i + 8 <= h; i += 8) {
         prefetch_ahead(w0 + 2 * i, w1 + 2 * i);
         v8su u = load_pairs8(w0 + 2 * i), v = load_pairs8(w1 + 2 * i);
+        v8sf ue = even8(u), uo = odd8(u), ve = even8(v), vo = odd8(v);
         v8sf xe = load_f32x8(x + i), xo = load_f32x8(x + h + i);
-        ae += xe * even8(u), ao += xo * odd8(u);
-        be += xe * even8(v), bo += xo * odd8(v);
+        a += xe * ue + xo * uo;
+        b += xe * ve + xo * vo;
     }
     float ta = 0, tb = 0;
-    for (; i < h; i++) ta += pair_dot(x, h, w0, i), tb += pair_dot(x, h, w1, i);
-    r[0] = hsum8(ae + ao) + ta, r[1] = hsum8(be + bo) + tb;
+    for (int j = i; j < h; j++) ta += pair_dot(x, h, w0, j), tb += pair_dot(x, h, w1, j);
+    r[0] = hsum8(a) + ta, r[1] = hsum8(b) + tb;
 }
 
 /* Rows of n floats (n even) rounded to bf16 and split into their even then their odd elements,
@@ -178,8 +198,9 @@ static void *after(void *p, size_t n, size_t size) {
 
 size_t cpu_matmul_scratch_floats(int N, int C, int OC) {
     size_t in = (size_t)N * C, out = (size_t)N * OC, w = (size_t)OC * C;
-    /* native: inp and dout in bf16; emulated: both rounded in fp32, and the weight widened */
-    return cpu_bf16_native() ? (in + out) / 2 + 32 : in + out + w + 48;
+    /* native: inp and dout in bf16; emulated: both rounded in fp32, and the weight widened;
+     * either way at least the few-rows route's rounded, deinterleaved input in fp32 */
+    return cpu_bf16_native() ? max_size((in + out) / 2 + 32, in) : in + out + w + 48;
 }
 
 int cpu_matmul_few_rows_bf16(void) {
