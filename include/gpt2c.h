@@ -332,6 +332,28 @@ GPT2C_API int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, s
                            const gpt2c_sample_callbacks *cb, gpt2c_sample_stats *stats,
                            gpt2c_error *err);
 
+/* Serving: `gpt2c serve`. An HTTP server (OpenAI's /v1/completions, a page at /) over one
+ * engine with `parallel` slots decoded together (continuous batching); gpt2c_server_start
+ * returns once it listens, its threads serve until gpt2c_server_stop (which ends the streams in
+ * flight, frees the port and the server). */
+typedef struct gpt2c_serve_opts {
+    const char *model_dir;   /* a Hugging Face GPT-2 directory */
+    const char *host;        /* IPv4 address to bind (default 127.0.0.1: this machine only) */
+    int port;                /* default 8080; 0: any free port (see gpt2c_server_url) */
+    int parallel;            /* slots (sequences decoded together), 1..8 (default 4) */
+    int max_queue;           /* requests waiting beyond the slots (default 64); more get 503 */
+    const char *api_key;     /* non-NULL: every route but / and /health wants "Bearer KEY" */
+    const char *cors_origin; /* non-NULL: the one origin allowed by CORS headers */
+    const char *device, *precision; /* as sample's */
+    int threads;             /* CPU threads; 0: all CPUs */
+} gpt2c_serve_opts;
+typedef struct gpt2c_server gpt2c_server;
+
+GPT2C_API void gpt2c_serve_opts_default(gpt2c_serve_opts *o);
+GPT2C_API int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **s, gpt2c_error *err);
+GPT2C_API const char *gpt2c_server_url(const gpt2c_server *s);
+GPT2C_API void gpt2c_server_stop(gpt2c_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what gpt2c needs to build and test, idempotently:
 #  - Debian packages: compiler, cmake, jansson (JSON), OpenBLAS and oneDNN (both OpenMP builds, so
-#    they and our own loops share one thread pool), Open MPI (multi-process training and its
+#    they and our own loops share one thread pool), libmicrohttpd (the HTTP of gpt2c serve),
+#    Open MPI (multi-process training and its
 #    tests), Python and PyTorch (the reference the tests compare with);
 #  - a Python virtual environment in .venv with the test references (requirements-dev.txt).
 # As root it runs apt-get itself; otherwise it prints the exact command to run.
@@ -9,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libjansson-dev libopenblas-openmp-dev libdnnl-dev
+          libmicrohttpd-dev
           libopenmpi-dev openmpi-bin
           python3 python3-venv python3-dev python3-numpy python3-torch)
 

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cmd_train, "train GPT-2 (from scratch or a Hugging Face checkpoint)"},
     {"eval", cmd_eval, "the loss of a model on token shards"},
     {"sample", cmd_sample, "continue a prompt (top-k/top-p sampling with a KV cache)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP API and a page over a model (continuous batching)"},
     {"info", cmd_info, "what this machine and build run (CPU paths, CUDA, MPI)"},
 };
 

@@ -1,0 +1,41 @@
+/* OpenAI's completions wire format: a request body checked and turned into engine requests, and
+ * the response objects and stream chunks built from them. JSON through Jansson. */
+#ifndef GPT2C_SERVE_OPENAI_H
+#define GPT2C_SERVE_OPENAI_H
+
+#include <jansson.h>
+
+#include "serve/engine.h"
+
+/* A 400's error object: OpenAI's {"error": {"message", "type", "param", "code"}}. */
+typedef struct api_error {
+    int status;
+    char message[512];
+    char param[64];    /* the field at fault, or empty */
+} api_error;
+
+/* One /v1/completions call: a request per prompt, n choices each (choice index = prompt * n + c). */
+typedef struct completion {
+    serve_request **reqs;
+    int nreqs, n;
+    int stream, include_usage;
+    int capped_max_tokens; /* max_tokens as the context allowed it, or -1 when not capped */
+    char id[40];
+    long long created;
+} completion;
+
+/* Parse and check body into c (its requests made, not submitted). 0, or -1 with the error. */
+int openai_parse_completion(const char *body, size_t len, const gpt2c_tokenizer *tok, int slots,
+                            int context, completion *c, api_error *err);
+void completion_free(completion *c, engine *e); /* releases the requests */
+
+/* Under the engine's lock: the whole response, once every request is done. */
+json_t *openai_response(const completion *c, const char *model, const gpt2c_tokenizer *tok);
+/* Under the engine's lock: a chunk for choice i's text[from, to) (finish_reason when it has
+ * finished and everything is sent), or the usage chunk (i < 0). */
+json_t *openai_chunk(const completion *c, const char *model, int i, size_t from, size_t to,
+                     int final);
+json_t *openai_usage(const completion *c);
+json_t *openai_error(const api_error *err);
+
+#endif
