@@ -33,6 +33,7 @@ demo: deps build
 	      --val-data 'out/tinyshakespeare/val_*.bin' --out-dir $(DEMO_DIR) \
 	      --batch-size 8 --seq-len 128 --max-steps 300 --warmup-steps 30 --lr 1e-3 \
 	      --val-every 50 --val-steps 8
+	@echo "try it in a browser:  $(BUILD)/gpt2c serve --model $(DEMO_DIR)/model   (then open http://127.0.0.1:8080/)"
 
 bench: deps build
 	$(PYTHON) bench/tokenizer_bench.py --build-dir $(BUILD)
