@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 PYTHON     := $(CURDIR)/.venv/bin/python
 
-.PHONY: all deps build test demo bench bench-train bench-sample unicode-tables fuzz clean
+.PHONY: all deps build test demo bench bench-train bench-sample unicode-tables fuzz tsan-serve clean
 
 all: build
 
@@ -34,6 +34,14 @@ demo: deps build
 	      --batch-size 8 --seq-len 128 --max-steps 300 --warmup-steps 30 --lr 1e-3 \
 	      --val-every 50 --val-steps 8
 	@echo "try it in a browser:  $(BUILD)/gpt2c serve --model $(DEMO_DIR)/model   (then open http://127.0.0.1:8080/)"
+
+# gpt2c serve built with ThreadSanitizer under a short concurrent load (not part of make test).
+tsan-serve: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF -DGPT2C_CUDA=OFF \
+	      -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread \
+	      -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target gpt2c_cli
+	$(PYTHON) tests/serve_tsan.py build-tsan/gpt2c
 
 bench: deps build
 	$(PYTHON) bench/tokenizer_bench.py --build-dir $(BUILD)

@@ -249,7 +249,7 @@ def test_paths_methods_sizes_and_context(server):
 def test_full_queue_is_503_with_retry_after(model_dir):
     s = Server(model_dir, "--parallel", 1, "--max-queue", 1)
     try:
-        body = {"prompt": PROMPT, "max_tokens": 1000, "logit_bias": {"50256": -100}}
+        body = {"prompt": PROMPT, "max_tokens": 300, "logit_bias": {"50256": -100}}
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             results = list(pool.map(lambda _: s.request("/v1/completions", body), range(6)))
         codes = sorted(r[0] for r in results)

@@ -22,7 +22,15 @@ typedef struct gpt2_backend {
      * the backend cannot run that precision on this machine. */
     const char *path[2]; /* [GPT2_FP32], [GPT2_BF16] */
     int threads;
+    /* Make the calling thread run the ops as the handle says (the CPU's OpenMP thread count is
+     * each thread's own setting): a thread other than the one that opened the handle calls
+     * gpt2_backend_enter_thread before its first op. NULL: nothing to do. */
+    void (*enter_thread)(const struct gpt2_backend *be);
 } gpt2_backend;
+
+static inline void gpt2_backend_enter_thread(const gpt2_backend *be) {
+    if (be->enter_thread) be->enter_thread(be);
+}
 
 /* The backend --device names: cpu, cuda, or auto (CUDA when gpt2c was built with it and a GPU
  * is there, else the CPU), with `threads` CPU threads. */

@@ -337,6 +337,7 @@ static void step(engine *e) {
 
 static void *engine_main(void *arg) {
     engine *e = arg;
+    gpt2_backend_enter_thread(e->m->be); /* --threads, in this thread too */
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
         retire(e);

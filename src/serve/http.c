@@ -390,6 +390,12 @@ int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **out, gpt2c_erro
     if (rc == 0) rc = gpt2_set_precision(&s->m, precision, err);
     if (rc == 0 && !(s->tok = gpt2c_tokenizer_new(err))) rc = -1;
     if (rc == 0) rc = engine_start(&s->e, &s->m, s->tok, o->parallel, o->max_queue, err);
+    if (rc == 0) { /* what the routes read, before the first of them can run */
+        const char *slash = strrchr(o->model_dir, '/');
+        const char *name = slash && slash[1] ? slash + 1 : o->model_dir;
+        snprintf(s->model_name, sizeof s->model_name, "%s", name);
+        s->params = s->m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * s->m.cfg.n_embd;
+    }
     if (rc == 0) {
         s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
                                 (uint16_t)o->port, NULL, NULL, route, s, MHD_OPTION_SOCK_ADDR,
@@ -407,11 +413,6 @@ int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **out, gpt2c_erro
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(s->url, sizeof s->url, "http://%s:%u/", o->host ? o->host : "127.0.0.1",
              di ? di->port : (unsigned)o->port);
-    const char *slash = strrchr(o->model_dir, '/');
-    const char *name = slash && slash[1] ? slash + 1 : o->model_dir;
-    if (slash && !slash[1]) name = o->model_dir; /* "dir/" */
-    snprintf(s->model_name, sizeof s->model_name, "%s", name);
-    s->params = s->m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * s->m.cfg.n_embd;
     *out = s;
     return 0;
 }

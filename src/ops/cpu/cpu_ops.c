@@ -40,6 +40,8 @@ static const gpt2_ops cpu_ops = {GPT2_OPS(CPU_OP_ENTRY)};
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; other BLASes' cblas.h lack it */
 
+static void cpu_enter_thread(const gpt2_backend *be) { omp_set_num_threads(be->threads); }
+
 /* The plan line's words for the route each precision takes at the level in use: bf16 runs on
  * every CPU, natively from AVX512_BF16 on, else emulated (cpu_bf16_native). */
 int cpu_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
@@ -56,7 +58,8 @@ int cpu_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
     openblas_set_num_threads(threads);
     *be = (gpt2_backend){.name = "cpu", .ops = &cpu_ops, .host_memory = 1,
                          .memory = "machine", .act_bytes = sizeof(float),
-                         .default_precision = GPT2_FP32, .threads = threads};
+                         .default_precision = GPT2_FP32, .threads = threads,
+                         .enter_thread = cpu_enter_thread};
     be->path[GPT2_FP32] = fp32[cpu_isa()];
     be->path[GPT2_BF16] = bf16[cpu_isa()];
     return 0;

@@ -1,0 +1,57 @@
+"""`make tsan-serve`: gpt2c serve built with ThreadSanitizer, under a short concurrent load (24
+requests from 12 clients, streaming and not, n of 1 and 2, a client gone mid-stream, SIGTERM
+at the end); fails if ThreadSanitizer reports anything. One CPU thread: OpenMP's own threads
+are not instrumented, so its barriers would be reported as races."""
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import torch_gpt2 as ref  # noqa: E402
+
+
+def main(gpt2c):
+    with tempfile.TemporaryDirectory(prefix="gpt2c-tsan-") as tmp:
+        cfg = ref.Config(n_layer=2, n_head=2, n_embd=64, n_positions=1024)
+        ref.save_hf_dir(ref.random_init(cfg, 3, noisy=True).float(), tmp)
+        proc = subprocess.Popen([gpt2c, "serve", "--model", tmp, "--port", "0", "--threads", "1",
+                                 "--parallel", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ, TSAN_OPTIONS="halt_on_error=0"))
+        url = proc.stdout.readline().decode().split(" on ")[1].split(" ")[0]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+
+        def run(i):
+            body = {"prompt": "Hello" * (i % 5 + 1), "max_tokens": 10 + i, "seed": i,
+                    "stream": i % 2 == 1, "n": 1 + i % 2}
+            req = urllib.request.Request(url + "v1/completions", data=json.dumps(body).encode())
+            with urllib.request.urlopen(req, timeout=600) as r:
+                return r.status
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(run, range(24)))
+        s = socket.create_connection(("127.0.0.1", port))
+        b = json.dumps({"prompt": "a", "max_tokens": 500, "stream": True}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
+        s.recv(100)
+        s.close()
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+        err = err.decode(errors="replace")
+        races = err.count("WARNING: ThreadSanitizer")
+        print(f"tsan-serve: {len(codes)} requests ({sorted(set(codes))}), a disconnect, SIGTERM: "
+              f"exit {proc.returncode}, {races} ThreadSanitizer reports")
+        if races or proc.returncode != 0 or set(codes) != {200}:
+            sys.exit(err)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
