@@ -1,0 +1,167 @@
+"""`gpt2c serve` against llama.cpp's own `llama-server`, in one run, on the same d12 weights.
+
+Each server gets 1, 4, 8 and 16 concurrent streaming clients, each asking 64 tokens (end-of-text
+forbidden, so every one runs its 64) from the same 16-token prompt, over the OpenAI-style
+/v1/completions; measured per client: the time to its first token, and in all: generated
+tokens per second of wall time. Sides: gpt2c fp32 and `--precision bf16` (`--parallel 8`), and
+llama-server f32 and f16 GGUF (`--parallel 8`, 1024 positions per slot), both on --threads
+threads; and `gpt2c sample` (no HTTP) at one sample. llama-server is built from the llama.cpp
+that llama-cpp-python's PyPI sdist vendors (bench/requirements-llama.txt, the same source as
+sample_bench.py's), the GGUF files by that source's convert_hf_to_gguf.py.
+
+Run from the repository root:  .venv/bin/python bench/serve_bench.py [--threads 2] [--rounds 2]
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_common import ensure_llama_venv, find_gpt2c
+from sample_bench import convert_gguf, make_model_dir, prompt_of_length
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = (1, 4, 8, 16)
+TOKENS = 64
+PARALLEL = 8
+
+
+def build_llama_server(venv, llama_src):
+    """llama-server from the vendored source, once (VENV/llama-server-build)."""
+    build = venv / "llama-server-build"
+    exe = build / "bin/llama-server"
+    if not exe.exists():
+        print("building llama-server from", llama_src, flush=True)
+        subprocess.run(["cmake", "-S", str(llama_src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                        "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                        "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", str(build), "--target", "llama-server", "-j",
+                        str(os.cpu_count() or 1)], check=True, stdout=subprocess.DEVNULL)
+    return exe
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, proc, timeout=300):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            sys.exit(f"server exited: {proc.stderr.read().decode(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} not ready after {timeout} s")
+
+
+def stream_one(url, body):
+    """(seconds to the first text, seconds in all, text pieces)"""
+    req = urllib.request.Request(url + "v1/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    t0 = time.monotonic()
+    first, pieces = None, 0
+    with urllib.request.urlopen(req, timeout=600) as r:
+        for line in r:
+            line = line.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for c in json.loads(line[6:]).get("choices", []):
+                if c.get("text"):
+                    pieces += 1
+                    first = first or time.monotonic() - t0
+    return first, time.monotonic() - t0, pieces
+
+
+def load(url, body, clients):
+    """All clients at once: (tokens/s in all, TTFT p50, p95 in ms)."""
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        t0 = time.monotonic()
+        runs = list(pool.map(lambda _: stream_one(url, body), range(clients)))
+        wall = time.monotonic() - t0
+    ttft = sorted(r[0] * 1e3 for r in runs)
+    p95 = ttft[min(len(ttft) - 1, int(round(0.95 * (len(ttft) - 1))))]
+    return clients * TOKENS / wall, statistics.median(ttft), p95
+
+
+def run_side(name, cmd, url, body, rounds):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(url, proc)
+        stream_one(url, body)  # warm up
+        rows = {}
+        for c in CLIENTS:
+            res = [load(url, body, c) for _ in range(rounds)]
+            rows[c] = tuple(statistics.median(r[k] for r in res) for k in range(3))
+            print(f"{name}: {c:2d} clients: {rows[c][0]:6.1f} tok/s in all, TTFT p50 {rows[c][1]:6.0f} ms, "
+                  f"p95 {rows[c][2]:6.0f} ms", flush=True)
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    _, gpt2c = find_gpt2c(args.build_dir, ROOT)
+    venv, llama_src = ensure_llama_venv(ROOT, None, log=lambda m: print(m, flush=True))
+    llama_server = build_llama_server(venv, llama_src)
+    with tempfile.TemporaryDirectory(prefix="gpt2c-serve-bench-") as tmp:
+        model = Path(tmp) / "d12"
+        make_model_dir("d12", model)
+        gguf, _ = convert_gguf(venv / "bin/python", llama_src, model, tmp)
+        prompt_path, ids = prompt_of_length(gpt2c, 16, tmp)
+        prompt = prompt_path.read_text()
+        print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout, flush=True)
+        print(f"d12 (random weights), {len(ids)}-token prompt, {TOKENS} new tokens per client, "
+              f"--parallel {PARALLEL}, {args.threads} threads, medians of {args.rounds} rounds", flush=True)
+        base = {"prompt": prompt, "max_tokens": TOKENS, "temperature": 1.0, "top_k": 50, "seed": 1,
+                "stream": True, "logit_bias": {"50256": -100}}
+        results = {}
+        for precision in ("fp32", "bf16"):
+            port = free_port()
+            cmd = [str(gpt2c), "serve", "--model", str(model), "--port", str(port), "--parallel",
+                   str(PARALLEL), "--threads", str(args.threads), "--precision", precision]
+            results[f"gpt2c serve {precision}"] = run_side(f"gpt2c serve {precision}", cmd,
+                                                           f"http://127.0.0.1:{port}/", base, args.rounds)
+        for kind in ("f32", "f16"):
+            port = free_port()
+            cmd = [str(llama_server), "-m", str(gguf[kind]), "--host", "127.0.0.1", "--port", str(port),
+                   "-t", str(args.threads), "-tb", str(args.threads), "--parallel", str(PARALLEL),
+                   "-c", str(1024 * PARALLEL), "--no-webui"]
+            body = dict(base, logit_bias=[[50256, False]], ignore_eos=True)
+            results[f"llama-server {kind}"] = run_side(f"llama-server {kind}", cmd,
+                                                       f"http://127.0.0.1:{port}/", body, args.rounds)
+        # `gpt2c sample` at one sample, no HTTP, for the same 64 tokens
+        out = subprocess.run([str(gpt2c), "sample", "--model", str(model), "--prompt-file", str(prompt_path),
+                              "--num-samples", "1", "--max-tokens", str(TOKENS), "--threads", str(args.threads)],
+                             capture_output=True, text=True, check=True)
+        sample_rate = out.stderr.split("(")[1].split(" tokens/s")[0]
+        print(f"\ngpt2c sample fp32, one sample (no HTTP): {sample_rate} tok/s\n")
+        print("| server | 1 client tok/s | 4 clients | 8 clients | 16 clients | 8 clients TTFT p50 / p95 ms |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, rows in results.items():
+            print(f"| {name} | {rows[1][0]:.1f} | {rows[4][0]:.1f} | {rows[8][0]:.1f} | {rows[16][0]:.1f} | "
+                  f"{rows[8][1]:.0f} / {rows[8][2]:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
