@@ -43,8 +43,10 @@ void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, co
 /* Rows a decoding batch may have for its rows to be computed as each alone would be. */
 #define GPT2_BATCH_ROWS 8
 /* A prompt runs through the model in chunks of this many tokens (gpt2_prefill), so that `sample`
- * and a server that interleaves prompts with other requests' decoding compute the same. */
-#define GPT2_PREFILL_CHUNK 128
+ * and a server that interleaves prompts with other requests' decoding compute the same. 512, as
+ * llama.cpp's micro-batch: an 834-token prompt of d12 in bf16 takes 236 ms in 512-token chunks,
+ * as in one piece, against 307 ms in chunks of 128 (fp32: 633, 580, 775 ms). */
+#define GPT2_PREFILL_CHUNK 512
 /* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK. */
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos);
 
