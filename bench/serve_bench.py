@@ -153,8 +153,8 @@ def main():
         # `gpt2c sample` at one sample, no HTTP, for the same 64 tokens
         out = subprocess.run([str(gpt2c), "sample", "--model", str(model), "--prompt-file", str(prompt_path),
                               "--num-samples", "1", "--max-tokens", str(TOKENS), "--threads", str(args.threads)],
-                             capture_output=True, text=True, check=True)
-        sample_rate = out.stderr.split("(")[1].split(" tokens/s")[0]
+                             capture_output=True, check=True)
+        sample_rate = out.stderr.decode(errors="replace").split("(")[1].split(" tokens/s")[0]
         print(f"\ngpt2c sample fp32, one sample (no HTTP): {sample_rate} tok/s\n")
         print("| server | 1 client tok/s | 4 clients | 8 clients | 16 clients | 8 clients TTFT p50 / p95 ms |")
         print("|---|---:|---:|---:|---:|---:|")

@@ -291,8 +291,7 @@ static void step(engine *e) {
     const gpt2_model *m = e->m;
     int32_t tokens[GPT2_BATCH_ROWS];
     int seqs[GPT2_BATCH_ROWS], pos[GPT2_BATCH_ROWS], nrows = 0;
-    serve_request *prefill = NULL;
-    /* under the lock: who decodes now, and which prompt runs a chunk */
+    /* under the lock: who decodes now */
     for (int s = 0; s < e->parallel; s++) {
         serve_request *r = e->owner[s];
         if (!r || r->cancelled || r->state->prefilled < r->nprompt) continue;
@@ -302,9 +301,6 @@ static void step(engine *e) {
         tokens[nrows] = r->state->last[c], seqs[nrows] = s;
         pos[nrows++] = r->nprompt + r->state->steps - 1;
     }
-    for (int i = 0; i < e->nactive && !prefill; i++)
-        if (!e->active[i]->cancelled && e->active[i]->state->prefilled < e->active[i]->nprompt)
-            prefill = e->active[i];
     pthread_mutex_unlock(&e->mu);
     if (nrows) gpt2_infer_rows(m, &e->kv, tokens, seqs, pos, nrows);
     pthread_mutex_lock(&e->mu);
@@ -320,18 +316,26 @@ static void step(engine *e) {
             e->rate_t0 = t, e->rate_tokens = 0;
         }
     }
-    if (prefill) {
-        request_state *st = prefill->state;
-        int done = st->prefilled, k = prefill->nprompt - done;
+    /* then waiting prompts, a chunk each (the chunks `sample` runs: GPT2_PREFILL_CHUNK tokens
+     * from the start), up to GPT2_PREFILL_CHUNK tokens in all per step but at least one chunk:
+     * prompts that arrive together start together, and a long one does not stall the streams */
+    int budget = GPT2_PREFILL_CHUNK;
+    for (int i = 0; i < e->nactive && budget > 0; i++) {
+        serve_request *r = e->active[i];
+        request_state *st = r->state;
+        int done = st->prefilled, k = r->nprompt - done;
+        if (r->cancelled || k == 0) continue;
         if (k > GPT2_PREFILL_CHUNK) k = GPT2_PREFILL_CHUNK;
+        if (k > budget && budget < GPT2_PREFILL_CHUNK) break;
+        budget -= k;
         pthread_mutex_unlock(&e->mu);
-        gpt2_infer(m, &e->kv, prefill->prompt + done, st->slots[0], 1, k, done);
-        if (done + k == prefill->nprompt) /* every choice starts from the prompt's cache */
-            for (int c = 1; c < prefill->n; c++)
-                gpt2_kv_copy(&e->kv, m, st->slots[0], st->slots[c], prefill->nprompt);
+        gpt2_infer(m, &e->kv, r->prompt + done, st->slots[0], 1, k, done);
+        if (done + k == r->nprompt) /* every choice starts from the prompt's cache */
+            for (int c = 1; c < r->n; c++)
+                gpt2_kv_copy(&e->kv, m, st->slots[0], st->slots[c], r->nprompt);
         pthread_mutex_lock(&e->mu);
         st->prefilled = done + k;
-        if (st->prefilled == prefill->nprompt && !prefill->cancelled) draw(e, prefill, 1);
+        if (st->prefilled == r->nprompt && !r->cancelled) draw(e, r, 1);
     }
 }
 

@@ -1,7 +1,8 @@
 /* The server's engine: one inference thread owns the model and `parallel` slots (a KV-cache
  * sequence each, planned at start) and runs continuous batching. Each step decodes one token for
- * every generating slot in one batched forward (gpt2_infer_rows), then runs one prompt chunk of
- * one waiting request (gpt2_prefill's chunks), so that a long prompt does not stall the streams.
+ * every generating slot in one batched forward (gpt2_infer_rows), then runs prompt chunks of the
+ * waiting requests (gpt2_prefill's chunks) up to one chunk's worth of tokens, so that prompts
+ * arriving together start together and a long prompt does not stall the streams.
  * A request with n choices takes n slots, which share its prompt's prefill. Requests beyond the
  * slots wait in a bounded queue.
  *
