@@ -2,6 +2,7 @@
 # Install what gpt2c needs to build and test, idempotently:
 #  - Debian packages: compiler, cmake, jansson (JSON), OpenBLAS and oneDNN (both OpenMP builds, so
 #    they and our own loops share one thread pool), libmicrohttpd (the HTTP of gpt2c serve),
+#    chromium and its chromedriver (the test that drives serve's page in a browser),
 #    Open MPI (multi-process training and its
 #    tests), Python and PyTorch (the reference the tests compare with);
 #  - a Python virtual environment in .venv with the test references (requirements-dev.txt).
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libjansson-dev libopenblas-openmp-dev libdnnl-dev
-          libmicrohttpd-dev
+          libmicrohttpd-dev chromium chromium-driver
           libopenmpi-dev openmpi-bin
           python3 python3-venv python3-dev python3-numpy python3-torch)
 

@@ -299,3 +299,68 @@ def test_bad_flags_are_one_line_errors(model_dir):
         out = subprocess.run([str(GPT2C), "serve", "--model", str(model_dir), "--port", "0", *flags],
                              capture_output=True, timeout=60)
         assert out.returncode in (1, 2) and len(out.stderr.decode().strip().splitlines()) == 1, out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, through its chromedriver (Selenium)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    opts = Options()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,900"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    yield driver
+    driver.quit()
+
+
+def wait_for(cond, timeout=60, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_page_in_a_browser(server, browser):
+    """Load /, type a prompt, Generate: the text streams in and grows; Stop: it ends. The
+    screenshots (wide and phone width) go to GPT2C_SCREENSHOT_DIR when that is set."""
+    from selenium.webdriver.common.by import By
+    b = browser
+    b.get(server.url)
+    wait_for(lambda: "parameters" in b.find_element(By.ID, "model").text, what="the model's name")
+    box = b.find_element(By.ID, "prompt")
+    box.clear()
+    box.send_keys("The meaning of life is")
+    b.execute_script("const s = document.getElementById('max_tokens'); s.value = 500;"
+                     "s.dispatchEvent(new Event('input')); const n = document.getElementById('n');"
+                     "n.value = 2; n.dispatchEvent(new Event('input'));")
+    b.find_element(By.ID, "go").click()
+    outs = lambda: [e.text for e in b.find_elements(By.CSS_SELECTOR, ".sample .out")]
+    wait_for(lambda: len(outs()) == 2 and all(outs()), what="streamed text in both samples")
+    first = sum(map(len, outs()))
+    wait_for(lambda: sum(map(len, outs())) > first + 5, what="the text to grow")
+    assert b.find_element(By.ID, "go").get_attribute("disabled")  # generating
+    shots = os.environ.get("GPT2C_SCREENSHOT_DIR")
+    if shots:
+        b.save_screenshot(os.path.join(shots, "serve-page.png"))
+    b.find_element(By.ID, "stop").click()
+    wait_for(lambda: not b.find_element(By.ID, "go").get_attribute("disabled"), what="Generate again")
+    stopped = sum(map(len, outs()))
+    time.sleep(0.5)
+    assert sum(map(len, outs())) == stopped  # nothing more arrives
+    assert stopped < 2 * 500 * 20  # it ended before its 500 tokens each
+    b.set_window_size(390, 844)  # a phone: nothing wider than the screen
+    assert b.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    if shots:
+        b.save_screenshot(os.path.join(shots, "serve-page-phone.png"))
+    for _ in range(100):  # the stopped stream's slots came back
+        if server.metrics()["gpt2c_slots_active"] == 0:
+            break
+        time.sleep(0.05)
+    assert server.metrics()["gpt2c_slots_active"] == 0
