@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "tokenizer/utf8.h"
+#include "util/json_text.h"
 
 static const char *usage =
     "usage: gpt2c sample --model DIR [--prompt TEXT | --prompt-file FILE] [options]\n\n"
@@ -97,24 +97,6 @@ static void on_note(void *user, const char *msg) {
     (void)user;
     fflush(stdout);
     fprintf(stderr, "gpt2c: note: %s\n", msg);
-}
-
-/* JSON strings must be valid UTF-8: bytes that are not become U+FFFD, as Python's
- * decode(errors="replace") does. */
-static json_t *json_text(const char *s, size_t n) {
-    char *clean = malloc(n * 3 + 1);
-    if (!clean) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
-        if (cp == UTF8_INVALID) memcpy(clean + k, "\xEF\xBF\xBD", 3), k += 3;
-        else memcpy(clean + k, s + i, (size_t)len), k += (size_t)len;
-        i += (size_t)len;
-    }
-    json_t *j = json_stringn(clean, k);
-    free(clean);
-    return j;
 }
 
 static json_t *json_ids(const uint32_t *ids, size_t n) {

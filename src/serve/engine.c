@@ -121,8 +121,7 @@ static void finish(engine *e, serve_request *r, int c, const char *reason) {
     serve_choice *ch = &r->choices[c];
     if (ch->finished) return;
     ch->finished = 1, ch->finish_reason = reason;
-    for (int s = 0; s < e->parallel; s++) /* its slot is free from the next step on */
-        if (s == r->state->slots[c]) e->owner[s] = NULL;
+    e->owner[r->state->slots[c]] = NULL; /* its slot is free from the next step on */
 }
 
 /* New bytes of choice c: publish what cannot be the start of a stop string; stop at one. */

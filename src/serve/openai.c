@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "serve/openai.h"
-#include "tokenizer/utf8.h"
+#include "util/json_text.h"
 #include "util/time.h"
 
 static void set_param(api_error *err, const char *param) {
@@ -265,8 +265,6 @@ void completion_free(completion *c, engine *e) {
     memset(c, 0, sizeof *c);
 }
 
-static json_t *text_json(const char *s, size_t n);
-
 static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok, int k, int from,
                              int to) {
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
@@ -275,7 +273,7 @@ static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok,
         size_t n;
         const unsigned char *b = gpt2c_token_bytes(tok, (uint32_t)ch->token_ids[t], &n);
         if (t >= from) {
-            json_array_append_new(tokens, text_json((const char *)b, n));
+            json_array_append_new(tokens, json_text((const char *)b, n));
             json_array_append_new(lps, json_real(ch->token_logprobs[t]));
             json_t *top = json_object();
             for (int j = 0; j < k; j++) {
@@ -302,24 +300,6 @@ static json_t *usage_of(const completion *c) {
                      (json_int_t)gen, "total_tokens", (json_int_t)(prompt + gen));
 }
 
-/* JSON strings must be UTF-8: bytes that are not become U+FFFD, as Python's
- * decode(errors="replace") and `gpt2c sample --json` do. */
-static json_t *text_json(const char *s, size_t n) {
-    char *clean = malloc(n * 3 + 1);
-    if (!clean) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
-        if (cp == UTF8_INVALID) memcpy(clean + k, "\xEF\xBF\xBD", 3), k += 3;
-        else memcpy(clean + k, s + i, (size_t)len), k += (size_t)len;
-        i += (size_t)len;
-    }
-    json_t *j = json_stringn(clean, k);
-    free(clean);
-    return j;
-}
-
 json_t *openai_response(const completion *c, const char *model, const gpt2c_tokenizer *tok) {
     json_t *choices = json_array();
     for (int i = 0; i < c->nreqs * c->n; i++) {
@@ -328,7 +308,7 @@ json_t *openai_response(const completion *c, const char *model, const gpt2c_toke
         json_t *lp = r->logprobs >= 0 ? logprobs_json(ch, tok, r->logprobs, 0, ch->ntokens)
                                       : json_null();
         json_array_append_new(choices, json_pack("{s:o, s:i, s:o, s:s?}", "text",
-                                                 text_json(ch->text, ch->len), "index", i,
+                                                 json_text(ch->text, ch->len), "index", i,
                                                  "logprobs", lp, "finish_reason",
                                                  ch->finish_reason ? ch->finish_reason : "stop"));
     }
@@ -344,7 +324,7 @@ json_t *openai_chunk(const completion *c, const char *model, int i, size_t from,
                      int final) {
     const serve_request *r = c->reqs[i / c->n];
     const serve_choice *ch = &r->choices[i % c->n];
-    json_t *choice = json_pack("{s:o, s:i, s:n}", "text", text_json(ch->text + from, to - from),
+    json_t *choice = json_pack("{s:o, s:i, s:n}", "text", json_text(ch->text + from, to - from),
                                "index", i, "logprobs");
     json_object_set_new(choice, "finish_reason",
                         final ? json_string(ch->finish_reason ? ch->finish_reason : "stop")

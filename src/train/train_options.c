@@ -42,13 +42,14 @@ static const struct field {
 #undef FIELD
 
 uint64_t train_opts_hash(const gpt2c_train_opts *o) {
+    static const size_t sizes[] = {[F_INT] = sizeof(int), [F_LLONG] = sizeof(long long),
+                                   [F_ULLONG] = sizeof(unsigned long long),
+                                   [F_DOUBLE] = sizeof(double)};
     const char *base = (const char *)o;
     uint64_t h = 0;
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         const struct field *f = &fields[i];
         const void *p = base + f->offset;
-        size_t sizes[] = {[F_INT] = sizeof(int), [F_LLONG] = sizeof(long long),
-                          [F_ULLONG] = sizeof(unsigned long long), [F_DOUBLE] = sizeof(double)};
         if (f->kind <= F_DOUBLE) {
             h = dp_hash(h, p, sizes[f->kind]);
         } else if (f->kind == F_STRING || f->kind == F_MODEL) {
