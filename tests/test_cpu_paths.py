@@ -87,7 +87,10 @@ def test_plan_and_sample_name_the_route(shard, model_dir, tmp_path):
 TRAIN_KINDS = {"matmul_fwd", "matmul_bwd", "attention", "lm_head", "elementwise", "optimizer",
                "data", "comm", "checkpoint", "validation", "samples", "other"}
 PRODUCTS = {"matmul_fwd", "matmul_bwd", "lm_head"}
-UNMEASURED_SHARE = 0.05  # host work no kind measures (the log, printing): a few percent at most
+# Host work no kind measures (the log, printing) is a few percent of a quiet run, but this is wall
+# time on a machine shared with other tests: the bound only catches a run whose ops went unmeasured
+# (a kind no longer wrapped), never a slow one.
+UNMEASURED_SHARE = 0.5
 
 
 def check_profile(p, kinds, steps):
@@ -106,8 +109,8 @@ def check_profile(p, kinds, steps):
 
 
 def test_train_profile(shard, tmp_path):
-    """Every kind of training work appears; the measured kinds cover the run but for a few
-    percent; the products report GFLOP/s; and the run's numbers are those of a run without it."""
+    """Every kind of training work appears; the measured kinds cover most of the run;
+    the products report GFLOP/s; and the run's numbers are those of a run without it."""
     flags = ["--max-steps", 6, "--val-every", 3, "--val-steps", 1, "--val-data", shard / "val_*.bin",
              "--ckpt-every", 3, "--sample-every", 3, "--seed", 7]
     out = train(shard, tmp_path / "profiled", *flags, "--profile", "--json").stdout.decode(errors="replace")
