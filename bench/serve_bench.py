@@ -1,8 +1,9 @@
 """`gpt2c serve` against llama.cpp's own `llama-server`, in one run, on the same d12 weights.
 
 Each server gets 1, 4, 8 and 16 concurrent streaming clients, each asking 64 tokens (end-of-text
-forbidden, so every one runs its 64) from the same 16-token prompt, over the OpenAI-style
-/v1/completions; measured per client: the time to its first token, and in all: generated
+forbidden, so every one runs its 64) from a 16-token prompt of its own (consecutive passages of
+Tiny Shakespeare, the same list for every server: a server that keeps the KV of a prompt it has
+seen, as llama-server does, must still compute each one), over the OpenAI-style /v1/completions; measured per client: the time to its first token, and in all: generated
 tokens per second of wall time. Sides: gpt2c fp32 and `--precision bf16` (`--parallel 8`), and
 llama-server f32 and f16 GGUF (`--parallel 8`, 1024 positions per slot), both on --threads
 threads; and `gpt2c sample` (no HTTP) at one sample. llama-server is built from the llama.cpp
@@ -12,6 +13,7 @@ sample_bench.py's), the GGUF files by that source's convert_hf_to_gguf.py.
 Run from the repository root:  .venv/bin/python bench/serve_bench.py [--threads 2] [--rounds 2]
 """
 import argparse
+import array
 import concurrent.futures
 import json
 import os
@@ -25,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from bench_common import ensure_llama_venv, find_gpt2c
-from sample_bench import convert_gguf, make_model_dir, prompt_of_length
+from sample_bench import PROMPT_TEXT, convert_gguf, make_model_dir, prompt_ids_of, prompt_of_length
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = (1, 4, 8, 16)
@@ -48,6 +50,15 @@ def build_llama_server(venv, llama_src):
     return exe
 
 
+def ensure_llama_python_server(venv):
+    """llama_cpp.server's dependencies (bench/requirements-llama-server.txt) in VENV."""
+    py = str(venv / "bin/python")
+    if subprocess.run([py, "-c", "import llama_cpp.server.app"], capture_output=True).returncode != 0:
+        subprocess.run([py, "-m", "pip", "install", "-q", "-r",
+                        str(ROOT / "bench/requirements-llama-server.txt")], check=True)
+    return py
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,7 +71,7 @@ def wait_ready(url, proc, timeout=300):
         if proc.poll() is not None:
             sys.exit(f"server exited: {proc.stderr.read().decode(errors='replace')[-3000:]}")
         try:
-            with urllib.request.urlopen(url + "health", timeout=5) as r:
+            with urllib.request.urlopen(url + "v1/models", timeout=5) as r:
                 if r.status == 200:
                     return
         except Exception:
@@ -87,25 +98,44 @@ def stream_one(url, body):
     return first, time.monotonic() - t0, pieces
 
 
-def load(url, body, clients):
-    """All clients at once: (tokens/s in all, TTFT p50, p95 in ms)."""
+def distinct_prompts(gpt2c, n, count, directory):
+    """count texts of n tokens each, consecutive passages of Tiny Shakespeare, each of which
+    gpt2c tokenizes back into the same n ids."""
+    ids = prompt_ids_of(gpt2c, PROMPT_TEXT.read_text()[:200000])
+    prompts, u16, txt = [], Path(directory) / "window.u16", Path(directory) / "window.txt"
+    for start in range(0, len(ids) - n, n):
+        window = ids[start:start + n]
+        u16.write_bytes(array.array("H", window).tobytes())
+        subprocess.run([str(gpt2c), "detokenize", str(u16), "-o", str(txt)], check=True)
+        text = txt.read_text()
+        if prompt_ids_of(gpt2c, text) == window:
+            prompts.append(text)
+            if len(prompts) == count:
+                return prompts
+    sys.exit(f"fewer than {count} {n}-token passages of {PROMPT_TEXT} tokenize back to themselves")
+
+
+def load(url, body, prompts, clients):
+    """All clients at once, each with the next prompt: (tokens/s in all, TTFT p50, p95 in ms)."""
+    bodies = [dict(body, prompt=prompts.pop()) for _ in range(clients)]
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         t0 = time.monotonic()
-        runs = list(pool.map(lambda _: stream_one(url, body), range(clients)))
+        runs = list(pool.map(lambda b: stream_one(url, b), bodies))
         wall = time.monotonic() - t0
     ttft = sorted(r[0] * 1e3 for r in runs)
     p95 = ttft[min(len(ttft) - 1, int(round(0.95 * (len(ttft) - 1))))]
     return clients * TOKENS / wall, statistics.median(ttft), p95
 
 
-def run_side(name, cmd, url, body, rounds):
+def run_side(name, cmd, url, body, prompts, rounds):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    prompts = list(reversed(prompts))  # popped from the end: every side gets them in one order
     try:
         wait_ready(url, proc)
-        stream_one(url, body)  # warm up
+        stream_one(url, dict(body, prompt=prompts.pop()))  # warm up
         rows = {}
         for c in CLIENTS:
-            res = [load(url, body, c) for _ in range(rounds)]
+            res = [load(url, body, prompts, c) for _ in range(rounds)]
             rows[c] = tuple(statistics.median(r[k] for r in res) for k in range(3))
             print(f"{name}: {c:2d} clients: {rows[c][0]:6.1f} tok/s in all, TTFT p50 {rows[c][1]:6.0f} ms, "
                   f"p95 {rows[c][2]:6.0f} ms", flush=True)
@@ -129,11 +159,11 @@ def main():
         make_model_dir("d12", model)
         gguf, _ = convert_gguf(venv / "bin/python", llama_src, model, tmp)
         prompt_path, ids = prompt_of_length(gpt2c, 16, tmp)
-        prompt = prompt_path.read_text()
+        prompts = distinct_prompts(gpt2c, 16, 1 + sum(CLIENTS) * args.rounds, tmp)
         print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout, flush=True)
         print(f"d12 (random weights), {len(ids)}-token prompt, {TOKENS} new tokens per client, "
               f"--parallel {PARALLEL}, {args.threads} threads, medians of {args.rounds} rounds", flush=True)
-        base = {"prompt": prompt, "max_tokens": TOKENS, "temperature": 1.0, "top_k": 50, "seed": 1,
+        base = {"max_tokens": TOKENS, "temperature": 1.0, "top_k": 50, "seed": 1,
                 "stream": True, "logit_bias": {"50256": -100}}
         results = {}
         for precision in ("fp32", "bf16"):
@@ -141,7 +171,7 @@ def main():
             cmd = [str(gpt2c), "serve", "--model", str(model), "--port", str(port), "--parallel",
                    str(PARALLEL), "--threads", str(args.threads), "--precision", precision]
             results[f"gpt2c serve {precision}"] = run_side(f"gpt2c serve {precision}", cmd,
-                                                           f"http://127.0.0.1:{port}/", base, args.rounds)
+                                                           f"http://127.0.0.1:{port}/", base, prompts, args.rounds)
         for kind in ("f32", "f16"):
             port = free_port()
             cmd = [str(llama_server), "-m", str(gguf[kind]), "--host", "127.0.0.1", "--port", str(port),
@@ -149,7 +179,15 @@ def main():
                    "-c", str(1024 * PARALLEL), "--no-webui"]
             body = dict(base, logit_bias=[[50256, False]], ignore_eos=True)
             results[f"llama-server {kind}"] = run_side(f"llama-server {kind}", cmd,
-                                                       f"http://127.0.0.1:{port}/", body, args.rounds)
+                                                       f"http://127.0.0.1:{port}/", body, prompts, args.rounds)
+        # llama-cpp-python's server: one request at a time (no batching), f16
+        port = free_port()
+        cmd = [ensure_llama_python_server(venv), "-m", "llama_cpp.server", "--model", str(gguf["f16"]),
+               "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(args.threads),
+               "--n_threads_batch", str(args.threads), "--n_ctx", "1024"]
+        results["llama_cpp.server (Python) f16"] = run_side("llama_cpp.server f16", cmd,
+                                                            f"http://127.0.0.1:{port}/", base, prompts,
+                                                            args.rounds)
         # `gpt2c sample` at one sample, no HTTP, for the same 64 tokens
         out = subprocess.run([str(gpt2c), "sample", "--model", str(model), "--prompt-file", str(prompt_path),
                               "--num-samples", "1", "--max-tokens", str(TOKENS), "--threads", str(args.threads)],

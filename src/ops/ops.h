@@ -76,6 +76,12 @@ typedef struct gpt2_act gpt2_act;
     X(void, matmul_forward,                                                                        \
       (gpt2_act *out, const gpt2_act *inp, const float *w, const gpt2_bf16 *w_bf16,               \
        const float *bias, int N, int C, int OC, float *scratch))                                   \
+    /* matmul_forward for inference, each output row computed as it would be alone (the same   \
+     * bits whatever the other rows: several requests' prompts share one product). The CPU    \
+     * meets this; the CUDA backend runs matmul_forward, which does not promise it yet. */     \
+    X(void, matmul_forward_rows,                                                                   \
+      (gpt2_act *out, const gpt2_act *inp, const float *w, const gpt2_bf16 *w_bf16,               \
+       const float *bias, int N, int C, int OC, float *scratch))                                   \
     /* dinp = dout @ w ; dw += dout^T @ inp ; dbias += column sums of dout (dbias may be NULL). \
      * With w_bf16, both products take bf16 inputs (dout and inp rounded by the op). */         \
     X(void, matmul_backward,                                                                       \

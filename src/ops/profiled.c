@@ -75,6 +75,12 @@ static void p_matmul_forward(gpt2_act *out, const gpt2_act *inp, const float *w,
     TIMED(GPT2C_PROF_MATMUL_FWD, 2.0 * N * C * OC,
           pr.in->matmul_forward(out, inp, w, w_bf16, bias, N, C, OC, scratch));
 }
+static void p_matmul_forward_rows(gpt2_act *out, const gpt2_act *inp, const float *w,
+                                  const gpt2_bf16 *w_bf16, const float *bias, int N, int C,
+                                  int OC, float *scratch) {
+    TIMED(GPT2C_PROF_MATMUL_FWD, 2.0 * N * C * OC,
+          pr.in->matmul_forward_rows(out, inp, w, w_bf16, bias, N, C, OC, scratch));
+}
 static void p_matmul_backward(gpt2_act *dinp, float *dw, float *dbias, const gpt2_act *dout,
                               const gpt2_act *inp, const float *w, const gpt2_bf16 *w_bf16, int N,
                               int C, int OC, float *scratch) {
@@ -145,6 +151,7 @@ const gpt2_backend *prof_start(gpt2c_profile *p, const gpt2_backend *inner) {
     pr.table.layernorm_forward = p_layernorm_forward;
     pr.table.layernorm_backward = p_layernorm_backward;
     pr.table.matmul_forward = p_matmul_forward, pr.table.matmul_backward = p_matmul_backward;
+    pr.table.matmul_forward_rows = p_matmul_forward_rows;
     pr.table.attention_forward = p_attention_forward;
     pr.table.attention_backward = p_attention_backward;
     pr.table.attention_forward_kv = p_attention_forward_kv;

@@ -57,6 +57,9 @@ void cpu_from_bf16(float *dst, const gpt2_bf16 *src, size_t n);
 
 /* Scratch of one bf16 product of a linear layer (fp32 needs none), on this CPU's route. */
 size_t cpu_matmul_scratch_floats(int N, int C, int OC);
+/* Rows of n floats (n even) rounded to bf16 and split into their even then their odd elements,
+ * for the kernels that read bf16 weights as pairs (matmul.c, matmul_rows.c). */
+void cpu_deinterleave_rounded(float *dst, const float *src, int rows, int n);
 /* Up to how many rows a bf16 product reads the bf16 weights directly (generation). */
 int cpu_matmul_few_rows_bf16(void);
 size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16);

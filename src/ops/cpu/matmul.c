@@ -149,9 +149,7 @@ CPU_KERNEL(dot1x2_bf16, (const float *x, const void *w0v, const void *w1v, int n
     r[0] = hsum8(a) + ta, r[1] = hsum8(b) + tb;
 }
 
-/* Rows of n floats (n even) rounded to bf16 and split into their even then their odd elements,
- * for the bf16 kernels. */
-static void deinterleave_rounded(float *dst, const float *src, int rows, int n) {
+void cpu_deinterleave_rounded(float *dst, const float *src, int rows, int n) {
     int h = n / 2;
     for (int m = 0; m < rows; m++) {
         const float *s = src + (size_t)m * n;
@@ -200,7 +198,8 @@ size_t cpu_matmul_scratch_floats(int N, int C, int OC) {
     size_t in = (size_t)N * C, out = (size_t)N * OC, w = (size_t)OC * C;
     /* native: inp and dout in bf16; emulated: both rounded in fp32, and the weight widened;
      * either way at least the few-rows route's rounded, deinterleaved input in fp32 */
-    return cpu_bf16_native() ? max_size((in + out) / 2 + 32, in) : in + out + w + 48;
+    /* (an odd C, which has no bf16 pairs, takes the emulated route in matmul_forward_rows) */
+    return cpu_bf16_native() && C % 2 == 0 ? max_size((in + out) / 2 + 32, in) : in + out + w + 48;
 }
 
 int cpu_matmul_few_rows_bf16(void) {
@@ -218,7 +217,7 @@ void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
             few_rows(out, inp, w, sizeof *w, bias, N, C, OC, CPU_PICK(dot4x2_f32), CPU_PICK(dot1x2_f32));
         else cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp, w, bias, out, 0);
     } else if (N <= cpu_matmul_few_rows_bf16() && C % 2 == 0) {
-        deinterleave_rounded(scratch, inp, N, C);
+        cpu_deinterleave_rounded(scratch, inp, N, C);
         few_rows(out, scratch, w_bf16, sizeof *w_bf16, bias, N, C, OC, CPU_PICK(dot4x2_bf16),
                  CPU_PICK(dot1x2_bf16));
     } else if (cpu_bf16_native()) {
