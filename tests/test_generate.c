@@ -127,6 +127,51 @@ static void test_rows_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     gpt2_kv_free(&single);
 }
 
+/* Prompt chunks of several sequences in one forward (a server's new requests) give each the bits
+ * it gets alone, whatever their lengths (1 to GPT2_SHORT_CHUNK) and positions: the logits of
+ * each chunk's end, and the cache it leaves (the next token's logits). */
+static void test_spans_equal_alone(const gpt2_model *m, const int32_t *tokens) {
+    gpt2c_error err;
+    gpt2_kv batch, single;
+    enum { S = 4 };
+    /* sequence s: `before` tokens already in its cache, then a chunk of n */
+    int before[S] = {0, 5, 0, 40}, n[S] = {1, 9, GPT2_SHORT_CHUNK, 4};
+    float *want = malloc((size_t)S * 2 * V * sizeof *want);
+    CHECK(gpt2_kv_plan(&batch, m, S, 80, 64, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 80, 64, &err) == 0);
+    for (int s = 0; s < S; s++) { /* alone: what came before, the chunk, one more token */
+        const int32_t *t = tokens + 7 * s;
+        if (before[s]) gpt2_prefill(m, &single, t, 0, before[s], 0);
+        gpt2_prefill(m, &single, t + before[s], 0, n[s], before[s]);
+        memcpy(want + (size_t)2 * s * V, single.logits, V * sizeof *want);
+        gpt2_infer(m, &single, t + before[s] + n[s], 0, 1, 1, before[s] + n[s]);
+        memcpy(want + (size_t)(2 * s + 1) * V, single.logits, V * sizeof *want);
+    }
+    int32_t chunks[80];
+    gpt2_span spans[S];
+    int at = 0;
+    for (int s = 0; s < S; s++) {
+        const int32_t *t = tokens + 7 * s;
+        if (before[s]) gpt2_prefill(m, &batch, t, s, before[s], 0);
+        memcpy(chunks + at, t + before[s], (size_t)n[s] * sizeof *chunks);
+        spans[s] = (gpt2_span){s, before[s], n[s]};
+        at += n[s];
+    }
+    gpt2_infer_spans(m, &batch, chunks, spans, S);
+    for (int s = 0; s < S; s++) {
+        CHECK(memcmp(batch.logits + (size_t)s * VP, want + (size_t)2 * s * V, V * sizeof *want) == 0);
+        gpt2_infer(m, &batch, tokens + 7 * s + before[s] + n[s], s, 1, 1, before[s] + n[s]);
+        CHECK(memcmp(batch.logits + (size_t)s * VP, want + (size_t)(2 * s + 1) * V,
+                     V * sizeof *want) == 0);
+    }
+    /* and the span forward computes what the GEMM forward does, to float tolerance */
+    gpt2_infer(m, &single, tokens + 7 * 2, 0, 1, n[2], 0);
+    CHECK(max_rel_diff(single.logits, want + (size_t)2 * 2 * V, V) < 1e-5);
+    free(want);
+    gpt2_kv_free(&batch);
+    gpt2_kv_free(&single);
+}
+
 static void test_sampler(void) {
     gpt2c_error err;
     enum { NV = 10, DRAWS = 200000 };
@@ -193,10 +238,12 @@ int main(void) {
     test_cache_equals_training_forward(&m, tokens, T);
     test_batch_equals_single(&m, tokens);
     test_rows_equal_alone(&m, tokens);
+    test_spans_equal_alone(&m, tokens);
     gpt2_free(&m); /* the same in bf16, on a model without a training plan */
     CHECK(gpt2_create(&m, &cfg, &cpu, &err) == 0 && gpt2_init_random(&m, 3, &err) == 0);
     CHECK(gpt2_set_precision(&m, GPT2_BF16, &err) == 0);
     test_rows_equal_alone(&m, tokens);
+    test_spans_equal_alone(&m, tokens);
     test_sampler();
     gpt2_free(&m);
     return check_done();

@@ -152,17 +152,25 @@ def test_logit_bias_forbids_end_of_text_and_logprobs(client):
     assert "".join(lp.tokens) == r.choices[0].text and r.choices[0].finish_reason == "length"
 
 
-def test_concurrent_clients_get_what_they_get_alone(server):
-    """16 clients at once on 4 slots, prompts and lengths mixed, streaming and not."""
-    prompts = [PROMPT, "The", "Once upon a time, in a land far away, there lived", "x" * 40]
-    reqs = [{"prompt": prompts[i % 4], "max_tokens": 5 + 3 * i, "seed": 100 + i, "top_k": 20 + i,
-             "stream": i % 2 == 1} for i in range(16)]
+def test_concurrent_clients_get_what_they_get_alone(server, model_dir):
+    """16 clients at once on 4 slots, prompts and lengths mixed, streaming and not: short prompts
+    (whose chunks share a forward), one of more than GPT2_SHORT_CHUNK tokens, and one of a long
+    chunk then a short one; and what each prompt gets alone is `sample`'s."""
+    fox = "The quick brown fox jumps over the lazy dog. "
+    prompts = [PROMPT, "The", "Once upon a time, in a land far away, there lived", "x" * 40,
+               fox * 5, fox * 52]
+    counts = [len(server.request("/tokenize", {"content": p})[2]["tokens"]) for p in prompts]
+    assert 32 < counts[4] < 512 and 512 < counts[5] <= 512 + 32, counts
+    # the answers not streamed carry their logprobs, which show a difference in the logits' bits
+    # that the sampled text would mostly hide
+    reqs = [{"prompt": prompts[i % 6], "max_tokens": 5 + 3 * i, "seed": 100 + i, "top_k": 20 + i,
+             "stream": i % 2 == 1, **({} if i % 2 else {"logprobs": 1})} for i in range(16)]
 
     def run(body):
         if not body["stream"]:
             status, _, r = server.request("/v1/completions", body)
             assert status == 200, r
-            return r["choices"][0]["text"]
+            return r["choices"][0]["text"], r["choices"][0]["logprobs"]["token_logprobs"]
         req = urllib.request.Request(server.url + "v1/completions", data=json.dumps(body).encode())
         text = ""
         with urllib.request.urlopen(req, timeout=120) as resp:
@@ -170,9 +178,11 @@ def test_concurrent_clients_get_what_they_get_alone(server):
                 line = line.decode().strip()
                 if line.startswith("data: ") and line != "data: [DONE]":
                     text += "".join(c["text"] for c in json.loads(line[6:])["choices"])
-        return text
+        return text, None
 
     alone = [run(b) for b in reqs]
+    for b, (text, _) in list(zip(reqs, alone))[:6]:
+        assert text == sample(model_dir, 1, b["max_tokens"], b["seed"], b["top_k"], prompt=b["prompt"])[0]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         together = list(pool.map(run, reqs))
     assert together == alone

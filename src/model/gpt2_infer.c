@@ -78,25 +78,29 @@ void gpt2_kv_free(gpt2_kv *kv) {
  * layer l for its rows with that layer's caches; the rest is the same for every caller. */
 typedef void attend_fn(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx);
 
-static void blocks_forward(const gpt2_model *m, gpt2_kv *kv, int N, attend_fn *attend, void *ctx) {
+static void blocks_forward(const gpt2_model *m, gpt2_kv *kv, int N, attend_fn *attend, void *ctx,
+                           int rows_alone) {
     const gpt2_ops *op = m->be->ops;
+    /* rows_alone: every row's products as alone (gpt2_infer_spans) */
+    void (*matmul)(gpt2_act *, const gpt2_act *, const float *, const gpt2_bf16 *, const float *,
+                   int, int, int, float *) = rows_alone ? op->matmul_forward_rows : op->matmul_forward;
 #define BF16(w) gpt2_bf16_copy(m, w)
     int C = m->cfg.n_embd;
     size_t NC = (size_t)N * C;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         float **w = m->w.layers[l].t;
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN1_W], w[P_LN1_B], N, C);
-        op->matmul_forward(kv->qkv, kv->ln, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C,
+        matmul(kv->qkv, kv->ln, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C,
                            kv->scratch);
         attend(m, kv, l, ctx);
-        op->matmul_forward(kv->ln, kv->att, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]),
+        matmul(kv->ln, kv->att, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]),
                            w[P_ATTN_PROJ_B], N, C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
         op->layernorm_forward(kv->ln, kv->mean, kv->rstd, kv->x, w[P_LN2_W], w[P_LN2_B], N, C);
-        op->matmul_forward(kv->fch, kv->ln, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C,
+        matmul(kv->fch, kv->ln, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C,
                            kv->scratch);
         op->gelu_forward(kv->fch, kv->fch, 4 * NC);
-        op->matmul_forward(kv->ln, kv->fch, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]),
+        matmul(kv->ln, kv->fch, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]),
                            w[P_MLP_PROJ_B], N, 4 * C, C, kv->scratch);
         op->residual_forward(kv->x, kv->x, kv->ln, NC);
     }
@@ -158,7 +162,7 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     /* positions start at pos: the embedding reads wpe from row pos on */
     op->embed_forward(kv->x, tokens, m->w.wte, m->w.wpe + (size_t)pos * C, nseq, n, C);
     same_pos ctx = {seq0, nseq, n, pos};
-    blocks_forward(m, kv, N, attend_same_pos, &ctx);
+    blocks_forward(m, kv, N, attend_same_pos, &ctx, 0);
     /* only each sequence's last position needs logits */
     for (int s = 0; s < nseq; s++)
         op->copy(act_at(be, kv->last, (size_t)s * C),
@@ -195,15 +199,69 @@ void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, co
         op->embed_forward(act_at(be, kv->x, (size_t)r * C), tokens + r, m->w.wte,
                           m->w.wpe + (size_t)pos[r] * C, 1, 1, C);
     own_pos ctx = {seqs, pos, nrows};
-    blocks_forward(m, kv, nrows, attend_own_pos, &ctx);
+    blocks_forward(m, kv, nrows, attend_own_pos, &ctx, 0);
     op->copy(kv->last, kv->x, (size_t)nrows * C * be->act_bytes);
     logits_forward(m, kv, nrows, 0, seqs);
+}
+
+typedef struct spans_ctx {
+    const gpt2_span *spans;
+    int nspans;
+} spans_ctx;
+
+static void attend_spans(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx) {
+    const spans_ctx *c = ctx;
+    const gpt2_backend *be = m->be;
+    size_t C = (size_t)m->cfg.n_embd, row = 0;
+    for (int s = 0; s < c->nspans; s++) {
+        const gpt2_span *sp = &c->spans[s];
+        be->ops->attention_forward_kv(act_at(be, kv->att, row * C), act_at(be, kv->qkv, 3 * row * C),
+                                      cache_of(m, kv, kv->k, l, sp->seq),
+                                      cache_of(m, kv, kv->v, l, sp->seq), 1, sp->n, sp->pos,
+                                      kv->len, (int)C, m->cfg.n_head, kv->scratch);
+        row += (size_t)sp->n;
+    }
+}
+
+void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
+                      const gpt2_span *spans, int nspans) {
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
+    size_t C = (size_t)m->cfg.n_embd, N = 0;
+    int seqs[GPT2_BATCH_ROWS];
+    for (int s = 0; s < nspans; s++) N += (size_t)spans[s].n;
+    if (!be->host_memory) {
+        op->upload(kv->tokens_dev, tokens, N * sizeof *tokens);
+        tokens = kv->tokens_dev;
+    }
+    size_t row = 0;
+    for (int s = 0; s < nspans; s++) { /* each span from its own position in wpe */
+        const gpt2_span *sp = &spans[s];
+        op->embed_forward(act_at(be, kv->x, row * C), tokens + row, m->w.wte,
+                          m->w.wpe + (size_t)sp->pos * C, 1, sp->n, (int)C);
+        row += (size_t)sp->n;
+        seqs[s] = sp->seq;
+    }
+    spans_ctx ctx = {spans, nspans};
+    blocks_forward(m, kv, (int)N, attend_spans, &ctx, 1);
+    row = 0;
+    for (int s = 0; s < nspans; s++) { /* each span's last row to the LM head */
+        row += (size_t)spans[s].n;
+        op->copy(act_at(be, kv->last, (size_t)s * C), act_at(be, kv->x, (row - 1) * C),
+                 C * be->act_bytes);
+    }
+    logits_forward(m, kv, nspans, 0, seqs);
 }
 
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos) {
     for (int i = 0; i < n; i += GPT2_PREFILL_CHUNK) {
         int k = n - i < GPT2_PREFILL_CHUNK ? n - i : GPT2_PREFILL_CHUNK;
-        gpt2_infer(m, kv, tokens + i, seq, 1, k, pos + i);
+        if (k <= GPT2_SHORT_CHUNK) {
+            gpt2_span span = {seq, pos + i, k};
+            gpt2_infer_spans(m, kv, tokens + i, &span, 1);
+        } else {
+            gpt2_infer(m, kv, tokens + i, seq, 1, k, pos + i);
+        }
     }
 }
 

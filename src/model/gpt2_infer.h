@@ -42,12 +42,29 @@ void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, co
                      const int *pos, int nrows);
 /* Rows a decoding batch may have for its rows to be computed as each alone would be. */
 #define GPT2_BATCH_ROWS 8
+/* Prompt chunks of several sequences in one forward (a server's new requests): span s is
+ * tokens[first .. first+n) of sequence seq at positions pos..pos+n-1, the spans' tokens one after
+ * another, their cache holding positions 0..pos-1 (spans ascending by seq, nspans <=
+ * GPT2_BATCH_ROWS, rows in all <= max_rows). The products run once over all rows, through
+ * matmul_forward_rows, attention span by span; each span's last row leaves its logits in
+ * kv->logits[seq]. Every span gets the bits it gets alone. */
+typedef struct gpt2_span {
+    int seq, pos, n;
+} gpt2_span;
+void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
+                      const gpt2_span *spans, int nspans);
+/* A prompt chunk of at most this many tokens runs through gpt2_infer_spans (alone in `sample`,
+ * with others in a server: the same bits), a longer one through gpt2_infer (the GEMM library,
+ * which is faster from here on: matmul_rows.c). 32: the row-independent products are as fast as
+ * oneDNN's up to about 16-32 rows of d12. */
+#define GPT2_SHORT_CHUNK 32
 /* A prompt runs through the model in chunks of this many tokens (gpt2_prefill), so that `sample`
  * and a server that interleaves prompts with other requests' decoding compute the same. 512, as
  * llama.cpp's micro-batch: an 834-token prompt of d12 in bf16 takes 236 ms in 512-token chunks,
  * as in one piece, against 307 ms in chunks of 128 (fp32: 633, 580, 775 ms). */
 #define GPT2_PREFILL_CHUNK 512
-/* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK. */
+/* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK (each
+ * through gpt2_infer_spans or gpt2_infer by its length, GPT2_SHORT_CHUNK). */
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos);
 
 /* Make sequence `to`'s cache hold positions 0..npos-1 of sequence `from`'s (a shared prompt). */

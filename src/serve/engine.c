@@ -286,6 +286,20 @@ static void retire(engine *e) {
 
 /* ---- the thread ---- */
 
+/* k more prompt tokens of r have run. Where that ends the prompt, every choice starts from its
+ * cache (outside the lock: tens of MB)... */
+static void share_prompt(engine *e, serve_request *r, int k) {
+    request_state *st = r->state;
+    if (st->prefilled + k == r->nprompt)
+        for (int c = 1; c < r->n; c++)
+            gpt2_kv_copy(&e->kv, e->m, st->slots[0], st->slots[c], r->nprompt);
+}
+/* ...and, under the lock, the first draw is made. */
+static void prefilled(engine *e, serve_request *r, int k) {
+    r->state->prefilled += k;
+    if (r->state->prefilled == r->nprompt && !r->cancelled) draw(e, r, 1);
+}
+
 static void step(engine *e) {
     const gpt2_model *m = e->m;
     int32_t tokens[GPT2_BATCH_ROWS];
@@ -316,25 +330,54 @@ static void step(engine *e) {
         }
     }
     /* then waiting prompts, a chunk each (the chunks `sample` runs: GPT2_PREFILL_CHUNK tokens
-     * from the start), up to GPT2_PREFILL_CHUNK tokens in all per step but at least one chunk:
-     * prompts that arrive together start together, and a long one does not stall the streams */
-    int budget = GPT2_PREFILL_CHUNK;
+     * from the start), up to the forward's rows in all per step but at least one chunk: prompts
+     * that arrive together start together, and a long one does not stall the streams. The short
+     * chunks share one forward (gpt2_infer_spans: each gets its bits alone), a long one has its
+     * own, as in `sample`. */
+    serve_request *order[GPT2_BATCH_ROWS]; /* the short chunks' requests, in admission order */
+    gpt2_span spans[GPT2_BATCH_ROWS];
+    int32_t gathered[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK], by_slot[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK];
+    int nshort = 0, rows = 0, budget = e->kv.max_rows, ran = 0;
+    for (int i = 0; i < e->nactive; i++) {
+        serve_request *r = e->active[i];
+        int k = r->nprompt - r->state->prefilled;
+        if (r->cancelled || k == 0) continue;
+        if (k > GPT2_PREFILL_CHUNK) k = GPT2_PREFILL_CHUNK;
+        if (k > GPT2_SHORT_CHUNK || rows + k > budget) continue;
+        memcpy(gathered + rows, r->prompt + r->state->prefilled, (size_t)k * sizeof(int32_t));
+        order[nshort] = r;
+        spans[nshort++] = (gpt2_span){r->state->slots[0], r->state->prefilled, k};
+        rows += k;
+    }
+    if (nshort) {
+        gpt2_span sorted[GPT2_BATCH_ROWS]; /* by slot, as the model wants them; tokens follow */
+        int n = 0, at = 0;
+        for (int s = 0; s < e->parallel; s++)
+            for (int j = 0, off = 0; j < nshort; off += spans[j++].n)
+                if (spans[j].seq == s) {
+                    memcpy(by_slot + at, gathered + off, (size_t)spans[j].n * sizeof *by_slot);
+                    sorted[n++] = spans[j], at += spans[j].n;
+                }
+        pthread_mutex_unlock(&e->mu);
+        gpt2_infer_spans(m, &e->kv, by_slot, sorted, nshort);
+        for (int j = 0; j < nshort; j++) share_prompt(e, order[j], spans[j].n);
+        pthread_mutex_lock(&e->mu);
+        for (int j = 0; j < nshort; j++) prefilled(e, order[j], spans[j].n);
+        budget -= rows, ran = 1;
+    }
     for (int i = 0; i < e->nactive && budget > 0; i++) {
         serve_request *r = e->active[i];
         request_state *st = r->state;
         int done = st->prefilled, k = r->nprompt - done;
-        if (r->cancelled || k == 0) continue;
+        if (r->cancelled || k <= GPT2_SHORT_CHUNK) continue; /* (a short one ran above) */
         if (k > GPT2_PREFILL_CHUNK) k = GPT2_PREFILL_CHUNK;
-        if (k > budget && budget < GPT2_PREFILL_CHUNK) break;
-        budget -= k;
+        if (k > budget && ran) break;
+        budget -= k, ran = 1;
         pthread_mutex_unlock(&e->mu);
         gpt2_infer(m, &e->kv, r->prompt + done, st->slots[0], 1, k, done);
-        if (done + k == r->nprompt) /* every choice starts from the prompt's cache */
-            for (int c = 1; c < r->n; c++)
-                gpt2_kv_copy(&e->kv, m, st->slots[0], st->slots[c], r->nprompt);
+        share_prompt(e, r, k);
         pthread_mutex_lock(&e->mu);
-        st->prefilled = done + k;
-        if (st->prefilled == r->nprompt && !r->cancelled) draw(e, r, 1);
+        prefilled(e, r, k);
     }
 }
 
