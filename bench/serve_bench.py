@@ -184,7 +184,8 @@ def main():
         port = free_port()
         cmd = [ensure_llama_python_server(venv), "-m", "llama_cpp.server", "--model", str(gguf["f16"]),
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(args.threads),
-               "--n_threads_batch", str(args.threads), "--n_ctx", "1024"]
+               "--n_threads_batch", str(args.threads), "--n_ctx", "1024",
+               "--interrupt_requests", "False"]  # (by default a new request cuts the running stream)
         results["llama_cpp.server (Python) f16"] = run_side("llama_cpp.server f16", cmd,
                                                             f"http://127.0.0.1:{port}/", base, prompts,
                                                             args.rounds)

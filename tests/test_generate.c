@@ -142,7 +142,8 @@ static void test_spans_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     for (int s = 0; s < S; s++) { /* alone: what came before, the chunk, one more token */
         const int32_t *t = tokens + 7 * s;
         if (before[s]) gpt2_prefill(m, &single, t, 0, before[s], 0);
-        gpt2_prefill(m, &single, t + before[s], 0, n[s], before[s]);
+        gpt2_span alone = {0, before[s], n[s]};
+        gpt2_infer_spans(m, &single, t + before[s], &alone, 1);
         memcpy(want + (size_t)2 * s * V, single.logits, V * sizeof *want);
         gpt2_infer(m, &single, t + before[s] + n[s], 0, 1, 1, before[s] + n[s]);
         memcpy(want + (size_t)(2 * s + 1) * V, single.logits, V * sizeof *want);

@@ -212,6 +212,45 @@ def test_a_client_that_goes_away_frees_its_slot(server):
     assert server.metrics()["gpt2c_slots_active"] == 0
 
 
+def test_a_client_that_goes_away_before_its_answer_frees_its_slot(server):
+    """Not streamed: the answer is made in one piece, and a client that leaves meanwhile is seen
+    (its request stops long before the context's 1016 tokens)."""
+    before = server.metrics()["gpt2c_tokens_generated_total"]
+    s = socket.create_connection(("127.0.0.1", server.port))
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 100000, "logit_bias": {"50256": -100}}).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    for _ in range(100):
+        if server.metrics()["gpt2c_slots_active"] == 1:
+            break
+        time.sleep(0.05)
+    assert server.metrics()["gpt2c_slots_active"] == 1
+    s.close()
+    for _ in range(100):
+        if server.metrics()["gpt2c_slots_active"] == 0:
+            break
+        time.sleep(0.05)
+    assert server.metrics()["gpt2c_slots_active"] == 0
+    assert server.metrics()["gpt2c_tokens_generated_total"] - before < 1016
+
+
+def test_streamed_logprobs_are_the_answers(client):
+    """The chunks' logprobs, put together, are the whole answer's (same seed); a token that is a
+    piece of a character is keyed bytes:\\xNN in top_logprobs, as OpenAI does, none dropped."""
+    # ids 100..104 are single bytes 0xa7..0xab: no character alone
+    bias = {str(i): 100 for i in range(100, 105)}
+    kw = dict(model="m", prompt=PROMPT, max_tokens=10, seed=5, logprobs=5, logit_bias=bias)
+    whole = client.completions.create(**kw).choices[0].logprobs
+    tokens, lps, tops = [], [], []
+    for c in client.completions.create(stream=True, **kw):
+        if c.choices and c.choices[0].logprobs:
+            tokens += c.choices[0].logprobs.tokens
+            lps += c.choices[0].logprobs.token_logprobs
+            tops += c.choices[0].logprobs.top_logprobs
+    assert (tokens, lps, tops) == (whole.tokens, whole.token_logprobs, whole.top_logprobs)
+    assert all(len(t) == 5 for t in tops)
+    assert {k for t in tops for k in t} == {"bytes:\\x%02x" % b for b in range(0xa7, 0xac)}
+
+
 BAD = [  # body, status, the field the error names
     ({"prompt": PROMPT, "max_tokens": -5}, 400, "max_tokens"),
     ({"prompt": PROMPT, "temperature": 2.5}, 400, "temperature"),

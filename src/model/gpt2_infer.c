@@ -253,10 +253,16 @@ void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
     logits_forward(m, kv, nspans, 0, seqs);
 }
 
+int gpt2_short_chunk(const gpt2_model *m) {
+    int k = m->be->rows_chunk[m->params_bf16 ? GPT2_BF16 : GPT2_FP32];
+    return k < GPT2_SHORT_CHUNK ? k : GPT2_SHORT_CHUNK;
+}
+
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos) {
+    int short_chunk = gpt2_short_chunk(m);
     for (int i = 0; i < n; i += GPT2_PREFILL_CHUNK) {
         int k = n - i < GPT2_PREFILL_CHUNK ? n - i : GPT2_PREFILL_CHUNK;
-        if (k <= GPT2_SHORT_CHUNK) {
+        if (k <= short_chunk) {
             gpt2_span span = {seq, pos + i, k};
             gpt2_infer_spans(m, kv, tokens + i, &span, 1);
         } else {

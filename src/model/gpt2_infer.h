@@ -53,18 +53,19 @@ typedef struct gpt2_span {
 } gpt2_span;
 void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
                       const gpt2_span *spans, int nspans);
-/* A prompt chunk of at most this many tokens runs through gpt2_infer_spans (alone in `sample`,
- * with others in a server: the same bits), a longer one through gpt2_infer (the GEMM library,
- * which is faster from here on: matmul_rows.c). 32: the row-independent products are as fast as
- * oneDNN's up to about 16-32 rows of d12. */
+/* A prompt chunk of at most gpt2_short_chunk(m) tokens runs through gpt2_infer_spans (alone in
+ * `sample`, with others in a server: the same bits), a longer one through gpt2_infer (the GEMM
+ * library, faster from there on). The backend says how long, per precision (rows_chunk in
+ * ops/backend.h), up to GPT2_SHORT_CHUNK; 0: every chunk through gpt2_infer. */
 #define GPT2_SHORT_CHUNK 32
+int gpt2_short_chunk(const gpt2_model *m);
 /* A prompt runs through the model in chunks of this many tokens (gpt2_prefill), so that `sample`
  * and a server that interleaves prompts with other requests' decoding compute the same. 512, as
  * llama.cpp's micro-batch: an 834-token prompt of d12 in bf16 takes 236 ms in 512-token chunks,
  * as in one piece, against 307 ms in chunks of 128 (fp32: 633, 580, 775 ms). */
 #define GPT2_PREFILL_CHUNK 512
 /* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK (each
- * through gpt2_infer_spans or gpt2_infer by its length, GPT2_SHORT_CHUNK). */
+ * through gpt2_infer_spans or gpt2_infer by its length, gpt2_short_chunk). */
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos);
 
 /* Make sequence `to`'s cache hold positions 0..npos-1 of sequence `from`'s (a shared prompt). */

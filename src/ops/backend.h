@@ -21,6 +21,12 @@ typedef struct gpt2_backend {
      * (AVX2)", "bf16 (AMX)", "bf16 (emulated: AVX2, fp32 GEMM on rounded inputs)"; NULL where
      * the backend cannot run that precision on this machine. */
     const char *path[2]; /* [GPT2_FP32], [GPT2_BF16] */
+    /* Per precision: the longest prompt chunk whose products go through matmul_forward_rows,
+     * so that a server's prompts share a forward (at most GPT2_SHORT_CHUNK; 0: none, each
+     * prompt runs its own forward through matmul_forward). Where the GEMM library is faster
+     * than that op even at a few rows times the prompts (AMX), or the op is not yet row-
+     * independent (CUDA), 0. */
+    int rows_chunk[2];
     int threads;
     /* Make the calling thread run the ops as the handle says (the CPU's OpenMP thread count is
      * each thread's own setting): a thread other than the one that opened the handle calls

@@ -337,13 +337,13 @@ static void step(engine *e) {
     serve_request *order[GPT2_BATCH_ROWS]; /* the short chunks' requests, in admission order */
     gpt2_span spans[GPT2_BATCH_ROWS];
     int32_t gathered[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK], by_slot[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK];
-    int nshort = 0, rows = 0, budget = e->kv.max_rows, ran = 0;
+    int nshort = 0, rows = 0, budget = e->kv.max_rows, ran = 0, short_chunk = gpt2_short_chunk(m);
     for (int i = 0; i < e->nactive; i++) {
         serve_request *r = e->active[i];
         int k = r->nprompt - r->state->prefilled;
         if (r->cancelled || k == 0) continue;
         if (k > GPT2_PREFILL_CHUNK) k = GPT2_PREFILL_CHUNK;
-        if (k > GPT2_SHORT_CHUNK || rows + k > budget) continue;
+        if (k > short_chunk || rows + k > budget) continue;
         memcpy(gathered + rows, r->prompt + r->state->prefilled, (size_t)k * sizeof(int32_t));
         order[nshort] = r;
         spans[nshort++] = (gpt2_span){r->state->slots[0], r->state->prefilled, k};
@@ -369,7 +369,7 @@ static void step(engine *e) {
         serve_request *r = e->active[i];
         request_state *st = r->state;
         int done = st->prefilled, k = r->nprompt - done;
-        if (r->cancelled || k <= GPT2_SHORT_CHUNK) continue; /* (a short one ran above) */
+        if (r->cancelled || k == 0 || k <= short_chunk) continue; /* (a short one ran above) */
         if (k > GPT2_PREFILL_CHUNK) k = GPT2_PREFILL_CHUNK;
         if (k > budget && ran) break;
         budget -= k, ran = 1;

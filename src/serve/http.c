@@ -2,12 +2,14 @@
  * streaming answer may wait for the engine; connections limited, idle ones timed out). Routes:
  * GET / (the page), /health, /v1/models, /metrics; POST /v1/completions, /tokenize, /detokenize. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "io/hf_model.h"
 #include "ops/backend.h"
@@ -78,6 +80,7 @@ typedef struct stream {
     gpt2c_server *s;
     completion c;
     size_t *sent;  /* per choice: bytes of its text sent */
+    int *sent_tokens; /* per choice: tokens whose logprobs were sent */
     char *sent_final; /* per choice: its finish_reason sent */
     char *out;     /* bytes built, not yet handed to MHD */
     size_t nout, off, cap;
@@ -115,8 +118,12 @@ static int build_chunks(stream *st) {
         serve_choice *ch = &r->choices[i % c->n];
         int final = (ch->finished || r->done) && !st->sent_final[i];
         if (ch->len > st->sent[i] || final) {
-            out_event(st, openai_chunk(c, st->s->model_name, i, st->sent[i], ch->len, final));
-            st->sent[i] = ch->len, st->sent_final[i] |= final, built = 1;
+            /* the logprobs of the tokens drawn since the last chunk (the text may lag them: a
+             * stop string or a character's bytes held back); all of them by the final one */
+            out_event(st, openai_chunk(c, st->s->model_name, st->s->tok, i, st->sent[i], ch->len,
+                                       st->sent_tokens[i], ch->ntokens, final));
+            st->sent[i] = ch->len, st->sent_tokens[i] = ch->ntokens, st->sent_final[i] |= final;
+            built = 1;
         }
         all_done &= r->done || st->sent_final[i];
     }
@@ -152,7 +159,17 @@ static void stream_free(void *cls) {
     stream *st = cls;
     for (int i = 0; i < st->c.nreqs; i++) engine_cancel(st->s->e, st->c.reqs[i]);
     completion_free(&st->c, st->s->e);
-    free(st->sent), free(st->sent_final), free(st->out), free(st);
+    free(st->sent), free(st->sent_tokens), free(st->sent_final), free(st->out), free(st);
+}
+
+/* The peer closed its end (a read would find the end of the stream): a client that went away
+ * while its answer was being made. A pipelined next request reads as data: still there. */
+static int client_gone(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* ---- routes ---- */
@@ -173,10 +190,18 @@ static enum MHD_Result completions(struct MHD_Connection *conn, gpt2c_server *s,
             return send_error(conn, s, 503, NULL, "the server is busy: every slot and the queue "
                                                   "are taken; retry later");
         }
-    if (!c.stream) {
+    if (!c.stream) { /* waits, looking every 100 ms whether the client is still there */
         engine_lock(s->e);
         for (int i = 0; i < c.nreqs; i++)
-            while (!c.reqs[i]->done) engine_wait(s->e, c.reqs[i], 1000);
+            while (!c.reqs[i]->done) {
+                engine_wait(s->e, c.reqs[i], 100);
+                if (!c.reqs[i]->done && client_gone(conn)) {
+                    engine_unlock(s->e);
+                    for (int k = 0; k < c.nreqs; k++) engine_cancel(s->e, c.reqs[k]);
+                    completion_free(&c, s->e);
+                    return MHD_NO; /* nobody to answer: the connection is closed */
+                }
+            }
         json_t *resp = openai_response(&c, s->model_name, s->tok);
         engine_unlock(s->e);
         completion_free(&c, s->e);
@@ -184,9 +209,12 @@ static enum MHD_Result completions(struct MHD_Connection *conn, gpt2c_server *s,
     }
     stream *st = calloc(1, sizeof *st);
     size_t nch = (size_t)c.nreqs * c.n;
-    if (st) st->sent = calloc(nch, sizeof *st->sent), st->sent_final = calloc(nch, 1);
-    if (!st || !st->sent || !st->sent_final) {
-        if (st) free(st->sent), free(st->sent_final), free(st);
+    if (st) {
+        st->sent = calloc(nch, sizeof *st->sent), st->sent_final = calloc(nch, 1);
+        st->sent_tokens = calloc(nch, sizeof *st->sent_tokens);
+    }
+    if (!st || !st->sent || !st->sent_final || !st->sent_tokens) {
+        if (st) free(st->sent), free(st->sent_tokens), free(st->sent_final), free(st);
         for (int i = 0; i < c.nreqs; i++) engine_cancel(s->e, c.reqs[i]);
         completion_free(&c, s->e);
         return send_error(conn, s, 500, NULL, "out of memory");

@@ -265,6 +265,22 @@ void completion_free(completion *c, engine *e) {
     memset(c, 0, sizeof *c);
 }
 
+/* A token as a key of top_logprobs: its text where its bytes are UTF-8, else OpenAI's form for
+ * a piece of a character, bytes:\xe2\x80 (so that two such tokens do not share one key). */
+static size_t token_key(char *out, const unsigned char *b, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += (size_t)utf8_decode(b + i, n - i, &cp);
+        if (cp == UTF8_INVALID) {
+            size_t k = (size_t)sprintf(out, "bytes:");
+            for (size_t j = 0; j < n; j++) k += (size_t)sprintf(out + k, "\\x%02x", b[j]);
+            return k;
+        }
+    }
+    memcpy(out, b, n);
+    return n;
+}
+
 static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok, int k, int from,
                              int to) {
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
@@ -279,9 +295,9 @@ static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok,
             for (int j = 0; j < k; j++) {
                 size_t m;
                 const unsigned char *tb = gpt2c_token_bytes(tok, (uint32_t)ch->top_ids[t][j], &m);
-                char name[GPT2C_MAX_TOKEN_BYTES + 1];
-                memcpy(name, tb, m), name[m] = 0;
-                json_object_set_new(top, name, json_real(ch->top_logprobs[t][j]));
+                char name[6 + 4 * GPT2C_MAX_TOKEN_BYTES + 1];
+                size_t len = token_key(name, tb, m);
+                json_object_setn_new(top, name, len, json_real(ch->top_logprobs[t][j]));
             }
             json_array_append_new(tops, top);
             json_array_append_new(offs, json_integer((json_int_t)offset));
@@ -320,12 +336,13 @@ json_t *openai_response(const completion *c, const char *model, const gpt2c_toke
     return o;
 }
 
-json_t *openai_chunk(const completion *c, const char *model, int i, size_t from, size_t to,
-                     int final) {
+json_t *openai_chunk(const completion *c, const char *model, const gpt2c_tokenizer *tok, int i,
+                     size_t from, size_t to, int tok_from, int tok_to, int final) {
     const serve_request *r = c->reqs[i / c->n];
     const serve_choice *ch = &r->choices[i % c->n];
-    json_t *choice = json_pack("{s:o, s:i, s:n}", "text", json_text(ch->text + from, to - from),
-                               "index", i, "logprobs");
+    json_t *lp = r->logprobs >= 0 ? logprobs_json(ch, tok, r->logprobs, tok_from, tok_to) : json_null();
+    json_t *choice = json_pack("{s:o, s:i, s:o}", "text", json_text(ch->text + from, to - from),
+                               "index", i, "logprobs", lp);
     json_object_set_new(choice, "finish_reason",
                         final ? json_string(ch->finish_reason ? ch->finish_reason : "stop")
                               : json_null());

@@ -31,10 +31,11 @@ void completion_free(completion *c, engine *e); /* releases the requests */
 
 /* Under the engine's lock: the whole response, once every request is done. */
 json_t *openai_response(const completion *c, const char *model, const gpt2c_tokenizer *tok);
-/* Under the engine's lock: a chunk for choice i's text[from, to) (finish_reason when it has
- * finished and everything is sent), or the usage chunk (i < 0). */
-json_t *openai_chunk(const completion *c, const char *model, int i, size_t from, size_t to,
-                     int final);
+/* Under the engine's lock: a chunk for choice i's text[from, to), with the logprobs of its tokens
+ * [tok_from, tok_to) when they were asked for (finish_reason when it has finished and everything
+ * is sent). */
+json_t *openai_chunk(const completion *c, const char *model, const gpt2c_tokenizer *tok, int i,
+                     size_t from, size_t to, int tok_from, int tok_to, int final);
 json_t *openai_usage(const completion *c);
 json_t *openai_error(const api_error *err);
 

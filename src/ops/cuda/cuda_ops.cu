@@ -43,5 +43,6 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     be->act_bytes = sizeof(float), be->default_precision = GPT2_BF16, be->threads = threads;
     be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
     be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
+    be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
     return 0;
 }
