@@ -69,7 +69,8 @@ def wait_ready(url, proc, timeout=300):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
-            sys.exit(f"server exited: {proc.stderr.read().decode(errors='replace')[-3000:]}")
+            proc.log.seek(0)
+            sys.exit(f"server exited: {proc.log.read().decode(errors='replace')[-3000:]}")
         try:
             with urllib.request.urlopen(url + "v1/models", timeout=5) as r:
                 if r.status == 200:
@@ -128,7 +129,11 @@ def load(url, body, prompts, clients):
 
 
 def run_side(name, cmd, url, body, prompts, rounds):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # its log to a file: a pipe nobody reads fills up and stops a chatty server (llama_cpp.server
+    # prints every request's timings)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log = log
     prompts = list(reversed(prompts))  # popped from the end: every side gets them in one order
     try:
         wait_ready(url, proc)
