@@ -241,6 +241,9 @@ typedef struct gpt2c_train_opts {
     int resume;                /* continue from out_dir/state */
     int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
     int sample_every;          /* print samples every N steps and at the last (0: never) */
+    const char *hellaswag;     /* HellaSwag examples to score (gpt2c_hellaswag's files), or NULL */
+    int hellaswag_every;       /* every N steps and at the last, the examples split over the
+                                  ranks (0: never) */
     const uint32_t *sample_prompt; /* their prompt, as ids (empty: <|endoftext|>) */
     size_t sample_prompt_len;
     gpt2c_profile *profile;    /* non-NULL: where the steps' time went is filled in here */
@@ -269,6 +272,8 @@ typedef struct gpt2c_train_callbacks {
     void (*on_plan)(void *user, const gpt2c_train_plan *p);
     void (*on_step)(void *user, const gpt2c_train_step *s);
     void (*on_val)(void *user, int step, double val_loss);
+    /* HellaSwag at this step: n examples, acc and acc_norm */
+    void (*on_hellaswag)(void *user, int step, int n, double acc, double acc_norm);
     void (*on_checkpoint)(void *user, int step, const char *model_dir);
     /* GPT2C_TRAIN_SAMPLES continuations of the sample prompt, each GPT2C_TRAIN_SAMPLE_TOKENS ids */
     void (*on_sample)(void *user, int step, int sample, const uint32_t *ids, size_t n);
@@ -296,6 +301,20 @@ typedef struct gpt2c_eval_opts {
 
 GPT2C_API void gpt2c_eval_opts_default(gpt2c_eval_opts *o);
 GPT2C_API int gpt2c_eval(const gpt2c_eval_opts *o, double *loss, gpt2c_error *err);
+
+/* HellaSwag: `gpt2c eval --hellaswag FILE`, build-nanogpt's completion-style scoring of the
+ * first `limit` examples (0: all) of FILE (hellaswag_val.jsonl, or llama.cpp's 6-line text; either
+ * may be bzip2-compressed), with the model, threads, device and profile of o (data, batch size,
+ * sequence length and steps are not used). */
+typedef struct gpt2c_hellaswag_result {
+    int n, correct, correct_norm;   /* examples; right by the summed loss (acc), by the mean per
+                                       ending token (acc_norm) */
+    int *label, *pred, *pred_norm;  /* n each: the answer and the two choices, 0-3 */
+} gpt2c_hellaswag_result;
+
+GPT2C_API int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
+                              gpt2c_hellaswag_result *res, gpt2c_error *err);
+GPT2C_API void gpt2c_hellaswag_result_free(gpt2c_hellaswag_result *res);
 
 /* Generation: `gpt2c sample`. Continuations of a prompt, num_samples of them as one batch, with a
  * KV cache planned once. */

@@ -2,6 +2,7 @@
 # Install what gpt2c needs to build and test, idempotently:
 #  - Debian packages: compiler, cmake, jansson (JSON), OpenBLAS and oneDNN (both OpenMP builds, so
 #    they and our own loops share one thread pool), libmicrohttpd (the HTTP of gpt2c serve),
+#    libbz2 (the shipped HellaSwag set is bzip2),
 #    chromium and its chromedriver (the test that drives serve's page in a browser),
 #    Open MPI (multi-process training and its
 #    tests), Python and PyTorch (the reference the tests compare with);
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libjansson-dev libopenblas-openmp-dev libdnnl-dev
-          libmicrohttpd-dev chromium chromium-driver
+          libmicrohttpd-dev libbz2-dev chromium chromium-driver
           libopenmpi-dev openmpi-bin
           python3 python3-venv python3-dev python3-numpy python3-torch)
 

@@ -45,6 +45,12 @@ static void on_val(void *user, int step, double loss) {
     fflush(stdout);
 }
 
+static void on_hellaswag(void *user, int step, int n, double acc, double acc_norm) {
+    (void)user;
+    printf("step %5d | hellaswag acc_norm %.4f | acc %.4f | %d examples\n", step, acc_norm, acc, n);
+    fflush(stdout);
+}
+
 typedef struct train_cli {
     const gpt2c_tokenizer *tok;
     const char *prompt;
@@ -100,6 +106,10 @@ int cmd_train(int argc, char **argv) {
         CLI_HEADING("evaluation and checkpoints"),
         {"val-every", OPT_INT, &o.val_every, 0, 1e9, "N", "validate every N steps and at the last (0: never)", NULL},
         {"val-steps", OPT_INT, &o.val_steps, 0, 1e9, "K", "validation batches, over all ranks", NULL},
+        {"hellaswag", OPT_STR, &o.hellaswag, 0, 0, "FILE", "HellaSwag examples to score (as gpt2c eval --hellaswag), e.g.\n"
+         "data/hellaswag/hellaswag_val_full.txt.bz2", "none"},
+        {"hellaswag-every", OPT_INT, &o.hellaswag_every, 0, 1e9, "N", "score them every N steps and at the last, split over the ranks\n"
+         "(0: never)", NULL},
         {"ckpt-every", OPT_INT, &o.ckpt_every, 0, 1e9, "N", "checkpoint every N steps and at the end (0: end only)", NULL},
         {"resume", OPT_FLAG, &o.resume, 0, 0, NULL, "continue the run saved in DIR/state", NULL},
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9, "N", "stop with a checkpoint once N steps are done", "never"},
@@ -147,7 +157,7 @@ int cmd_train(int argc, char **argv) {
     gpt2c_profile prof;
     if (profile) o.profile = &prof;
     gpt2c_train_callbacks cb = {.user = &t, .on_plan = on_plan, .on_step = on_step, .on_val = on_val,
-                                .on_checkpoint = on_checkpoint, .on_sample = on_sample};
+                                .on_hellaswag = on_hellaswag, .on_checkpoint = on_checkpoint, .on_sample = on_sample};
     if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
     gpt2c_ids_free(&ids);
     gpt2c_tokenizer_free(tok);

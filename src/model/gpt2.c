@@ -27,14 +27,9 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, g
     return 0;
 }
 
-void gpt2_free(gpt2_model *m) {
-    free(m->w.layers);
-    free(m->g.layers);
+void gpt2_unplan(gpt2_model *m) {
     if (m->be) {
         const gpt2_ops *ops = m->be->ops;
-        ops->free(m->params);
-        ops->free(m->params_bf16);
-        ops->free(m->grads);
         ops->free(m->acts);
         if (!m->be->host_memory) {
             ops->free(m->tokens_dev);
@@ -44,8 +39,29 @@ void gpt2_free(gpt2_model *m) {
     free(m->layer_acts);
     free(m->inputs);
     free(m->targets);
+    m->acts = NULL, m->layer_acts = NULL, m->inputs = m->targets = NULL;
+    m->inputs_dev = m->targets_dev = m->tokens_dev = NULL, m->losses_host = NULL;
+    m->B = m->T = m->training = 0, m->act_bytes = 0;
+}
+
+void gpt2_free(gpt2_model *m) {
+    gpt2_unplan(m);
+    free(m->w.layers);
+    free(m->g.layers);
+    if (m->be) {
+        const gpt2_ops *ops = m->be->ops;
+        ops->free(m->params);
+        ops->free(m->params_bf16);
+        ops->free(m->grads);
+    }
     gpt2_param_table_free(&m->table);
     memset(m, 0, sizeof *m);
+}
+
+void gpt2_view(gpt2_model *view, const gpt2_model *m) {
+    memset(view, 0, sizeof *view);
+    view->cfg = m->cfg, view->be = m->be, view->table = m->table;
+    view->params = m->params, view->w = m->w, view->params_bf16 = m->params_bf16;
 }
 
 int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {

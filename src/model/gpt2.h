@@ -69,6 +69,13 @@ static inline const gpt2_bf16 *gpt2_bf16_copy(const gpt2_model *m, const float *
     return m->params_bf16 ? m->params_bf16 + (w - m->params) : NULL;
 }
 
+/* A model that shares m's parameters (and their bf16 copy) and has no plan yet: an evaluation's
+ * own plan beside the training one (HellaSwag during training). It owns only its plan: free it
+ * with gpt2_unplan, never gpt2_free, and before m. */
+void gpt2_view(gpt2_model *view, const gpt2_model *m);
+/* Free the plan (activations, the batch arrays), keeping the parameters. */
+void gpt2_unplan(gpt2_model *m);
+
 /* Size and allocate activations (and gradients when training) for B x T micro-batches. */
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
 /* Bytes a run needs in all: the parameters (and their bf16 copy), the plan, and when training

@@ -71,6 +71,14 @@ int run_log_val(run_log *l, long step, double val_loss, gpt2c_error *err) {
     return put_line(l, line, err);
 }
 
+int run_log_hellaswag(run_log *l, long step, int n, double acc, double acc_norm, gpt2c_error *err) {
+    char line[160];
+    snprintf(line, sizeof line,
+             "{\"step\":%ld,\"hellaswag_acc_norm\":%.9g,\"hellaswag_acc\":%.9g,\"hellaswag_n\":%d}\n",
+             step, acc_norm, acc, n);
+    return put_line(l, line, err);
+}
+
 int run_log_close(run_log *l, gpt2c_error *err) {
     int bad = l->f && fclose(l->f) != 0;
     int rc = bad ? err_set(err, "cannot write %s: %s", l->path, strerror(errno)) : 0;

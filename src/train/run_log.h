@@ -1,5 +1,6 @@
 /* OUT_DIR/log.jsonl: one JSON object per line, {"step":..,"loss":..,"lr":..,"norm":..,
- * "dt_ms":..,"tok_s":..} per step and {"step":..,"val_loss":..} per validation. */
+ * "dt_ms":..,"tok_s":..} per step, {"step":..,"val_loss":..} per validation and
+ * {"step":..,"hellaswag_acc_norm":..} per HellaSwag evaluation. */
 #ifndef GPT2C_RUN_LOG_H
 #define GPT2C_RUN_LOG_H
 
@@ -18,6 +19,8 @@ typedef struct run_log {
 int run_log_open(run_log *l, const char *out_dir, long start_step, gpt2c_error *err);
 int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err);
 int run_log_val(run_log *l, long step, double val_loss, gpt2c_error *err);
+/* {"step":..,"hellaswag_acc_norm":..,"hellaswag_acc":..,"hellaswag_n":..} */
+int run_log_hellaswag(run_log *l, long step, int n, double acc, double acc_norm, gpt2c_error *err);
 int run_log_close(run_log *l, gpt2c_error *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "data/loader.h"
+#include "eval/hellaswag.h"
 #include "generate/generate.h"
 #include "io/hf_config.h"
 #include "io/hf_model.h"
@@ -107,6 +108,8 @@ typedef struct run {
     run_log log;
     char *model_dir;
     generator gen; /* planned at the start when sampling during training */
+    hellaswag_set hs;    /* --hellaswag: the examples, */
+    gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
     size_t sample_len[GPT2C_TRAIN_SAMPLES];
 } run;
@@ -126,6 +129,34 @@ static int print_samples(run *r, long step, gpt2c_error *err) {
     if (r->cb && r->cb->on_sample)
         for (int s = 0; s < GPT2C_TRAIN_SAMPLES; s++)
             r->cb->on_sample(r->cb->user, (int)step, s, r->sample_ids[s], r->sample_len[s]);
+    return 0;
+}
+
+/* A collective: HellaSwag on the current weights, each rank its share of the examples, the
+ * counts summed. */
+static int hellaswag_step(run *r, long step, gpt2c_error *err) {
+    const hellaswag_set *s = &r->hs;
+    int rank = r->dp.rank, size = r->dp.size;
+    int lo = (int)((long long)s->n * rank / size), hi = (int)((long long)s->n * (rank + 1) / size);
+    int *pred = malloc((size_t)(hi - lo + 1) * sizeof *pred);
+    int *pred_norm = malloc((size_t)(hi - lo + 1) * sizeof *pred_norm);
+    double right = 0, right_norm = 0;
+    int ok = pred && pred_norm;
+    if (ok) {
+        r->hs_model.be = r->m.be; /* (the profiler's table, when profiling) */
+        hellaswag_score(&r->hs_model, s, lo, hi - lo, pred, pred_norm);
+        for (int i = lo; i < hi; i++)
+            right += pred[i - lo] == s->ex[i].label, right_norm += pred_norm[i - lo] == s->ex[i].label;
+    }
+    free(pred), free(pred_norm);
+    /* every rank reaches the sums, so that one out of memory does not leave the others waiting */
+    double failed = dp_sum(&r->dp, ok ? 0.0 : 1.0);
+    if (failed > 0) return err_set(err, "out of memory scoring HellaSwag");
+    right = dp_sum(&r->dp, right), right_norm = dp_sum(&r->dp, right_norm);
+    double acc = right / s->n, acc_norm = right_norm / s->n;
+    if (rank == 0 && run_log_hellaswag(&r->log, step, s->n, acc, acc_norm, err) != 0) return -1;
+    if (rank == 0 && r->cb && r->cb->on_hellaswag)
+        r->cb->on_hellaswag(r->cb->user, (int)step, s->n, acc, acc_norm);
     return 0;
 }
 
@@ -174,6 +205,11 @@ static int loop(run *r, long start, gpt2c_error *err) {
             if (!isfinite(vl)) return err_set(err, "step %ld: the validation loss is %f; stopping", step, vl);
             if (lead && run_log_val(&r->log, step, vl, err) != 0) return -1;
             if (lead && r->cb && r->cb->on_val) r->cb->on_val(r->cb->user, (int)step, vl);
+        }
+        if (o->hellaswag_every > 0 && (step % o->hellaswag_every == 0 || last)) {
+            prof_mark hs = prof_begin_whole();
+            if (hellaswag_step(r, step, err) != 0) return -1;
+            prof_end(hs, GPT2C_PROF_VALIDATION);
         }
         if (lead && o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last)) {
             prof_mark samples = prof_begin_whole();
@@ -252,6 +288,15 @@ static int resume_state(run *r, const train_state *st, gpt2c_error *err) {
     return rc;
 }
 
+/* --hellaswag: the examples, and a view of the model planned for them. */
+static int hellaswag_open(run *r, gpt2c_error *err) {
+    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(err);
+    int rc = tok ? hellaswag_read(&r->hs, r->o->hellaswag, tok, 0, r->m.cfg.max_seq_len, err) : -1;
+    gpt2c_tokenizer_free(tok);
+    gpt2_view(&r->hs_model, &r->m);
+    return rc == 0 ? hellaswag_plan(&r->hs_model, &r->hs, err) : -1;
+}
+
 /* Setup: the options, the backend, the ranks, the model, its plan and the data. */
 static int setup(run *r, train_state *st, gpt2c_error *err) {
     const gpt2c_train_opts *o = r->o;
@@ -292,7 +337,9 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
         return -1;
     uint64_t h = data_hash(&r->train);
     if (r->have_val) h = dp_hash(h, &(uint64_t){data_hash(&r->val)}, 8);
-    return dp_check_same(&r->dp, h, "data (shard counts and sizes)", err);
+    if (o->hellaswag && hellaswag_open(r, err) != 0) return -1;
+    if (o->hellaswag) h = dp_hash(h, &r->hs.n, sizeof r->hs.n);
+    return dp_check_same(&r->dp, h, "data (shard counts and sizes, HellaSwag examples)", err);
 }
 
 /* Where the run starts: the saved state (resume) or rank 0's fresh weights; then what the loop
@@ -360,6 +407,8 @@ static int teardown(run *r, int rc, gpt2c_error *err) {
     if (r->log.f && run_log_close(&r->log, rc == 0 ? err : NULL) != 0) rc = -1;
     free(r->model_dir);
     generator_free(&r->gen);
+    gpt2_unplan(&r->hs_model);
+    hellaswag_free(&r->hs);
     loader_close(&r->train);
     loader_close(&r->val);
     adamw_state_free(&r->s);
