@@ -241,6 +241,8 @@ typedef struct gpt2c_train_opts {
     int resume;                /* continue from out_dir/state */
     int stop_after;            /* stop (with a checkpoint) once this many steps are done; 0: never */
     int sample_every;          /* print samples every N steps and at the last (0: never) */
+    const char *tensorboard;   /* a directory for TensorBoard event files (scalars of every step,
+                                  validation and HellaSwag; the samples' text), or NULL */
     const char *hellaswag;     /* HellaSwag examples to score (gpt2c_hellaswag's files), or NULL */
     int hellaswag_every;       /* every N steps and at the last, the examples split over the
                                   ranks (0: never) */

@@ -2,7 +2,8 @@
 # Install what gpt2c needs to build and test, idempotently:
 #  - Debian packages: compiler, cmake, jansson (JSON), OpenBLAS and oneDNN (both OpenMP builds, so
 #    they and our own loops share one thread pool), libmicrohttpd (the HTTP of gpt2c serve),
-#    libbz2 (the shipped HellaSwag set is bzip2),
+#    libbz2 (the shipped HellaSwag set is bzip2), ISA-L (CRC32C of TensorBoard's files),
+#    gnuplot (gpt2c plot draws with it), Chart.js (the live charts of serve --runs),
 #    chromium and its chromedriver (the test that drives serve's page in a browser),
 #    Open MPI (multi-process training and its
 #    tests), Python and PyTorch (the reference the tests compare with);
@@ -12,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libjansson-dev libopenblas-openmp-dev libdnnl-dev
-          libmicrohttpd-dev libbz2-dev chromium chromium-driver
+          libmicrohttpd-dev libbz2-dev libisal-dev gnuplot-nox libjs-chart.js
+          chromium chromium-driver
           libopenmpi-dev openmpi-bin
           python3 python3-venv python3-dev python3-numpy python3-torch)
 

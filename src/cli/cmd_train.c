@@ -106,6 +106,8 @@ int cmd_train(int argc, char **argv) {
         CLI_HEADING("evaluation and checkpoints"),
         {"val-every", OPT_INT, &o.val_every, 0, 1e9, "N", "validate every N steps and at the last (0: never)", NULL},
         {"val-steps", OPT_INT, &o.val_steps, 0, 1e9, "K", "validation batches, over all ranks", NULL},
+        {"tensorboard", OPT_STR, &o.tensorboard, 0, 0, "DIR", "also write TensorBoard event files there (loss, val loss, lr, norm,\n"
+         "tokens/s, HellaSwag, the samples' text): tensorboard --logdir DIR", "none"},
         {"hellaswag", OPT_STR, &o.hellaswag, 0, 0, "FILE", "HellaSwag examples to score (as gpt2c eval --hellaswag), e.g.\n"
          "data/hellaswag/hellaswag_val_full.txt.bz2", "none"},
         {"hellaswag-every", OPT_INT, &o.hellaswag_every, 0, 1e9, "N", "score them every N steps and at the last, split over the ranks\n"

@@ -28,7 +28,8 @@ static int keep_earlier(FILE *old, FILE *af, long start_step) {
     return ferror(old) ? -1 : 0;
 }
 
-int run_log_open(run_log *l, const char *out_dir, long start_step, gpt2c_error *err) {
+int run_log_open(run_log *l, const char *out_dir, long start_step, const char *tensorboard_dir,
+                 gpt2c_error *err) {
     memset(l, 0, sizeof *l);
     l->path = fs_join(out_dir, "log.jsonl");
     if (!l->path) return err_set(err, "out of memory");
@@ -43,9 +44,11 @@ int run_log_open(run_log *l, const char *out_dir, long start_step, gpt2c_error *
     if (rc == 0) rc = atomic_file_commit(&af, err);
     if (rc == 0 && !(l->f = fopen(l->path, "a")))
         rc = err_set(err, "cannot write %s: %s", l->path, strerror(errno));
+    if (rc == 0 && tensorboard_dir) rc = tb_open(&l->tb, tensorboard_dir, start_step, err);
     if (rc != 0) {
+        if (l->f) fclose(l->f);
         free(l->path);
-        l->path = NULL;
+        l->f = NULL, l->path = NULL;
     }
     return rc;
 }
@@ -62,13 +65,23 @@ int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err) {
     snprintf(line, sizeof line,
              "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"norm\":%.9g,\"dt_ms\":%.3f,\"tok_s\":%.1f}\n",
              s->step, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
-    return put_line(l, line, err);
+    int rc = put_line(l, line, err);
+    if (rc == 0 && l->tb.f) {
+        rc = tb_scalar(&l->tb, s->step, "loss", s->loss, err);
+        if (rc == 0) rc = tb_scalar(&l->tb, s->step, "lr", s->lr, err);
+        if (rc == 0) rc = tb_scalar(&l->tb, s->step, "grad_norm", s->norm, err);
+        if (rc == 0) rc = tb_scalar(&l->tb, s->step, "tokens_per_s", s->tok_s, err);
+        if (rc == 0) rc = tb_scalar(&l->tb, s->step, "step_ms", s->dt_ms, err);
+    }
+    return rc;
 }
 
 int run_log_val(run_log *l, long step, double val_loss, gpt2c_error *err) {
     char line[96];
     snprintf(line, sizeof line, "{\"step\":%ld,\"val_loss\":%.9g}\n", step, val_loss);
-    return put_line(l, line, err);
+    int rc = put_line(l, line, err);
+    if (rc == 0 && l->tb.f) rc = tb_scalar(&l->tb, step, "val_loss", val_loss, err);
+    return rc;
 }
 
 int run_log_hellaswag(run_log *l, long step, int n, double acc, double acc_norm, gpt2c_error *err) {
@@ -76,12 +89,22 @@ int run_log_hellaswag(run_log *l, long step, int n, double acc, double acc_norm,
     snprintf(line, sizeof line,
              "{\"step\":%ld,\"hellaswag_acc_norm\":%.9g,\"hellaswag_acc\":%.9g,\"hellaswag_n\":%d}\n",
              step, acc_norm, acc, n);
-    return put_line(l, line, err);
+    int rc = put_line(l, line, err);
+    if (rc == 0 && l->tb.f) rc = tb_scalar(&l->tb, step, "hellaswag_acc_norm", acc_norm, err);
+    if (rc == 0 && l->tb.f) rc = tb_scalar(&l->tb, step, "hellaswag_acc", acc, err);
+    return rc;
+}
+
+int run_log_sample(run_log *l, long step, int i, const char *text, size_t len, gpt2c_error *err) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "samples/%d", i + 1);
+    return l->tb.f ? tb_text(&l->tb, step, tag, text, len, err) : 0;
 }
 
 int run_log_close(run_log *l, gpt2c_error *err) {
     int bad = l->f && fclose(l->f) != 0;
     int rc = bad ? err_set(err, "cannot write %s: %s", l->path, strerror(errno)) : 0;
+    if (l->tb.f && tb_close(&l->tb, rc == 0 ? err : NULL) != 0) rc = -1;
     free(l->path);
     memset(l, 0, sizeof *l);
     return rc;

@@ -38,7 +38,7 @@ static const struct field {
     FIELD(recompute, F_INT),        FIELD(comm, F_OWN),           FIELD(zero, F_INT),
     FIELD(resume, F_INT),           FIELD(stop_after, F_INT),     FIELD(sample_every, F_INT),
     FIELD(sample_prompt, F_OWN),    FIELD(sample_prompt_len, F_OWN), FIELD(profile, F_OWN),
-    FIELD(hellaswag, F_PRESENT),    FIELD(hellaswag_every, F_INT),
+    FIELD(hellaswag, F_PRESENT),    FIELD(hellaswag_every, F_INT),  FIELD(tensorboard, F_OWN),
 };
 #undef FIELD
 

@@ -108,6 +108,7 @@ typedef struct run {
     run_log log;
     char *model_dir;
     generator gen; /* planned at the start when sampling during training */
+    gpt2c_tokenizer *tok; /* --tensorboard with samples: their text */
     hellaswag_set hs;    /* --hellaswag: the examples, */
     gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
@@ -129,6 +130,20 @@ static int print_samples(run *r, long step, gpt2c_error *err) {
     if (r->cb && r->cb->on_sample)
         for (int s = 0; s < GPT2C_TRAIN_SAMPLES; s++)
             r->cb->on_sample(r->cb->user, (int)step, s, r->sample_ids[s], r->sample_len[s]);
+    for (int s = 0; r->tok && s < GPT2C_TRAIN_SAMPLES; s++) { /* the prompt and what followed */
+        size_t np = r->o->sample_prompt_len, n = np + r->sample_len[s];
+        uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+        char *text = NULL;
+        size_t len;
+        if (!ids) return err_set(err, "out of memory");
+        if (np) memcpy(ids, r->o->sample_prompt, np * sizeof *ids);
+        memcpy(ids + np, r->sample_ids[s], r->sample_len[s] * sizeof *ids);
+        int rc = gpt2c_decode(r->tok, ids, n, &text, &len, err);
+        free(ids);
+        if (rc == 0) rc = run_log_sample(&r->log, step, s, text, len, err);
+        free(text);
+        if (rc != 0) return -1;
+    }
     return 0;
 }
 
@@ -370,7 +385,9 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
     }
     r->model_dir = fs_join(o->out_dir, "model");
     if (!r->model_dir) return err_set(err, "out of memory");
-    return lead ? run_log_open(&r->log, o->out_dir, r->start, err) : 0;
+    if (lead && o->tensorboard && o->sample_every > 0 && !(r->tok = gpt2c_tokenizer_new(err)))
+        return -1; /* (the samples' text) */
+    return lead ? run_log_open(&r->log, o->out_dir, r->start, o->tensorboard, err) : 0;
 }
 
 /* The plan line: what runs where, and the memory it took (gpt2_plan_bytes, as checked). */
@@ -406,6 +423,7 @@ static int profiled_loop(run *r, gpt2c_error *err) {
 static int teardown(run *r, int rc, gpt2c_error *err) {
     if (r->log.f && run_log_close(&r->log, rc == 0 ? err : NULL) != 0) rc = -1;
     free(r->model_dir);
+    gpt2c_tokenizer_free(r->tok);
     generator_free(&r->gen);
     gpt2_unplan(&r->hs_model);
     hellaswag_free(&r->hs);
