@@ -32,7 +32,11 @@ demo: deps build
 	$(BUILD)/gpt2c train --model d4 --data 'out/tinyshakespeare/train_*.bin' \
 	      --val-data 'out/tinyshakespeare/val_*.bin' --out-dir $(DEMO_DIR) \
 	      --batch-size 8 --seq-len 128 --max-steps 300 --warmup-steps 30 --lr 1e-3 \
-	      --val-every 50 --val-steps 8
+	      --val-every 50 --val-steps 8 --tensorboard $(DEMO_DIR)/tensorboard \
+	      --hellaswag data/hellaswag/hellaswag_val_full.txt.bz2 --hellaswag-limit 500 \
+	      --hellaswag-every 100
+	$(BUILD)/gpt2c plot $(DEMO_DIR) -o $(DEMO_DIR)/curves.svg --baseline gpt2-124m
+	@echo "the run's curves: $(DEMO_DIR)/curves.svg; live: $(BUILD)/gpt2c serve --runs $(dir $(DEMO_DIR))"
 	@echo "try it in a browser:  $(BUILD)/gpt2c serve --model $(DEMO_DIR)/model   (then open http://127.0.0.1:8080/)"
 
 # gpt2c serve built with ThreadSanitizer under a short concurrent load (not part of make test).

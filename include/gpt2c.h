@@ -246,6 +246,7 @@ typedef struct gpt2c_train_opts {
     const char *hellaswag;     /* HellaSwag examples to score (gpt2c_hellaswag's files), or NULL */
     int hellaswag_every;       /* every N steps and at the last, the examples split over the
                                   ranks (0: never) */
+    int hellaswag_limit;       /* the first N examples (0: all) */
     const uint32_t *sample_prompt; /* their prompt, as ids (empty: <|endoftext|>) */
     size_t sample_prompt_len;
     gpt2c_profile *profile;    /* non-NULL: where the steps' time went is filled in here */

@@ -20,6 +20,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Print "gpt2c: error: ..." and return 1 (for `return cli_error(...)`). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,6 +70,10 @@ typedef struct cli_opt {
  * shown: 0; a bad flag or value: EXIT_USAGE, said on stderr). */
 int cli_parse_opts(const char *cmd, const char *usage, const cli_opt *specs, int n, int argc,
                    char **argv);
+/* The same for a command that takes arguments besides its flags: they are argv[*first_arg ..
+ * argc). */
+int cli_parse_opts_args(const char *cmd, const char *usage, const cli_opt *specs, int n,
+                        int argc, char **argv, int *first_arg);
 
 /* Strict floating-point parsing: the whole string, a finite number. */
 int cli_parse_double(const char *s, double *out);

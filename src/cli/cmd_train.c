@@ -112,6 +112,7 @@ int cmd_train(int argc, char **argv) {
          "data/hellaswag/hellaswag_val_full.txt.bz2", "none"},
         {"hellaswag-every", OPT_INT, &o.hellaswag_every, 0, 1e9, "N", "score them every N steps and at the last, split over the ranks\n"
          "(0: never)", NULL},
+        {"hellaswag-limit", OPT_INT, &o.hellaswag_limit, 1, 1e9, "N", "only the first N of them", "all"},
         {"ckpt-every", OPT_INT, &o.ckpt_every, 0, 1e9, "N", "checkpoint every N steps and at the end (0: end only)", NULL},
         {"resume", OPT_FLAG, &o.resume, 0, 0, NULL, "continue the run saved in DIR/state", NULL},
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9, "N", "stop with a checkpoint once N steps are done", "never"},

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "the loss of a model on token shards"},
     {"sample", cmd_sample, "continue a prompt (top-k/top-p sampling with a KV cache)"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP API and a page over a model (continuous batching)"},
+    {"plot", cmd_plot, "loss curves and the rest of runs' logs as a picture (SVG or PNG, gnuplot)"},
     {"info", cmd_info, "what this machine and build run (CPU paths, CUDA, MPI)"},
 };
 

@@ -90,6 +90,11 @@ static void print_help(const char *usage, const cli_opt *specs, int n) {
 
 int cli_parse_opts(const char *cmd, const char *usage, const cli_opt *specs, int n, int argc,
                    char **argv) {
+    return cli_parse_opts_args(cmd, usage, specs, n, argc, argv, NULL);
+}
+
+int cli_parse_opts_args(const char *cmd, const char *usage, const cli_opt *specs, int n,
+                        int argc, char **argv, int *first_arg) {
     struct option *opts = calloc((size_t)n + 2, sizeof *opts);
     if (!opts) return cli_error("out of memory");
     int k = 0;
@@ -113,7 +118,8 @@ int cli_parse_opts(const char *cmd, const char *usage, const cli_opt *specs, int
             rc = cli_usage_error(cmd, "invalid value for --%s: '%s'", specs[c - 1000].name, optarg);
         }
     }
-    if (rc < 0 && optind < argc) rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (first_arg) *first_arg = optind; /* getopt_long put the arguments after the flags */
+    else if (rc < 0 && optind < argc) rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     free(opts);
     return rc;
 }

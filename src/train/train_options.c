@@ -39,6 +39,7 @@ static const struct field {
     FIELD(resume, F_INT),           FIELD(stop_after, F_INT),     FIELD(sample_every, F_INT),
     FIELD(sample_prompt, F_OWN),    FIELD(sample_prompt_len, F_OWN), FIELD(profile, F_OWN),
     FIELD(hellaswag, F_PRESENT),    FIELD(hellaswag_every, F_INT),  FIELD(tensorboard, F_OWN),
+    FIELD(hellaswag_limit, F_INT),
 };
 #undef FIELD
 
@@ -83,7 +84,8 @@ int train_opts_check(const gpt2c_train_opts *o, gpt2c_error *err) {
         return err_set(err, "invalid AdamW parameters (betas in [0, 1), eps > 0)");
     if (!(o->weight_decay >= 0) || !(o->grad_clip >= 0))
         return err_set(err, "weight decay and grad clip must be non-negative");
-    if (o->hellaswag_every < 0) return err_set(err, "--hellaswag-every must not be negative");
+    if (o->hellaswag_every < 0 || o->hellaswag_limit < 0)
+        return err_set(err, "--hellaswag-every and --hellaswag-limit must not be negative");
     if (o->hellaswag_every > 0 && !o->hellaswag)
         return err_set(err, "--hellaswag-every needs --hellaswag FILE");
     if (o->val_every < 0 || o->val_steps < 0 || o->ckpt_every < 0 || o->stop_after < 0)

@@ -306,7 +306,8 @@ static int resume_state(run *r, const train_state *st, gpt2c_error *err) {
 /* --hellaswag: the examples, and a view of the model planned for them. */
 static int hellaswag_open(run *r, gpt2c_error *err) {
     gpt2c_tokenizer *tok = gpt2c_tokenizer_new(err);
-    int rc = tok ? hellaswag_read(&r->hs, r->o->hellaswag, tok, 0, r->m.cfg.max_seq_len, err) : -1;
+    int rc = tok ? hellaswag_read(&r->hs, r->o->hellaswag, tok, r->o->hellaswag_limit,
+                                  r->m.cfg.max_seq_len, err) : -1;
     gpt2c_tokenizer_free(tok);
     gpt2_view(&r->hs_model, &r->m);
     return rc == 0 ? hellaswag_plan(&r->hs_model, &r->hs, err) : -1;
