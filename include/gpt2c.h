@@ -359,7 +359,8 @@ GPT2C_API int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, s
  * returns once it listens, its threads serve until gpt2c_server_stop (which ends the streams in
  * flight, frees the port and the server). */
 typedef struct gpt2c_serve_opts {
-    const char *model_dir;   /* a Hugging Face GPT-2 directory */
+    const char *model_dir;   /* a Hugging Face GPT-2 directory (or NULL with runs_dir) */
+    const char *runs_dir;    /* non-NULL: /runs shows the training runs under it as live charts */
     const char *host;        /* IPv4 address to bind (default 127.0.0.1: this machine only) */
     int port;                /* default 8080; 0: any free port (see gpt2c_server_url) */
     int parallel;            /* slots (sequences decoded together), 1..8 (default 4) */

@@ -1,22 +1,26 @@
-/* gpt2c serve --model DIR: the HTTP API and the page, until SIGINT or SIGTERM. */
+/* gpt2c serve --model DIR [--runs DIR]: the HTTP API and the pages, until SIGINT or SIGTERM. */
 #include <signal.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
 
 static const char *usage =
-    "usage: gpt2c serve --model DIR [options]\n\n"
+    "usage: gpt2c serve --model DIR [--runs DIR] [options]\n"
+    "       gpt2c serve --runs DIR [options]\n\n"
     "Serve a GPT-2 model (a Hugging Face GPT-2 directory) over HTTP: a page to try it at /, and\n"
     "an OpenAI-compatible API (POST /v1/completions, streaming as Server-Sent Events; GET\n"
     "/v1/models, /health, /metrics; POST /tokenize, /detokenize). Requests share the model's\n"
     "slots by continuous batching; with a seed, a request gives what `gpt2c sample` gives.\n"
+    "With --runs, /runs shows the training runs under DIR (directories with a log.jsonl) as live\n"
+    "charts that grow while `gpt2c train` writes (/ too, when there is no model).\n"
     "Ctrl-C (SIGINT) or SIGTERM ends the streams in flight and stops.\n\n";
 
 int cmd_serve(int argc, char **argv) {
     gpt2c_serve_opts o;
     gpt2c_serve_opts_default(&o);
     const cli_opt specs[] = {
-        {"model", OPT_STR, &o.model_dir, 0, 0, "DIR", "the model: a Hugging Face GPT-2 directory", NULL},
+        {"model", OPT_STR, &o.model_dir, 0, 0, "DIR", "the model: a Hugging Face GPT-2 directory", "none"},
+        {"runs", OPT_STR, &o.runs_dir, 0, 0, "DIR", "show the training runs under DIR at /runs, live", "none"},
         {"host", OPT_STR, &o.host, 0, 0, "ADDR", "the IPv4 address to listen on (0.0.0.0: every interface)", NULL},
         {"port", OPT_INT, &o.port, 0, 65535, "N", "the port (0: any free one)", NULL},
         {"parallel", OPT_INT, &o.parallel, 1, 8, "N", "slots: sequences generated together", NULL},
@@ -29,7 +33,7 @@ int cmd_serve(int argc, char **argv) {
     };
     int done = cli_parse_opts("serve", usage, specs, sizeof specs / sizeof *specs, argc, argv);
     if (done >= 0) return done;
-    if (!o.model_dir) return cli_usage_error("serve", "--model is required");
+    if (!o.model_dir && !o.runs_dir) return cli_usage_error("serve", "--model or --runs is required");
     /* the signals are taken by sigwait below, in this thread only: every thread the server
      * starts inherits them blocked */
     sigset_t stop;
@@ -41,8 +45,11 @@ int cmd_serve(int argc, char **argv) {
     gpt2c_error err = {{0}};
     gpt2c_server *s;
     if (gpt2c_server_start(&o, &s, &err) != 0) return cli_error("%s", err.msg);
-    printf("gpt2c serve: %s on %s (open it in a browser; OpenAI API at %sv1)\n", o.model_dir,
-           gpt2c_server_url(s), gpt2c_server_url(s));
+    if (o.model_dir)
+        printf("gpt2c serve: %s on %s (open it in a browser; OpenAI API at %sv1)\n", o.model_dir,
+               gpt2c_server_url(s), gpt2c_server_url(s));
+    if (o.runs_dir)
+        printf("gpt2c serve: the runs under %s on %sruns\n", o.runs_dir, gpt2c_server_url(s));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);

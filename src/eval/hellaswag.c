@@ -17,42 +17,12 @@
 
 /* The whole file in memory (NUL-terminated), decompressed when it is bzip2 ("BZh" at the start). */
 static char *read_text(const char *path, size_t *len, gpt2c_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(err, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0;
-    char *raw = malloc(cap);
-    while (raw) {
-        n += fread(raw + n, 1, cap - n, f);
-        if (n < cap) break;
-        if (cap >= MAX_TEXT_BYTES) {
-            free(raw), raw = NULL;
-            err_set(err, "%s is larger than %u MB", path, MAX_TEXT_BYTES >> 20);
-            fclose(f);
-            return NULL;
-        }
-        char *more = realloc(raw, cap *= 2);
-        if (!more) free(raw);
-        raw = more;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!raw || bad) {
-        free(raw);
-        err_set(err, bad ? "cannot read %s" : "out of memory reading %s", path);
-        return NULL;
-    }
+    char *raw;
+    size_t n;
+    if (fs_read_all(path, MAX_TEXT_BYTES, &raw, &n, err) != 0) return NULL;
     if (n < 3 || memcmp(raw, "BZh", 3) != 0) {
-        char *t = realloc(raw, n + 1);
-        if (!t) {
-            free(raw);
-            err_set(err, "out of memory reading %s", path);
-            return NULL;
-        }
-        t[n] = 0, *len = n;
-        return t;
+        *len = n;
+        return raw;
     }
     bz_stream z = {0};
     size_t ocap = 8 * n + 1, on = 0;

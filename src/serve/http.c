@@ -15,7 +15,9 @@
 #include "ops/backend.h"
 #include "serve/engine.h"
 #include "serve/openai.h"
+#include "serve/runs.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define MAX_BODY ((size_t)1 << 20) /* bytes of a request body; more is a 413 */
 #define MAX_CONNECTIONS 256
@@ -24,6 +26,11 @@
 
 extern const char serve_page[];  /* page.html, compiled in (page_data.c) */
 extern const size_t serve_page_len;
+extern const char runs_page[];   /* runs.html */
+extern const size_t runs_page_len;
+
+/* The live page's charts: Debian's libjs-chart.js, served from here (no CDN). */
+#define CHART_JS "/usr/share/javascript/chart.js/chart.min.js"
 
 struct gpt2c_server {
     gpt2c_serve_opts o;
@@ -35,6 +42,8 @@ struct gpt2c_server {
     struct MHD_Daemon *d;
     char url[96], model_name[128];
     size_t params;
+    char *chart_js; /* with --runs */
+    size_t chart_js_len;
 };
 
 void gpt2c_serve_opts_default(gpt2c_serve_opts *o) {
@@ -307,12 +316,26 @@ static enum MHD_Result metrics(struct MHD_Connection *conn, gpt2c_server *s) {
 
 static enum MHD_Result info(struct MHD_Connection *conn, gpt2c_server *s) {
     const gpt2_config *c = &s->m.cfg;
+    if (!s->e) return send_json(conn, s, 200, json_pack("{s:n, s:b}", "model", "runs", 1));
     return send_json(conn, s, 200,
-                     json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:s, s:s}", "model",
+                     json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:b}", "model",
                                s->model_name, "parameters", (json_int_t)s->params, "n_layer",
                                c->n_layer, "n_head", c->n_head, "n_embd", c->n_embd, "context",
                                c->max_seq_len, "slots", engine_slots(s->e), "device", s->be.name,
-                               "precision", s->m.params_bf16 ? "bf16" : "fp32"));
+                               "precision", s->m.params_bf16 ? "bf16" : "fp32", "runs",
+                               s->o.runs_dir != NULL));
+}
+
+/* /runs/log?name=RUN&from=BYTE */
+static enum MHD_Result run_log(struct MHD_Connection *conn, gpt2c_server *s) {
+    const char *name = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "name");
+    const char *from = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "from");
+    char *end = NULL;
+    long long at = from ? strtoll(from, &end, 10) : 0;
+    if (from && (*end || at < 0)) return send_error(conn, s, 400, "from", "'from' must be a byte offset");
+    gpt2c_error err = {{0}};
+    json_t *j = runs_log(s->o.runs_dir, name, at, &err);
+    return j ? send_json(conn, s, 200, j) : send_error(conn, s, 404, "name", err.msg);
 }
 
 typedef struct upload {
@@ -354,7 +377,8 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *conn, const char 
         return MHD_YES;
     }
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    static const char *const gets[] = {"/", "/health", "/v1/models", "/metrics", "/info", NULL};
+    static const char *const gets[] = {"/", "/health", "/v1/models", "/metrics", "/info",
+                                       "/runs", "/runs.json", "/runs/log", "/chart.js", NULL};
     static const char *const posts[] = {"/v1/completions", "/tokenize", "/detokenize", NULL};
     int is_get = 0, is_post = 0;
     for (int i = 0; gets[i]; i++) is_get |= !strcmp(url, gets[i]);
@@ -372,7 +396,17 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *conn, const char 
     if ((is_get && !get) || (is_post && !post))
         return send_error(conn, s, 405, NULL, is_get ? "use GET here" : "use POST here");
     if (!strcmp(url, "/health")) return send_json(conn, s, 200, json_pack("{s:s}", "status", "ok"));
+    int runs_page_url = !strcmp(url, "/runs") || (!strcmp(url, "/") && !s->e);
+    if (runs_page_url && s->o.runs_dir)
+        return send_bytes(conn, s, 200, "text/html; charset=utf-8", runs_page, runs_page_len);
     if (!strcmp(url, "/")) return send_bytes(conn, s, 200, "text/html; charset=utf-8", serve_page, serve_page_len);
+    int runs_route = !strncmp(url, "/runs", 5) || !strcmp(url, "/chart.js");
+    if (runs_route && !s->o.runs_dir)
+        return send_error(conn, s, 404, NULL, "this server shows no runs (serve --runs DIR)");
+    if (!runs_route && !s->e && strcmp(url, "/info") != 0)
+        return send_error(conn, s, 404, NULL, "this server has no model, only runs (serve --model DIR)");
+    if (!strcmp(url, "/chart.js"))
+        return send_bytes(conn, s, 200, "text/javascript; charset=utf-8", s->chart_js, s->chart_js_len);
     if (!authorized(conn, s))
         return send_error(conn, s, 401, NULL, "a valid 'Authorization: Bearer KEY' is needed");
     if (u->too_big) return send_error(conn, s, 413, NULL, "the request body is over 1 MiB");
@@ -382,6 +416,12 @@ static enum MHD_Result route(void *cls, struct MHD_Connection *conn, const char 
                                                  "created", 0, "owned_by", "gpt2c"));
     if (!strcmp(url, "/metrics")) return metrics(conn, s);
     if (!strcmp(url, "/info")) return info(conn, s);
+    if (!strcmp(url, "/runs.json")) {
+        json_t *list = runs_list(s->o.runs_dir);
+        return list ? send_json(conn, s, 200, list)
+                    : send_error(conn, s, 500, NULL, "cannot read the runs' directory");
+    }
+    if (!strcmp(url, "/runs/log")) return run_log(conn, s);
     const char *body = u->body ? u->body : "";
     if (!strcmp(url, "/tokenize")) return tokenize(conn, s, body, u->len);
     if (!strcmp(url, "/detokenize")) return detokenize(conn, s, body, u->len);
@@ -398,18 +438,8 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **ctx,
 
 /* ---- the server ---- */
 
-int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **out, gpt2c_error *err) {
-    *out = NULL;
-    if (!o->model_dir) return err_set(err, "--model is required");
-    if (o->port < 0 || o->port > 65535) return err_set(err, "--port must be 0..65535");
-    if (o->max_queue < 0) return err_set(err, "--max-queue must be at least 0");
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    if (inet_pton(AF_INET, o->host ? o->host : "127.0.0.1", &addr.sin_addr) != 1)
-        return err_set(err, "--host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0, not '%s'",
-                       o->host);
-    gpt2c_server *s = calloc(1, sizeof *s);
-    if (!s) return err_set(err, "out of memory");
-    s->o = *o;
+/* The model and its engine (serve --model). */
+static int start_model(gpt2c_server *s, const gpt2c_serve_opts *o, gpt2c_error *err) {
     gpt2_precision precision;
     int rc = gpt2_backend_open(&s->be, o->device, o->threads, err);
     if (rc == 0) rc = gpt2_backend_precision(&s->be, o->precision, &precision, err);
@@ -424,6 +454,31 @@ int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **out, gpt2c_erro
         snprintf(s->model_name, sizeof s->model_name, "%s", name);
         s->params = s->m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * s->m.cfg.n_embd;
     }
+    return rc;
+}
+
+int gpt2c_server_start(const gpt2c_serve_opts *o, gpt2c_server **out, gpt2c_error *err) {
+    *out = NULL;
+    if (!o->model_dir && !o->runs_dir) return err_set(err, "--model or --runs is required");
+    if (o->runs_dir && !fs_is_dir(o->runs_dir))
+        return err_set(err, "--runs %s is not a directory", o->runs_dir);
+    if (o->port < 0 || o->port > 65535) return err_set(err, "--port must be 0..65535");
+    if (o->max_queue < 0) return err_set(err, "--max-queue must be at least 0");
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+    if (inet_pton(AF_INET, o->host ? o->host : "127.0.0.1", &addr.sin_addr) != 1)
+        return err_set(err, "--host must be an IPv4 address such as 127.0.0.1 or 0.0.0.0, not '%s'",
+                       o->host);
+    gpt2c_server *s = calloc(1, sizeof *s);
+    if (!s) return err_set(err, "out of memory");
+    s->o = *o;
+    int rc = 0;
+    if (o->runs_dir) {
+        gpt2c_error why;
+        if (fs_read_all(CHART_JS, 64u << 20, &s->chart_js, &s->chart_js_len, &why) != 0)
+            rc = err_set(err, "serve --runs draws with Chart.js from Debian's libjs-chart.js, "
+                              "not found at %s (apt-get install libjs-chart.js)", CHART_JS);
+    }
+    if (rc == 0 && o->model_dir) rc = start_model(s, o, err);
     if (rc == 0) {
         s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
                                 (uint16_t)o->port, NULL, NULL, route, s, MHD_OPTION_SOCK_ADDR,
@@ -455,5 +510,6 @@ void gpt2c_server_stop(gpt2c_server *s) {
     engine_free(s->e);
     gpt2c_tokenizer_free(s->tok);
     if (s->model_loaded) gpt2_free(&s->m);
+    free(s->chart_js);
     free(s);
 }

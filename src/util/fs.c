@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,4 +45,33 @@ char *fs_join(const char *dir, const char *name) {
 int fs_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fs_read_all(const char *path, size_t max, char **data, size_t *len, gpt2c_error *err) {
+    *data = NULL, *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        if (cap >= max) {
+            free(buf);
+            fclose(f);
+            return err_set(err, "%s is larger than %zu MB", path, max >> 20);
+        }
+        char *more = realloc(buf, (cap *= 2) + 1);
+        if (!more) free(buf);
+        buf = more;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        return err_set(err, bad ? "cannot read %s" : "out of memory reading %s", path);
+    }
+    buf[n] = 0;
+    *data = buf, *len = n;
+    return 0;
 }
