@@ -513,3 +513,34 @@ def test_bad_input_is_one_line_error(tmp_path, data, init_dir, case):
     else:
         args = eval_cmd(spec["model"], spec["data"], seq_len=flags.get("seq_len", 32), steps=1)
     assert_one_line_error(gpt2c(*args))
+
+
+def test_a_terminal_gets_one_progress_line(tmp_path, data, init_dir):
+    """On a terminal (a pseudo-terminal here) the steps are one line redrawn in place, with the
+    step, a bar, the loss, tokens/s and the ETA; the validation and checkpoint lines stand
+    between; in a pipe (every other test) a line per step, as log.jsonl has them."""
+    import os
+    import pty
+    import re
+    master, slave = pty.openpty()
+    cmd = [str(GPT2C), *map(str, train_cmd(init_dir, data.train, data.val, tmp_path / "run", max_steps=6,
+                                           val_every=3, ckpt_every=0))]
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()
+    text = out.decode()
+    bars = re.findall(r"\r\x1b\[Kstep (\d)/6 \[([#.]{24})\] +(\d+)% \| loss [\d.]+ \| \d+ tok/s \| ETA \d+m\d\ds", text)
+    assert [int(b[0]) for b in bars] == [1, 2, 3, 4, 5, 6], text
+    assert bars[-1][1:] == ("#" * 24, "100")
+    assert "| val loss" in text and "checkpoint after step 5" in text
+    assert not any(l.startswith("step     0/6 |") for l in text.splitlines())  # no plain step lines

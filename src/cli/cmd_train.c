@@ -2,6 +2,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -10,6 +11,17 @@ static const char *usage =
     "Train GPT-2 on llm.c token shards with the GPT-3 recipe (AdamW, gradient clipping, linear\n"
     "warmup and cosine decay, gradient accumulation). Writes DIR/log.jsonl, the model as a\n"
     "Hugging Face GPT-2 directory in DIR/model, and the resume state in DIR/state.\n\n";
+
+/* On a terminal the steps are one progress line, redrawn in place; anything else printed first
+ * clears it (and it comes back at the next step). Elsewhere (a file, a pipe) a line per step. */
+static int progress_tty = -1;
+static int progress_shown;
+static double progress_ms; /* the steps' time so far, for the ETA */
+static int progress_steps;
+
+static void clear_progress(void) {
+    if (progress_shown) fputs("\r\033[K", stdout), progress_shown = 0;
+}
 
 static void on_plan(void *user, const gpt2c_train_plan *p) {
     (void)user;
@@ -31,8 +43,31 @@ static int digits(int n) {
     return d;
 }
 
+static void print_progress(const gpt2c_train_step *s) {
+    /* the ETA from the mean step time so far, leaving out the first (warm-up) step */
+    if (++progress_steps > 1) progress_ms += s->dt_ms;
+    double per = progress_steps > 1 ? progress_ms / (progress_steps - 1) : s->dt_ms;
+    long eta = (long)(per * (s->max_steps - s->step - 1) / 1e3 + 0.5);
+    int done = s->step + 1, width = 24, fill = (int)((long long)width * done / s->max_steps);
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    char when[32];
+    if (eta >= 3600) snprintf(when, sizeof when, "%ldh%02ldm", eta / 3600, eta / 60 % 60);
+    else snprintf(when, sizeof when, "%ldm%02lds", eta / 60, eta % 60);
+    printf("\r\033[Kstep %d/%d [%s] %3d%% | loss %.4f | %.0f tok/s | ETA %s", done, s->max_steps,
+           bar, (int)(100LL * done / s->max_steps), s->loss, s->tok_s, when);
+    progress_shown = 1;
+    fflush(stdout);
+}
+
 static void on_step(void *user, const gpt2c_train_step *s) {
     (void)user;
+    if (progress_tty < 0) progress_tty = isatty(STDOUT_FILENO);
+    if (progress_tty) {
+        print_progress(s);
+        return;
+    }
     int w = digits(s->max_steps) > 5 ? digits(s->max_steps) : 5;
     printf("step %*d/%d | loss %.6f | lr %.4e | norm %.4f | dt %.2fms | tok/s %.0f\n", w, s->step,
            s->max_steps, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
@@ -41,12 +76,14 @@ static void on_step(void *user, const gpt2c_train_step *s) {
 
 static void on_val(void *user, int step, double loss) {
     (void)user;
+    clear_progress();
     printf("step %5d | val loss %.6f\n", step, loss);
     fflush(stdout);
 }
 
 static void on_hellaswag(void *user, int step, int n, double acc, double acc_norm) {
     (void)user;
+    clear_progress();
     printf("step %5d | hellaswag acc_norm %.4f | acc %.4f | %d examples\n", step, acc_norm, acc, n);
     fflush(stdout);
 }
@@ -62,6 +99,7 @@ static void on_sample(void *user, int step, int sample, const uint32_t *ids, siz
     size_t len;
     gpt2c_error err;
     if (gpt2c_decode(t->tok, ids, n, &text, &len, &err) != 0) return;
+    clear_progress();
     printf("step %5d | sample %d: %s", step, sample + 1, t->prompt);
     fwrite(text, 1, len, stdout);
     putchar('\n');
@@ -71,6 +109,7 @@ static void on_sample(void *user, int step, int sample, const uint32_t *ids, siz
 
 static void on_checkpoint(void *user, int step, const char *dir) {
     (void)user;
+    clear_progress();
     printf("checkpoint after step %d: %s\n", step, dir);
     fflush(stdout);
 }
@@ -171,6 +210,7 @@ int cmd_train(int argc, char **argv) {
         gpt2c_comm_abort(comm, 1);
     }
     gpt2c_comm_close(comm);
+    if (progress_shown) putchar('\n'), progress_shown = 0; /* the last step's line stays */
     if (rc != 0) return cli_error("%s", err.msg);
     if (rank == 0) printf("done: the model is in %s/model\n", o.out_dir);
     if (rank == 0 && profile)
