@@ -247,6 +247,11 @@ typedef struct gpt2c_train_opts {
     int hellaswag_every;       /* every N steps and at the last, the examples split over the
                                   ranks (0: never) */
     int hellaswag_limit;       /* the first N examples (0: all) */
+    /* An update is skipped (the batch's gradients dropped, the optimizer's state untouched, the
+     * step counted) when its loss or gradient norm is not finite, always; or with Z > 0 when it
+     * is more than Z standard deviations above the recent updates' (llm.c's -sl, -sg). */
+    double skip_loss_z, skip_norm_z;
+    int max_skips;             /* stop with an error after this many skipped updates in a row */
     const uint32_t *sample_prompt; /* their prompt, as ids (empty: <|endoftext|>) */
     size_t sample_prompt_len;
     gpt2c_profile *profile;    /* non-NULL: where the steps' time went is filled in here */
@@ -268,6 +273,10 @@ typedef struct gpt2c_train_plan {
 typedef struct gpt2c_train_step {
     int step, max_steps;
     double loss, lr, norm, dt_ms, tok_s;
+    const char *skipped;       /* NULL: the update was made; else why not ("non-finite",
+                                  "loss outlier", "norm outlier") */
+    double z;                  /* an outlier's z-score */
+    long skips;                /* updates skipped so far in this run */
 } gpt2c_train_step;
 
 typedef struct gpt2c_train_callbacks {

@@ -246,7 +246,8 @@ class TrainArgs:
 
     def __init__(self, data, val_data=None, batch_size=4, seq_len=64, total_batch_size=None, max_steps=20,
                  warmup_steps=5, lr=6e-4, min_lr_ratio=0.1, beta1=0.9, beta2=0.95, eps=1e-8,
-                 weight_decay=0.1, grad_clip=1.0, val_every=0, val_steps=1):
+                 weight_decay=0.1, grad_clip=1.0, val_every=0, val_steps=1, skip_steps=(),
+                 fault_step=None, fault_scale=1.0):
         self.data, self.val_data = list(data), list(val_data or [])
         self.batch_size, self.seq_len = batch_size, seq_len
         self.total_batch_size = total_batch_size or batch_size * seq_len
@@ -254,6 +255,9 @@ class TrainArgs:
         self.lr, self.min_lr_ratio = lr, min_lr_ratio
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
         self.grad_clip, self.val_every, self.val_steps = grad_clip, val_every, val_steps
+        # gpt2c's skipped updates (given, not detected: the test says which steps it expects)
+        # and GPT2C_TEST_FAULT's scaling of the first micro-batch of fault_step
+        self.skip_steps, self.fault_step, self.fault_scale = set(skip_steps), fault_step, fault_scale
 
 
 def get_lr(args, it):
@@ -317,15 +321,18 @@ def train(model, args):
         model.train()
         optimizer.zero_grad()
         loss_accum = 0.0
-        for _ in range(accum):
+        for micro in range(accum):
             x, y = loader.next_batch()
             _, loss = model(x, y)
+            if step == args.fault_step and micro == 0:
+                loss = loss * args.fault_scale
             loss_accum += loss.item() / accum
             (loss / accum).backward()
         norm = clip_grad_norm(params, args.grad_clip)
         lr = get_lr(args, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        optimizer.step()
+        if step not in args.skip_steps:  # a skipped update: no step, AdamW's count unchanged
+            optimizer.step()
         records.append({"step": step, "loss": loss_accum, "lr": lr, "norm": norm})
     return records

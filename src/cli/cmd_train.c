@@ -61,16 +61,32 @@ static void print_progress(const gpt2c_train_step *s) {
     fflush(stdout);
 }
 
+/* A skipped update is said on the step's line, and stays on a terminal. */
+static void print_skipped(const gpt2c_train_step *s) {
+    if (!s->skipped) return;
+    printf(" | update skipped: %s", s->skipped);
+    if (s->z != 0) printf(" (z %.1f)", s->z);
+    printf(", %ld so far", s->skips);
+}
+
 static void on_step(void *user, const gpt2c_train_step *s) {
     (void)user;
     if (progress_tty < 0) progress_tty = isatty(STDOUT_FILENO);
     if (progress_tty) {
+        if (s->skipped) {
+            clear_progress();
+            printf("step %d | loss %.6f | norm %.4f", s->step, s->loss, s->norm);
+            print_skipped(s);
+            putchar('\n');
+        }
         print_progress(s);
         return;
     }
     int w = digits(s->max_steps) > 5 ? digits(s->max_steps) : 5;
-    printf("step %*d/%d | loss %.6f | lr %.4e | norm %.4f | dt %.2fms | tok/s %.0f\n", w, s->step,
+    printf("step %*d/%d | loss %.6f | lr %.4e | norm %.4f | dt %.2fms | tok/s %.0f", w, s->step,
            s->max_steps, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
+    print_skipped(s);
+    putchar('\n');
     fflush(stdout);
 }
 
@@ -152,6 +168,10 @@ int cmd_train(int argc, char **argv) {
         {"hellaswag-every", OPT_INT, &o.hellaswag_every, 0, 1e9, "N", "score them every N steps and at the last, split over the ranks\n"
          "(0: never)", NULL},
         {"hellaswag-limit", OPT_INT, &o.hellaswag_limit, 1, 1e9, "N", "only the first N of them", "all"},
+        {"skip-loss-z", OPT_DOUBLE, &o.skip_loss_z, 0, 1e9, "Z", "skip an update whose loss is more than Z standard deviations above\n"
+         "the recent updates' (0: off; a non-finite loss or norm is always skipped)", "off"},
+        {"skip-norm-z", OPT_DOUBLE, &o.skip_norm_z, 0, 1e9, "Z", "the same for the gradient norm", "off"},
+        {"max-skips", OPT_INT, &o.max_skips, 1, 1e9, "K", "stop after K skipped updates in a row", NULL},
         {"ckpt-every", OPT_INT, &o.ckpt_every, 0, 1e9, "N", "checkpoint every N steps and at the end (0: end only)", NULL},
         {"resume", OPT_FLAG, &o.resume, 0, 0, NULL, "continue the run saved in DIR/state", NULL},
         {"stop-after", OPT_INT, &o.stop_after, 1, 1e9, "N", "stop with a checkpoint once N steps are done", "never"},

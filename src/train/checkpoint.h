@@ -8,6 +8,7 @@
 
 #include "model/gpt2.h"
 #include "train/optimizer.h"
+#include "train/outliers.h"
 
 #define CKPT_FORMAT "gpt2c-train-state"
 #define CKPT_VERSION 1
@@ -20,6 +21,10 @@ typedef struct train_state {
     long adam_t;
     uint64_t data_shard, data_pos;  /* where the train loader continues */
     uint64_t data_shards, data_tokens; /* the train data it was reading, to detect a change */
+    /* the skipping of outlier updates: recent updates' losses and norms, and the updates
+     * skipped in a row (absent from older files: empty, 0) */
+    outlier_window loss_window, norm_window;
+    long skips_in_a_row;
 } train_state;
 
 /* Path of the state file in a run directory (malloc'ed). */

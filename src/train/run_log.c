@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,11 +61,22 @@ static int put_line(run_log *l, const char *line, gpt2c_error *err) {
     return 0;
 }
 
+/* A number for JSON: NaN and the infinities are not, so they are written as null. */
+static const char *num(char *buf, size_t n, double x) {
+    if (isfinite(x)) snprintf(buf, n, "%.9g", x);
+    else snprintf(buf, n, "null");
+    return buf;
+}
+
 int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err) {
-    char line[256];
+    char line[384], loss[32], norm[32], skip[96] = "";
+    if (s->skipped)
+        snprintf(skip, sizeof skip, ",\"skipped\":\"%s\",\"z\":%.4g,\"skips\":%ld", s->skipped,
+                 isfinite(s->z) ? s->z : 0.0, s->skips);
     snprintf(line, sizeof line,
-             "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"norm\":%.9g,\"dt_ms\":%.3f,\"tok_s\":%.1f}\n",
-             s->step, s->loss, s->lr, s->norm, s->dt_ms, s->tok_s);
+             "{\"step\":%d,\"loss\":%s,\"lr\":%.9g,\"norm\":%s,\"dt_ms\":%.3f,\"tok_s\":%.1f%s}\n",
+             s->step, num(loss, sizeof loss, s->loss), s->lr, num(norm, sizeof norm, s->norm),
+             s->dt_ms, s->tok_s, skip);
     int rc = put_line(l, line, err);
     if (rc == 0 && l->tb.f) {
         rc = tb_scalar(&l->tb, s->step, "loss", s->loss, err);
@@ -72,6 +84,7 @@ int run_log_step(run_log *l, const gpt2c_train_step *s, gpt2c_error *err) {
         if (rc == 0) rc = tb_scalar(&l->tb, s->step, "grad_norm", s->norm, err);
         if (rc == 0) rc = tb_scalar(&l->tb, s->step, "tokens_per_s", s->tok_s, err);
         if (rc == 0) rc = tb_scalar(&l->tb, s->step, "step_ms", s->dt_ms, err);
+        if (rc == 0 && s->skipped) rc = tb_scalar(&l->tb, s->step, "skipped_updates", (double)s->skips, err);
     }
     return rc;
 }

@@ -11,6 +11,7 @@ void gpt2c_train_opts_default(gpt2c_train_opts *o) {
                             .max_steps = 50, .warmup_steps = 10, .lr = 6e-4, .min_lr_ratio = 0.1,
                             .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
                             .grad_clip = 1.0, .val_every = 250, .val_steps = 20, .ckpt_every = 1000,
+                            .max_skips = 8,
                             .seed = 1337,
                             .threads = 0};
 }
@@ -39,7 +40,8 @@ static const struct field {
     FIELD(resume, F_INT),           FIELD(stop_after, F_INT),     FIELD(sample_every, F_INT),
     FIELD(sample_prompt, F_OWN),    FIELD(sample_prompt_len, F_OWN), FIELD(profile, F_OWN),
     FIELD(hellaswag, F_PRESENT),    FIELD(hellaswag_every, F_INT),  FIELD(tensorboard, F_OWN),
-    FIELD(hellaswag_limit, F_INT),
+    FIELD(hellaswag_limit, F_INT),  FIELD(skip_loss_z, F_DOUBLE), FIELD(skip_norm_z, F_DOUBLE),
+    FIELD(max_skips, F_INT),
 };
 #undef FIELD
 
@@ -84,6 +86,9 @@ int train_opts_check(const gpt2c_train_opts *o, gpt2c_error *err) {
         return err_set(err, "invalid AdamW parameters (betas in [0, 1), eps > 0)");
     if (!(o->weight_decay >= 0) || !(o->grad_clip >= 0))
         return err_set(err, "weight decay and grad clip must be non-negative");
+    if (!(o->skip_loss_z >= 0) || !(o->skip_norm_z >= 0) || o->max_skips < 1)
+        return err_set(err, "--skip-loss-z and --skip-norm-z must be 0 (off) or positive, "
+                            "--max-skips at least 1");
     if (o->hellaswag_every < 0 || o->hellaswag_limit < 0)
         return err_set(err, "--hellaswag-every and --hellaswag-limit must not be negative");
     if (o->hellaswag_every > 0 && !o->hellaswag)

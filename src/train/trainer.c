@@ -14,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/optimizer.h"
+#include "train/outliers.h"
 #include "train/run_log.h"
 #include "train/train_options.h"
 #include "util/error.h"
@@ -109,6 +110,9 @@ typedef struct run {
     char *model_dir;
     generator gen; /* planned at the start when sampling during training */
     gpt2c_tokenizer *tok; /* --tensorboard with samples: their text */
+    outlier_window loss_window, norm_window; /* the recent updates' (--skip-loss-z/-norm-z) */
+    long skips_in_a_row, skips;
+    struct { long step; int onward; double scale; } fault; /* GPT2C_TEST_FAULT (tests only); step -1: none */
     hellaswag_set hs;    /* --hellaswag: the examples, */
     gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
@@ -191,7 +195,9 @@ static int checkpoint(run *r, long next_step, gpt2c_error *err) {
         train_state st = {.cfg = r->m.cfg, .batch_size = r->o->batch_size, .seq_len = r->o->seq_len,
                           .nproc = d->size, .total_batch = r->total_batch, .next_step = next_step,
                           .data_shard = r->train.shard, .data_pos = r->train.pos,
-                          .data_shards = r->train.nshards, .data_tokens = loader_total_tokens(&r->train)};
+                          .data_shards = r->train.nshards, .data_tokens = loader_total_tokens(&r->train),
+                          .loss_window = r->loss_window, .norm_window = r->norm_window,
+                          .skips_in_a_row = r->skips_in_a_row};
         rc = hf_model_save(&r->m, r->model_dir, err);
         if (rc == 0) rc = ckpt_save(r->o->out_dir, &r->m, &whole, &st, err);
         if (rc == 0 && r->cb && r->cb->on_checkpoint)
@@ -199,6 +205,37 @@ static int checkpoint(run *r, long next_step, gpt2c_error *err) {
     }
     if (whole.m != r->s.m) adamw_state_free(&whole);
     return rc;
+}
+
+/* Whether this step's update is skipped, and why (NULL: it is made): a loss or norm that is not
+ * finite, always; an outlier of the recent updates' with --skip-loss-z/--skip-norm-z. Every
+ * rank decides the same: the loss and the norm are the global ones. */
+static const char *skip_reason(const run *r, double loss, double norm, double *z) {
+    const gpt2c_train_opts *o = r->o;
+    *z = 0;
+    if (!isfinite(loss) || !isfinite(norm)) return "non-finite";
+    if (o->skip_loss_z > 0 && (*z = outlier_z(&r->loss_window, loss)) > o->skip_loss_z)
+        return "loss outlier";
+    if (o->skip_norm_z > 0 && (*z = outlier_z(&r->norm_window, norm)) > o->skip_norm_z)
+        return "norm outlier";
+    *z = 0;
+    return NULL;
+}
+
+/* GPT2C_TEST_FAULT="STEP:nan" or "STEP:scale=X" ("STEP+:..." from that step on): the first
+ * micro-batch of the step has its loss and its gradient multiplied by NaN or X, as a bad batch or
+ * an overflow would. For the tests of skipping; nothing else reads it. */
+static void read_fault(run *r) {
+    r->fault.step = -1;
+    const char *f = getenv("GPT2C_TEST_FAULT");
+    char *end;
+    if (!f) return;
+    long step = strtol(f, &end, 10);
+    if (end == f) return;
+    if (*end == '+') r->fault.onward = 1, end++;
+    if (*end != ':') return;
+    if (!strcmp(end, ":nan")) r->fault.step = step, r->fault.scale = NAN;
+    else if (!strncmp(end, ":scale=", 7)) r->fault.step = step, r->fault.scale = strtod(end + 7, NULL);
 }
 
 static int loop(run *r, long start, gpt2c_error *err) {
@@ -237,7 +274,9 @@ static int loop(run *r, long start, gpt2c_error *err) {
             prof_mark data = prof_begin();
             if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
             prof_end(data, GPT2C_PROF_DATA);
-            loss += gpt2_forward(m, dloss);
+            int hit = r->fault.step >= 0 && (step == r->fault.step || (r->fault.onward && step > r->fault.step));
+            float scale = hit && micro == 0 && d->rank == 0 ? (float)r->fault.scale : 1.0f;
+            loss += scale * gpt2_forward(m, scale * dloss);
             gpt2_backward(m);
         }
         prof_mark comm = prof_begin();
@@ -245,17 +284,29 @@ static int loop(run *r, long start, gpt2c_error *err) {
         dp_reduce_grads(d, m);
         double norm = dp_grad_norm(d, m); /* its sum of squares is an op: the optimizer's */
         prof_end(comm, GPT2C_PROF_COMM);
-        double lr = adamw_update(m, &r->s, &r->ac, step, d->lo, d->hi, norm);
-        comm = prof_begin();
-        dp_after_update(d, m);
-        prof_end(comm, GPT2C_PROF_COMM);
+        double z, lr = lr_at(&r->ac, step);
+        const char *skipped = skip_reason(r, loss, norm, &z);
+        if (!skipped) {
+            lr = adamw_update(m, &r->s, &r->ac, step, d->lo, d->hi, norm);
+            comm = prof_begin();
+            dp_after_update(d, m);
+            prof_end(comm, GPT2C_PROF_COMM);
+            outlier_push(&r->loss_window, loss), outlier_push(&r->norm_window, norm);
+            r->skips_in_a_row = 0;
+        } else { /* the batch's gradients go; the weights and AdamW's state stay as they were */
+            m->be->ops->memset0(m->grads, m->table.total * sizeof *m->grads);
+            r->skips_in_a_row++, r->skips++;
+        }
         double dt = now_ms() - t0;
         gpt2c_train_step rec = {.step = (int)step, .max_steps = o->max_steps, .loss = loss, .lr = lr,
-                                .norm = norm, .dt_ms = dt, .tok_s = r->total_batch / (dt / 1e3)};
-        if (!isfinite(loss)) return err_set(err, "step %ld: the loss is %f; stopping", step, loss);
+                                .norm = norm, .dt_ms = dt, .tok_s = r->total_batch / (dt / 1e3),
+                                .skipped = skipped, .z = z, .skips = r->skips};
         if (lead && run_log_step(&r->log, &rec, err) != 0) return -1;
         if (lead && r->cb && r->cb->on_step) r->cb->on_step(r->cb->user, &rec);
         r->steps_run++;
+        if (r->skips_in_a_row >= o->max_skips) /* (the last checkpoint stays as it was) */
+            return err_set(err, "step %ld: %ld updates skipped in a row (the last: %s loss %g, "
+                                "norm %g); stopping", step, r->skips_in_a_row, skipped, loss, norm);
         int stop = o->stop_after > 0 && step + 1 >= o->stop_after;
         if (last || stop || (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0)) {
             prof_mark ckpt = prof_begin();
@@ -373,6 +424,8 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
                            (unsigned long long)tokens);
         if (resume_state(r, st, err) != 0) return -1;
         r->start = st->next_step;
+        r->loss_window = st->loss_window, r->norm_window = st->norm_window;
+        r->skips_in_a_row = st->skips_in_a_row;
     } else {
         dp_share_params(&r->dp, &r->m);
     }
@@ -384,6 +437,7 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
         if (generator_init(&r->gen, &r->m, &so, np > INT32_MAX ? INT32_MAX : (int)np, err) != 0)
             return -1;
     }
+    read_fault(r);
     r->model_dir = fs_join(o->out_dir, "model");
     if (!r->model_dir) return err_set(err, "out of memory");
     if (lead && o->tensorboard && o->sample_every > 0 && !(r->tok = gpt2c_tokenizer_new(err)))
