@@ -71,7 +71,10 @@ static void print_skipped(const gpt2c_train_step *s) {
 
 static void on_step(void *user, const gpt2c_train_step *s) {
     (void)user;
-    if (progress_tty < 0) progress_tty = isatty(STDOUT_FILENO);
+    /* (an MPI launcher hands its ranks a pseudo-terminal even when its own output is a file) */
+    if (progress_tty < 0)
+        progress_tty = isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE") &&
+                       !getenv("PMI_RANK") && !getenv("PMIX_RANK");
     if (progress_tty) {
         if (s->skipped) {
             clear_progress();
