@@ -4,7 +4,7 @@ TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
 PYTHON     := $(CURDIR)/.venv/bin/python
 
-.PHONY: all deps build test demo bench bench-train bench-sample unicode-tables fuzz tsan-serve clean
+.PHONY: all deps build test demo bench bench-train bench-sample unicode-tables fuzz test-faults tsan-serve clean
 
 all: build
 
@@ -76,13 +76,15 @@ unicode-tables: deps
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD)
 
-# Fuzz the tokenizer with libFuzzer (clang) for FUZZ_SECONDS; not part of `make test`.
+# Every reader under libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each: the tokenizer,
+# safetensors, config.json, shards, prepare's jsonl, the resume state, serve's request JSON
+# (scripts/fuzz.sh; not part of `make test`).
 FUZZ_SECONDS ?= 60
 fuzz: deps
-	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPT2C_SANITIZE=ON -DBUILD_TESTING=OFF \
-	      -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
-	cmake --build build-fuzz -j $(JOBS) --target gpt2c_static
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc tests/fuzz_tokenizer.c \
-	      build-fuzz/libgpt2c.a -ljansson -lpthread -o build-fuzz/fuzz_tokenizer
-	mkdir -p build-fuzz/corpus
-	build-fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus tests/fuzz_seeds
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
+
+# kill -9 at random moments and a full disk (tests/fault/; root for its tmpfs; minutes, not part
+# of `make test`).
+test-faults: deps build
+	$(PYTHON) tests/fault/kill_resume.py --build-dir $(BUILD)
+	$(PYTHON) tests/fault/full_disk.py --build-dir $(BUILD)

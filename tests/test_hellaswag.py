@@ -15,7 +15,7 @@ from conftest import GPT2C, ROOT, SANITIZER_MARKS, assert_one_line_error
 from test_dist import MPIRUN, mpirun
 
 HELLASWAG = ROOT / "data/hellaswag/hellaswag_val_full.txt.bz2"
-LIMIT = 300
+LIMIT = 200
 
 
 def run_ok(*args):

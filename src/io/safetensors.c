@@ -419,6 +419,13 @@ int st_write(const char *path, const st_write_tensor *tensors, size_t ntensors,
         free(header), free(buf), free(le);
         return -1;
     }
+    long long total = 8 + (long long)padded;
+    for (size_t i = 0; i < ntensors; i++) {
+        long long numel = 1;
+        for (int d = 0; d < tensors[i].ndim; d++) numel *= tensors[i].shape[d];
+        total += 4 * numel;
+    }
+    atomic_file_size(&af, total);
     errno = 0;
     int bad = fwrite(len_le, 1, 8, af.f) != 8 || fwrite(header, 1, hlen, af.f) != hlen;
     for (size_t i = hlen; i < padded && !bad; i++) bad = fputc(' ', af.f) == EOF;
@@ -431,9 +438,6 @@ int st_write(const char *path, const st_write_tensor *tensors, size_t ntensors,
     }
     int e = errno ? errno : EIO;
     free(header), free(buf), free(le);
-    if (bad) {
-        atomic_file_abort(&af);
-        return err_set(err, "cannot write %s.tmp: %s", path, strerror(e));
-    }
+    if (bad) return atomic_file_fail(&af, e, err);
     return atomic_file_commit(&af, err);
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util/error.h"
@@ -45,6 +46,26 @@ static int sync_parent_dir(const char *path) {
     return e;
 }
 
+int atomic_file_fail(atomic_file *af, int e, gpt2c_error *err) {
+    long long written = af->f ? ftello(af->f) : -1, need = af->size > 0 ? af->size : written;
+    char *path = af->path ? strdup(af->path) : NULL;
+    atomic_file_abort(af); /* (its space is free again for the count below) */
+    if (!path) return err_set(err, "out of memory");
+    int full = e == ENOSPC || e == EDQUOT || e == EFBIG;
+    struct statvfs vfs;
+    char *slash = strrchr(path, '/');
+    if (slash) *slash = 0;
+    int known = full && statvfs(slash ? (slash == path ? "/" : path) : ".", &vfs) == 0;
+    if (slash) *slash = '/';
+    if (known && need > 0)
+        err_set(err, "cannot write %s: %s (the file needs %lld bytes, %llu are free there)", path,
+                strerror(e), need, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+    else
+        err_set(err, "cannot write %s.tmp: %s", path, strerror(e));
+    free(path);
+    return -1;
+}
+
 int atomic_file_commit(atomic_file *af, gpt2c_error *err) {
     return atomic_file_close(af, err) == 0 ? atomic_file_publish(af, err) : -1;
 }
@@ -53,14 +74,13 @@ int atomic_file_close(atomic_file *af, gpt2c_error *err) {
     errno = 0;
     int bad = fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0;
     int e = errno;
-    if (fclose(af->f) != 0 && !bad) bad = 1, e = errno;
-    af->f = NULL;
-    if (bad) {
-        if (!e) e = EIO; /* an earlier write failed; its errno is gone */
-        err_set(err, "cannot write %s.tmp: %s", af->path, strerror(e));
-        atomic_file_abort(af);
-        return -1;
+    if (bad) return atomic_file_fail(af, e ? e : EIO, err); /* (EIO: an earlier write's is gone) */
+    if (fclose(af->f) != 0) {
+        e = errno;
+        af->f = NULL;
+        return atomic_file_fail(af, e, err);
     }
+    af->f = NULL;
     return 0;
 }
 

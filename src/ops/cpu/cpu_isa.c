@@ -1,6 +1,7 @@
 /* The CPU backend's instruction set: detected once, capped by GPT2C_CPU_ISA, and handed to
  * oneDNN as its own cap before oneDNN runs anything. */
 #include <oneapi/dnnl/dnnl.h>
+#include <cpuid.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,10 @@ static cpu_isa_level detect(void) {
         !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
         return CPU_ISA_AVX2;
     if (!__builtin_cpu_supports("avx512bf16")) return CPU_ISA_AVX512;
-    if (!__builtin_cpu_supports("amx-bf16") || !__builtin_cpu_supports("amx-tile"))
+    /* AMX from CPUID itself (leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE): not every
+     * compiler's __builtin_cpu_supports knows it (clang 14, the fuzzing build's, does not) */
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> 22 & 1) || !(d >> 24 & 1))
         return CPU_ISA_AVX512_BF16;
     return CPU_ISA_AMX;
 #else
