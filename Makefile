@@ -83,8 +83,9 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
 
-# kill -9 at random moments and a full disk (tests/fault/; root for its tmpfs; minutes, not part
-# of `make test`).
+# kill -9 at random moments, a full disk (root for its tmpfs) and the server under a 5-minute load
+# (tests/fault/; about 10 minutes, not part of `make test`).
 test-faults: deps build
 	$(PYTHON) tests/fault/kill_resume.py --build-dir $(BUILD)
 	$(PYTHON) tests/fault/full_disk.py --build-dir $(BUILD)
+	$(PYTHON) tests/fault/serve_soak.py --build-dir $(BUILD)
