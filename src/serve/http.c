@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "io/hf_model.h"
 #include "ops/backend.h"
@@ -44,6 +45,7 @@ struct gpt2c_server {
     size_t params;
     char *chart_js; /* with --runs */
     size_t chart_js_len;
+    int open_streams; /* streamed responses not yet done (atomic): stop waits for their [DONE] */
 };
 
 void gpt2c_serve_opts_default(gpt2c_serve_opts *o) {
@@ -166,6 +168,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 /* The connection is over (the stream ended, or the client went away): what still runs stops. */
 static void stream_free(void *cls) {
     stream *st = cls;
+    __atomic_sub_fetch(&st->s->open_streams, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < st->c.nreqs; i++) engine_cancel(st->s->e, st->c.reqs[i]);
     completion_free(&st->c, st->s->e);
     free(st->sent), free(st->sent_tokens), free(st->sent_final), free(st->out), free(st);
@@ -229,6 +232,7 @@ static enum MHD_Result completions(struct MHD_Connection *conn, gpt2c_server *s,
         return send_error(conn, s, 500, NULL, "out of memory");
     }
     st->s = s, st->c = c;
+    __atomic_add_fetch(&s->open_streams, 1, __ATOMIC_SEQ_CST); /* (stream_free takes it back) */
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
@@ -506,6 +510,10 @@ void gpt2c_server_stop(gpt2c_server *s) {
     if (!s) return;
     if (s->d) MHD_quiesce_daemon(s->d); /* no new connections */
     engine_stop(s->e);                  /* every request ends; the streams send [DONE] */
+    /* ...which their connections' threads write: stopping the daemon first could close a
+     * connection before its [DONE] went out. A client that does not read gets 5 s. */
+    for (int waited = 0; waited < 5000 && __atomic_load_n(&s->open_streams, __ATOMIC_SEQ_CST) > 0; waited += 10)
+        usleep(10000);
     if (s->d) MHD_stop_daemon(s->d);    /* the connections' threads finish; the port is free */
     engine_free(s->e);
     gpt2c_tokenizer_free(s->tok);
