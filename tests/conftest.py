@@ -121,3 +121,14 @@ def pytest_sessionstart(session):
     if info["cpu_isas"][0] == CPU_ISA:
         pytest.exit("skipped: %s is this CPU's best level, which the plain test run covers" % CPU_ISA,
                     returncode=SKIPPED)
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory):
+    """A directory of two small shards: train_000000.bin (3,000 tokens) and val_000000.bin (600)."""
+    import numpy as np
+    import torch_gpt2 as ref
+    d = tmp_path_factory.mktemp("shard")
+    ref.write_shard(d / "train_000000.bin", np.arange(1000, 1000 + 3000, dtype=np.uint16) % 50257)
+    ref.write_shard(d / "val_000000.bin", np.arange(7000, 7000 + 600, dtype=np.uint16))
+    return d

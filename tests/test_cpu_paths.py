@@ -8,7 +8,6 @@ profiling changes no number."""
 import json
 import subprocess
 
-import numpy as np
 import pytest
 
 import torch_gpt2 as ref
@@ -32,14 +31,6 @@ def run_ok(*args):
     assert out.returncode == 0, err
     assert not any(mark in err for mark in SANITIZER_MARKS), err
     return out
-
-
-@pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shard")
-    ref.write_shard(d / "train_000000.bin", np.arange(1000, 1000 + 3000, dtype=np.uint16) % 50257)
-    ref.write_shard(d / "val_000000.bin", np.arange(7000, 7000 + 600, dtype=np.uint16))
-    return d
 
 
 @pytest.fixture(scope="module")

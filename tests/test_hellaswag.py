@@ -5,7 +5,6 @@ import bz2
 import json
 import subprocess
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,13 +22,6 @@ def run_ok(*args):
     err = out.stderr.decode(errors="replace")
     assert out.returncode == 0 and not any(mark in err for mark in SANITIZER_MARKS), err
     return out
-
-
-@pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shard")
-    ref.write_shard(d / "train_000000.bin", np.arange(1000, 1000 + 3000, dtype=np.uint16) % 50257)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ gain new ones while a run trains."""
 import json
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 

@@ -205,11 +205,7 @@ def test_a_client_that_goes_away_frees_its_slot(server):
     s = start_stream(server.port)
     assert server.metrics()["gpt2c_slots_active"] == 1
     s.close()
-    for _ in range(100):
-        if server.metrics()["gpt2c_slots_active"] == 0:
-            break
-        time.sleep(0.05)
-    assert server.metrics()["gpt2c_slots_active"] == 0
+    wait_for(lambda: server.metrics()["gpt2c_slots_active"] == 0, timeout=5, what="the slot back")
 
 
 def test_a_client_that_goes_away_before_its_answer_frees_its_slot(server):
@@ -219,17 +215,9 @@ def test_a_client_that_goes_away_before_its_answer_frees_its_slot(server):
     s = socket.create_connection(("127.0.0.1", server.port))
     body = json.dumps({"prompt": PROMPT, "max_tokens": 100000, "logit_bias": {"50256": -100}}).encode()
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    for _ in range(100):
-        if server.metrics()["gpt2c_slots_active"] == 1:
-            break
-        time.sleep(0.05)
-    assert server.metrics()["gpt2c_slots_active"] == 1
+    wait_for(lambda: server.metrics()["gpt2c_slots_active"] == 1, timeout=5, what="the request running")
     s.close()
-    for _ in range(100):
-        if server.metrics()["gpt2c_slots_active"] == 0:
-            break
-        time.sleep(0.05)
-    assert server.metrics()["gpt2c_slots_active"] == 0
+    wait_for(lambda: server.metrics()["gpt2c_slots_active"] == 0, timeout=5, what="the slot back")
     assert server.metrics()["gpt2c_tokens_generated_total"] - before < 1016
 
 

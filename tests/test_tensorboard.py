@@ -6,22 +6,12 @@ import shutil
 import struct
 import subprocess
 
-import numpy as np
 import pytest
 
-import torch_gpt2 as ref
-from conftest import GPT2C, ROOT, SANITIZER_MARKS
+from conftest import GPT2C, SANITIZER_MARKS
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shard")
-    ref.write_shard(d / "train_000000.bin", np.arange(1000, 1000 + 3000, dtype=np.uint16) % 50257)
-    ref.write_shard(d / "val_000000.bin", np.arange(7000, 7000 + 600, dtype=np.uint16))
-    return d
 
 
 def train(shard, out, tb, *flags):

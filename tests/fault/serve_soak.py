@@ -7,11 +7,14 @@ OpenAI's error object; the server's RSS flat after the warm-up; no slot lost at 
 /metrics' counts equal the clients'.
 
     .venv/bin/python tests/fault/serve_soak.py [--build-dir build] [--seconds 300] [--clients 32]
+    .venv/bin/python tests/fault/serve_soak.py --build-dir build-tsan --seconds 60 --threads 1
 
-Prints the figures; exits non-zero on any failure."""
+Prints the figures; exits non-zero on any failure, and on any ThreadSanitizer report when the
+build has it (one CPU thread there: OpenMP's own threads are not instrumented)."""
 import argparse
 import concurrent.futures
 import json
+import os
 import random
 import socket
 import subprocess
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     gpt2c = (ROOT / args.build_dir / "gpt2c").resolve()
     failures = []
@@ -85,8 +89,8 @@ def main():
         cfg = ref.Config(n_layer=2, n_head=2, n_embd=64, n_positions=256)
         ref.save_hf_dir(ref.random_init(cfg, 3, noisy=True).float(), model)
         proc = subprocess.Popen([str(gpt2c), "serve", "--model", str(model), "--port", "0", "--parallel", "8",
-                                 "--max-queue", "64", "--threads", "2"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                 "--max-queue", "64", "--threads", str(args.threads)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(os.environ, TSAN_OPTIONS="halt_on_error=0"))
         line = proc.stdout.readline().decode()
         url = line.split(" on ")[1].split(" ")[0]
         port = int(url.rsplit(":", 1)[1].strip("/"))
@@ -180,6 +184,9 @@ def main():
         _, err = proc.communicate(timeout=60)
         if proc.returncode != 0:
             failures.append(f"the server ended with {proc.returncode}: {err.decode()[-500:]}")
+        tsan = err.decode(errors="replace").count("WARNING: ThreadSanitizer")
+        if tsan:
+            failures.append(f"{tsan} ThreadSanitizer reports: {err.decode(errors='replace')[:3000]}")
         for key, texts in greedy.items():
             if len(texts) != 1:
                 failures.append(f"a greedy prompt got {len(texts)} different answers")
@@ -188,7 +195,8 @@ def main():
             out = subprocess.run([str(gpt2c), "sample", "--model", str(model), "--prompt", body["prompt"], "--num-samples", "1",
                                   "--max-tokens", str(body["max_tokens"]), "--seed", str(body["seed"]),
                                   "--top-k", str(body["top_k"]), "--temperature", str(body["temperature"]),
-                                  "--threads", "2", "--stop-at-eot", "--json"], capture_output=True, timeout=300)
+                                  "--threads", str(args.threads), "--stop-at-eot", "--json"],
+                                 capture_output=True, timeout=300)
             want = json.loads(out.stdout)["samples"][0]["text"]
             same += want == text
             if want != text:
