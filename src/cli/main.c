@@ -16,7 +16,7 @@ static const command commands[] = {
     {"prepare", cmd_prepare, "text or JSON Lines to llm.c token shards (train/val)"},
     {"inspect", cmd_inspect, "check token shards and show what they hold"},
     {"train", cmd_train, "train GPT-2 (from scratch or a Hugging Face checkpoint)"},
-    {"eval", cmd_eval, "the loss of a model on token shards"},
+    {"eval", cmd_eval, "the loss of a model on token shards, and HellaSwag"},
     {"sample", cmd_sample, "continue a prompt (top-k/top-p sampling with a KV cache)"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP API and a page over a model (continuous batching)"},
     {"plot", cmd_plot, "loss curves and the rest of runs' logs as a picture (SVG or PNG, gnuplot)"},
