@@ -170,40 +170,6 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
     logits_forward(m, kv, nseq, seq0, NULL);
 }
 
-typedef struct own_pos {
-    const int *seqs, *pos;
-    int nrows;
-} own_pos;
-
-static void attend_own_pos(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx) {
-    const own_pos *c = ctx;
-    const gpt2_backend *be = m->be;
-    size_t C = (size_t)m->cfg.n_embd;
-    for (int r = 0; r < c->nrows; r++)
-        be->ops->attention_forward_kv(act_at(be, kv->att, r * C), act_at(be, kv->qkv, 3 * r * C),
-                                      cache_of(m, kv, kv->k, l, c->seqs[r]),
-                                      cache_of(m, kv, kv->v, l, c->seqs[r]), 1, 1, c->pos[r],
-                                      kv->len, (int)C, m->cfg.n_head, kv->scratch);
-}
-
-void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, const int *seqs,
-                     const int *pos, int nrows) {
-    const gpt2_backend *be = m->be;
-    const gpt2_ops *op = be->ops;
-    int C = m->cfg.n_embd;
-    if (!be->host_memory) {
-        op->upload(kv->tokens_dev, tokens, (size_t)nrows * sizeof *tokens);
-        tokens = kv->tokens_dev;
-    }
-    for (int r = 0; r < nrows; r++) /* each row's own position in wpe */
-        op->embed_forward(act_at(be, kv->x, (size_t)r * C), tokens + r, m->w.wte,
-                          m->w.wpe + (size_t)pos[r] * C, 1, 1, C);
-    own_pos ctx = {seqs, pos, nrows};
-    blocks_forward(m, kv, nrows, attend_own_pos, &ctx, 0);
-    op->copy(kv->last, kv->x, (size_t)nrows * C * be->act_bytes);
-    logits_forward(m, kv, nrows, 0, seqs);
-}
-
 typedef struct spans_ctx {
     const gpt2_span *spans;
     int nspans;
@@ -223,8 +189,10 @@ static void attend_spans(const gpt2_model *m, gpt2_kv *kv, int l, void *ctx) {
     }
 }
 
-void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
-                      const gpt2_span *spans, int nspans) {
+/* The forward of spans of several sequences, each at its own position (one row each for
+ * decoding); rows_alone as blocks_forward's. */
+static void spans_forward(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
+                          const gpt2_span *spans, int nspans, int rows_alone) {
     const gpt2_backend *be = m->be;
     const gpt2_ops *op = be->ops;
     size_t C = (size_t)m->cfg.n_embd, N = 0;
@@ -243,7 +211,7 @@ void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
         seqs[s] = sp->seq;
     }
     spans_ctx ctx = {spans, nspans};
-    blocks_forward(m, kv, (int)N, attend_spans, &ctx, 1);
+    blocks_forward(m, kv, (int)N, attend_spans, &ctx, rows_alone);
     row = 0;
     for (int s = 0; s < nspans; s++) { /* each span's last row to the LM head */
         row += (size_t)spans[s].n;
@@ -251,6 +219,20 @@ void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
                  C * be->act_bytes);
     }
     logits_forward(m, kv, nspans, 0, seqs);
+}
+
+void gpt2_infer_spans(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens,
+                      const gpt2_span *spans, int nspans) {
+    spans_forward(m, kv, tokens, spans, nspans, 1);
+}
+
+/* (decoding's rows go through matmul_forward: its few-rows kernels compute each row alike up to
+ * GPT2_BATCH_ROWS rows, and read the weights once for all of them) */
+void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, const int *seqs,
+                     const int *pos, int nrows) {
+    gpt2_span spans[GPT2_BATCH_ROWS];
+    for (int r = 0; r < nrows; r++) spans[r] = (gpt2_span){seqs[r], pos[r], 1};
+    spans_forward(m, kv, tokens, spans, nrows, 0);
 }
 
 int gpt2_short_chunk(const gpt2_model *m) {

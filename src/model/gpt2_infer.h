@@ -33,11 +33,12 @@ void gpt2_infer(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq
                 int n, int pos);
 /* Decoding for a batch of sequences each at its own position (a server's requests): row r is
  * token tokens[r] of sequence seqs[r] at position pos[r], whose cache must hold positions
- * 0..pos[r]-1 (pos[r] < len; seqs ascending; nrows <= batch). The products run once over all
- * rows, attention row by row over each row's own cache. Leaves row r's logits in
- * kv->logits[seqs[r]]; those of sequences outside the batch are not kept. A row gets the same
- * bits as gpt2_infer gives it alone, as long as nrows <= GPT2_BATCH_ROWS (the CPU's few-rows
- * products compute each row alike, whatever the rows beside it). */
+ * 0..pos[r]-1 (pos[r] < len; seqs ascending; nrows <= batch and <= GPT2_BATCH_ROWS). The
+ * products run once over all rows, attention row by row over each row's own cache (it is
+ * gpt2_infer_spans with a span of one token per row, but through matmul_forward). Leaves row
+ * r's logits in kv->logits[seqs[r]]; those of sequences outside the batch are not kept. A row
+ * gets the same bits as gpt2_infer gives it alone (the CPU's few-rows products compute each row
+ * alike, whatever the rows beside it). */
 void gpt2_infer_rows(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, const int *seqs,
                      const int *pos, int nrows);
 /* Rows a decoding batch may have for its rows to be computed as each alone would be. */
