@@ -25,7 +25,7 @@
 #define IDLE_TIMEOUT_S 60     /* a client that sends or reads nothing for this long is dropped */
 #define HEARTBEAT_MS 1000     /* a stream with nothing new sends an SSE comment this often */
 
-extern const char serve_page[];  /* page.html, compiled in (page_data.c) */
+extern const char serve_page[];  /* page.html, compiled in (serve_page_data.c) */
 extern const size_t serve_page_len;
 extern const char runs_page[];   /* runs.html */
 extern const size_t runs_page_len;
