@@ -16,6 +16,11 @@ static uint32_t tb_masked_crc32c(const void *data, size_t n) {
     return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
 }
 
+/* The low n bytes of v, least significant first (TFRecord's and protobuf's fixed-width fields). */
+static void little_endian(unsigned char *out, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) out[i] = (unsigned char)(v >> (8 * i));
+}
+
 /* ---- protocol buffer encoding: a growable buffer ---- */
 
 typedef struct pb {
@@ -80,7 +85,7 @@ static void event_head(pb *e, long step) {
     uint64_t bits;
     memcpy(&bits, &t, sizeof bits);
     unsigned char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (unsigned char)(bits >> (8 * i));
+    little_endian(le, bits, 8);
     pb_key(e, 1, WIRE_64);
     pb_bytes(e, le, 8);
     pb_key(e, 2, WIRE_VARINT);
@@ -95,11 +100,11 @@ static int write_record(tb_writer *w, pb *e, gpt2c_error *err) {
     }
     unsigned char head[12];
     uint64_t n = e->n;
-    for (int i = 0; i < 8; i++) head[i] = (unsigned char)(n >> (8 * i));
+    little_endian(head, n, 8);
     uint32_t c = tb_masked_crc32c(head, 8), d = tb_masked_crc32c(e->b, e->n);
-    for (int i = 0; i < 4; i++) head[8 + i] = (unsigned char)(c >> (8 * i));
+    little_endian(head + 8, c, 4);
     unsigned char tail[4];
-    for (int i = 0; i < 4; i++) tail[i] = (unsigned char)(d >> (8 * i));
+    little_endian(tail, d, 4);
     int ok = fwrite(head, 1, 12, w->f) == 12 && fwrite(e->b, 1, e->n, w->f) == e->n &&
              fwrite(tail, 1, 4, w->f) == 4 && fflush(w->f) == 0;
     pb_free(e);
@@ -158,7 +163,7 @@ int tb_scalar(tb_writer *w, long step, const char *tag, double value, gpt2c_erro
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
     unsigned char le[4];
-    for (int i = 0; i < 4; i++) le[i] = (unsigned char)(bits >> (8 * i));
+    little_endian(le, bits, 4);
     pb_key(&v, 2, WIRE_32);
     pb_bytes(&v, le, 4);
     int rc = write_value(w, step, &v, err);
