@@ -374,8 +374,12 @@ typedef struct gpt2c_serve_opts {
     int port;                /* default 8080; 0: any free port (see gpt2c_server_url) */
     int parallel;            /* slots (sequences decoded together), 1..8 (default 4) */
     int max_queue;           /* requests waiting beyond the slots (default 64); more get 503 */
-    const char *api_key;     /* non-NULL: every route but / and /health wants "Bearer KEY" */
+    const char *api_key;     /* non-NULL (and not empty): the API and the runs' data want
+                              * "Authorization: Bearer KEY"; the pages (/, /runs, /chart.js)
+                              * and /health stay open */
     const char *cors_origin; /* non-NULL: the one origin allowed by CORS headers */
+    const char *allowed_hosts; /* Host names answered besides loopback names and the address
+                                * listened on, comma-separated (DNS rebinding); NULL: none */
     const char *device, *precision; /* as sample's */
     int threads;             /* CPU threads; 0: all CPUs */
 } gpt2c_serve_opts;

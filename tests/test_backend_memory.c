@@ -217,7 +217,7 @@ static void same_as_cpu(const gpt2_backend *be) {
 
     /* generation: tokens uploaded, the last rows copied on the backend, logits brought back */
     gpt2_kv ka, kb;
-    CHECK(gpt2_kv_plan(&ka, &a, 2, 12, 12, &err) == 0 && gpt2_kv_plan(&kb, &b, 2, 12, 12, &err) == 0);
+    CHECK(gpt2_kv_plan(&ka, &a, 2, 12, 12, 0, &err) == 0 && gpt2_kv_plan(&kb, &b, 2, 12, 12, 0, &err) == 0);
     int32_t prompt[5] = {464, 3290, 373, 257, 11};
     gpt2_infer(&a, &ka, prompt, 0, 1, 5, 0);
     gpt2_infer(&b, &kb, prompt, 0, 1, 5, 0);

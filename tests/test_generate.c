@@ -25,8 +25,8 @@ static float max_rel_diff(const float *a, const float *b, int n) {
 static void test_cache_equals_recompute(const gpt2_model *m, const int32_t *tokens, int T) {
     gpt2c_error err;
     gpt2_kv inc, full;
-    CHECK(gpt2_kv_plan(&inc, m, 1, T, T, &err) == 0);
-    CHECK(gpt2_kv_plan(&full, m, 1, T, T, &err) == 0);
+    CHECK(gpt2_kv_plan(&inc, m, 1, T, T, 0, &err) == 0);
+    CHECK(gpt2_kv_plan(&full, m, 1, T, T, 0, &err) == 0);
     float worst = 0;
     /* the first 70 tokens in one call (more than one block of attention rows), then one by one */
     int first = 70;
@@ -51,7 +51,7 @@ static void test_cache_equals_training_forward(gpt2_model *m, const int32_t *tok
     memcpy(m->targets, tokens + 1, T * sizeof *tokens);
     gpt2_forward(m, 0.0f);
     gpt2_kv kv;
-    CHECK(gpt2_kv_plan(&kv, m, 1, T, T, &err) == 0);
+    CHECK(gpt2_kv_plan(&kv, m, 1, T, T, 0, &err) == 0);
     double worst = 0;
     for (int t = 0; t < T; t++) {
         gpt2_infer(m, &kv, tokens + t, 0, 1, 1, t);
@@ -67,13 +67,53 @@ static void test_cache_equals_training_forward(gpt2_model *m, const int32_t *tok
     gpt2_kv_free(&kv);
 }
 
+/* Scoring a prompt: the LM head over every row of a prefill (gpt2_infer_logits_rows, a few rows
+ * at a time), after a long chunk and after spans of two sequences, gives the training forward's
+ * losses at every position. Run after test_cache_equals_training_forward (m->losses). */
+static void test_scores_equal_training_forward(const gpt2_model *m, const int32_t *tokens, int T) {
+    gpt2c_error err;
+    gpt2_kv kv;
+    CHECK(gpt2_kv_plan(&kv, m, 2, T, T, 16, &err) == 0 && kv.score_rows == 16);
+    double worst = 0;
+    for (int way = 0; way < 2; way++) {
+        int first = 0; /* sequence 1 holds positions 0..T-1 of the tokens in both ways */
+        if (way == 0) {
+            gpt2_infer(m, &kv, tokens, 1, 1, T, 0);
+        } else { /* positions 0..29 first, then 30..T-1 as a span beside another sequence's */
+            gpt2_prefill(m, &kv, tokens, 1, 30, 0);
+            gpt2_span spans[2] = {{0, 0, 5}, {1, 30, T - 30}};
+            int32_t both[5 + T];
+            memcpy(both, tokens + 40, 5 * sizeof *both);
+            memcpy(both + 5, tokens + 30, (T - 30) * sizeof *both);
+            gpt2_infer_spans(m, &kv, both, spans, 2);
+            first = 30;
+        }
+        int row0 = way == 0 ? 0 : 5;
+        for (int t = first; t < T; t += kv.score_rows) {
+            int n = T - t < kv.score_rows ? T - t : kv.score_rows;
+            gpt2_infer_logits_rows(m, &kv, row0 + t - first, n);
+            for (int i = 0; i < n; i++) {
+                const float *z = kv.scores + (size_t)i * VP;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+                for (int j = 0; j < V; j++) sum += exp(z[j] - mx);
+                double d = fabs(log(sum) + mx - z[tokens[t + i + 1]] - m->losses[t + i]);
+                if (d > worst) worst = d;
+            }
+        }
+    }
+    if (worst > 1e-4) fprintf(stderr, "scores vs training forward: %g\n", worst);
+    CHECK(worst <= 1e-4);
+    gpt2_kv_free(&kv);
+}
+
 /* Three sequences decoded together give each one's logits alone. */
 static void test_batch_equals_single(const gpt2_model *m, const int32_t *tokens) {
     gpt2c_error err;
     gpt2_kv batch, single;
     enum { S = 3, STEPS = 10 };
-    CHECK(gpt2_kv_plan(&batch, m, S, 16, 16, &err) == 0);
-    CHECK(gpt2_kv_plan(&single, m, 1, 16, 16, &err) == 0);
+    CHECK(gpt2_kv_plan(&batch, m, S, 16, 16, 0, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 16, 16, 0, &err) == 0);
     float worst = 0;
     for (int s = 0; s < S; s++) gpt2_infer(m, &batch, tokens + 5 * s, s, 1, 4, 0);
     for (int t = 4; t < 4 + STEPS; t++) {
@@ -100,8 +140,8 @@ static void test_rows_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     enum { S = 3, STEPS = 6 };
     int lens[S] = {3, 7, 5}, seqs[S] = {0, 1, 2};
     float *want = malloc((size_t)S * STEPS * V * sizeof *want);
-    CHECK(gpt2_kv_plan(&batch, m, S, 32, 16, &err) == 0);
-    CHECK(gpt2_kv_plan(&single, m, 1, 32, 16, &err) == 0);
+    CHECK(gpt2_kv_plan(&batch, m, S, 32, 16, 0, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 32, 16, 0, &err) == 0);
     for (int s = 0; s < S; s++) { /* alone: the prompt, then one token at a time */
         gpt2_prefill(m, &single, tokens + 10 * s, 0, lens[s], 0);
         for (int step = 0; step < STEPS; step++) {
@@ -137,8 +177,8 @@ static void test_spans_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     /* sequence s: `before` tokens already in its cache, then a chunk of n */
     int before[S] = {0, 5, 0, 40}, n[S] = {1, 9, GPT2_SHORT_CHUNK, 4};
     float *want = malloc((size_t)S * 2 * V * sizeof *want);
-    CHECK(gpt2_kv_plan(&batch, m, S, 80, 64, &err) == 0);
-    CHECK(gpt2_kv_plan(&single, m, 1, 80, 64, &err) == 0);
+    CHECK(gpt2_kv_plan(&batch, m, S, 80, 64, 0, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 80, 64, 0, &err) == 0);
     for (int s = 0; s < S; s++) { /* alone: what came before, the chunk, one more token */
         const int32_t *t = tokens + 7 * s;
         if (before[s]) gpt2_prefill(m, &single, t, 0, before[s], 0);
@@ -237,6 +277,7 @@ int main(void) {
     for (int i = 0; i <= T; i++) tokens[i] = (int32_t)(rng_next(&r) % V);
     test_cache_equals_recompute(&m, tokens, T);
     test_cache_equals_training_forward(&m, tokens, T);
+    test_scores_equal_training_forward(&m, tokens, T);
     test_batch_equals_single(&m, tokens);
     test_rows_equal_alone(&m, tokens);
     test_spans_equal_alone(&m, tokens);

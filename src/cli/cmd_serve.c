@@ -27,6 +27,8 @@ int cmd_serve(int argc, char **argv) {
         {"max-queue", OPT_INT, &o.max_queue, 0, 1 << 20, "M", "requests waiting for a slot; more get 503", NULL},
         {"api-key", OPT_STR, &o.api_key, 0, 0, "KEY", "require 'Authorization: Bearer KEY' (not for / and /health)", "none"},
         {"cors-origin", OPT_STR, &o.cors_origin, 0, 0, "ORIGIN", "allow this one origin by CORS headers", "none"},
+        {"allowed-host", OPT_STR, &o.allowed_hosts, 0, 0, "NAMES", "answer requests for these host names too (comma-separated;\n"
+         "loopback names and the address listened on always are)", "none"},
         {"device", OPT_STR, &o.device, 0, 0, "D", "cpu, cuda or auto", "cpu"},
         {"precision", OPT_STR, &o.precision, 0, 0, "P", "fp32 or bf16 (bf16 weights: half the bytes per token)", "fp32 on the CPU, bf16 on a GPU"},
         {"threads", OPT_INT, &o.threads, 1, 1024, "N", "CPU threads", "the number of CPUs"},

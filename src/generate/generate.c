@@ -22,7 +22,7 @@ int generator_init(generator *g, const gpt2_model *m, const gpt2c_sample_opts *o
     int rows = chunk > o->num_samples ? chunk : o->num_samples;
     if (sampler_init(&g->smp, (float)o->temperature, o->top_k, (float)o->top_p, GPT2_VOCAB, err) != 0)
         return -1;
-    if (gpt2_kv_plan(&g->kv, m, o->num_samples, len, rows, err) != 0) {
+    if (gpt2_kv_plan(&g->kv, m, o->num_samples, len, rows, 0, err) != 0) {
         generator_free(g);
         return -1;
     }

@@ -13,7 +13,7 @@ static void *take(char *base, size_t *off, size_t bytes) {
 
 /* The one layout of the cache's memory (see plan_layout in gpt2.c); returns the bytes. */
 static size_t kv_layout(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
-                        char *base) {
+                        int score_rows, char *base) {
     const gpt2_config *c = &m->cfg;
     size_t C = (size_t)c->n_embd, R = (size_t)max_rows, ab = m->be->act_bytes, off = 0;
     size_t cache = (size_t)c->n_layer * batch * len * C;
@@ -24,21 +24,27 @@ static size_t kv_layout(gpt2_kv *kv, const gpt2_model *m, int batch, int len, in
     kv->fch = ACT(4 * R * C), kv->last = ACT((size_t)batch * C);
     kv->mean = FLT(R), kv->rstd = FLT(R);
     kv->logits_dev = FLT((size_t)batch * GPT2_VOCAB_PADDED);
-    kv->scratch = FLT(m->be->ops->scratch_floats(batch, len, c->n_embd, c->n_head,
-                                                 GPT2_VOCAB_PADDED, m->params_bf16 != NULL));
+    kv->scores_dev = score_rows ? FLT((size_t)score_rows * GPT2_VOCAB_PADDED) : NULL;
+    /* the ops' scratch for the forward over the cache, and for the LM head over score_rows */
+    size_t (*scratch)(int, int, int, int, int, int) = m->be->ops->scratch_floats;
+    int bf16 = m->params_bf16 != NULL;
+    size_t fwd = scratch(batch, len, c->n_embd, c->n_head, GPT2_VOCAB_PADDED, bf16);
+    size_t head = score_rows ? scratch(score_rows, 1, c->n_embd, c->n_head, GPT2_VOCAB_PADDED, bf16) : 0;
+    kv->scratch = FLT(fwd > head ? fwd : head);
 #undef ACT
 #undef FLT
     return off;
 }
 
-int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
+int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows, int score_rows,
                  gpt2c_error *err) {
     memset(kv, 0, sizeof *kv);
     const gpt2_config *c = &m->cfg;
     if (len > c->max_seq_len)
         return err_set(err, "cache of %d positions is longer than the model's %d", len, c->max_seq_len);
+    if (score_rows > max_rows) score_rows = max_rows;
     const gpt2_backend *be = m->be;
-    size_t total = kv_layout(kv, m, batch, len, max_rows, NULL);
+    size_t total = kv_layout(kv, m, batch, len, max_rows, score_rows, NULL);
     double avail = be->ops->mem_available();
     if (avail >= 0 && total > avail)
         return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the %s "
@@ -46,22 +52,24 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
                        total / 1e9, be->memory, avail / 1e9);
     kv->be = be;
     kv->mem = be->ops->alloc(total);
-    size_t logits = (size_t)batch * GPT2_VOCAB_PADDED;
+    size_t logits = (size_t)batch * GPT2_VOCAB_PADDED, scores = (size_t)score_rows * GPT2_VOCAB_PADDED;
     int host_ok = 1;
     if (!be->host_memory) { /* the logits come back to the host; the tokens go to the device */
         kv->logits_host = calloc(logits, sizeof(float));
+        kv->scores_host = score_rows ? calloc(scores, sizeof(float)) : NULL;
         kv->tokens_dev = be->ops->alloc((size_t)max_rows * sizeof(int32_t));
-        host_ok = kv->logits_host && kv->tokens_dev;
+        host_ok = kv->logits_host && kv->tokens_dev && (kv->scores_host || !score_rows);
     }
     if (!kv->mem || !host_ok) {
         gpt2_kv_free(kv);
         return err_set(err, "out of memory for a KV cache of %d x %d positions (%.0f MB)", batch,
                        len, total / 1e6);
     }
-    kv->batch = batch, kv->len = len, kv->max_rows = max_rows;
+    kv->batch = batch, kv->len = len, kv->max_rows = max_rows, kv->score_rows = score_rows;
     kv->bytes = total;
-    kv_layout(kv, m, batch, len, max_rows, kv->mem);
+    kv_layout(kv, m, batch, len, max_rows, score_rows, kv->mem);
     kv->logits = be->host_memory ? kv->logits_dev : kv->logits_host;
+    kv->scores = be->host_memory ? kv->scores_dev : kv->scores_host;
     return 0;
 }
 
@@ -71,6 +79,7 @@ void gpt2_kv_free(gpt2_kv *kv) {
         kv->be->ops->free(kv->tokens_dev);
     }
     free(kv->logits_host);
+    free(kv->scores_host);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -251,6 +260,19 @@ void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int s
             gpt2_infer(m, kv, tokens + i, seq, 1, k, pos + i);
         }
     }
+}
+
+void gpt2_infer_logits_rows(const gpt2_model *m, gpt2_kv *kv, int row0, int n) {
+    const gpt2_backend *be = m->be;
+    const gpt2_ops *op = be->ops;
+    int C = m->cfg.n_embd;
+    /* kv->x holds the last call's rows after the final block: ln_f, then the LM head */
+    op->layernorm_forward(kv->att, kv->mean, kv->rstd, act_at(be, kv->x, (size_t)row0 * C),
+                          m->w.lnf_w, m->w.lnf_b, n, C);
+    op->logits_forward(kv->scores_dev, kv->att, m->w.wte, gpt2_bf16_copy(m, m->w.wte), n, C,
+                       GPT2_VOCAB_PADDED, kv->scratch);
+    if (!be->host_memory)
+        op->download(kv->scores, kv->scores_dev, (size_t)n * GPT2_VOCAB_PADDED * sizeof(float));
 }
 
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos) {

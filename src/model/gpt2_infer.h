@@ -13,6 +13,9 @@ typedef struct gpt2_kv {
     gpt2_act *x, *ln, *qkv, *att, *fch, *last; /* work: max_rows rows (last: batch rows) */
     float *mean, *rstd;
     float *logits;    /* host, [batch][GPT2_VOCAB_PADDED]: the last new token's of each sequence */
+    int score_rows;   /* rows of gpt2_infer_logits_rows per call (0: not planned) */
+    float *scores;    /* host, [score_rows][GPT2_VOCAB_PADDED]: its logits */
+    float *scores_dev, *scores_host; /* as logits_dev and logits_host */
     float *logits_dev; /* where the ops write them (the same array on a host-memory backend) */
     float *scratch;
     void *mem;        /* the backend's memory holding all of the above but logits (on a device) */
@@ -22,7 +25,9 @@ typedef struct gpt2_kv {
     size_t bytes;
 } gpt2_kv;
 
-int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows,
+/* batch sequences of len positions, max_rows new tokens per call; score_rows > 0 also plans
+ * gpt2_infer_logits_rows for that many rows per call (at most max_rows). */
+int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_rows, int score_rows,
                  gpt2c_error *err);
 void gpt2_kv_free(gpt2_kv *kv);
 
@@ -68,6 +73,12 @@ int gpt2_short_chunk(const gpt2_model *m);
 /* Run tokens[0..n) of sequence seq at positions pos.. in chunks of GPT2_PREFILL_CHUNK (each
  * through gpt2_infer_spans or gpt2_infer by its length, gpt2_short_chunk). */
 void gpt2_prefill(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n, int pos);
+
+/* Scoring a prompt: the LM head over rows [row0, row0+n) of the new tokens of the last
+ * gpt2_infer or gpt2_infer_spans call (in the order that call took them), n <= kv->score_rows,
+ * into kv->scores (host). Each prompt position's logits, a chunk of rows at a time: the
+ * T x V matrix of a whole prompt never exists. */
+void gpt2_infer_logits_rows(const gpt2_model *m, gpt2_kv *kv, int row0, int n);
 
 /* Make sequence `to`'s cache hold positions 0..npos-1 of sequence `from`'s (a shared prompt). */
 void gpt2_kv_copy(gpt2_kv *kv, const gpt2_model *m, int from, int to, int npos);

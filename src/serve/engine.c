@@ -1,6 +1,5 @@
-/* The engine's thread: admit, decode every generating slot in one forward, run one prompt chunk,
- * draw, publish text; see engine.h. */
-#define _GNU_SOURCE /* memmem */
+/* The engine's thread: admit, decode every generating slot in one forward, run prompt chunks,
+ * draw; see engine.h. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,13 +20,14 @@ typedef struct request_state {
     sampler smp;
     rng rng;
     int greedy;
-    gpt2c_stream_decoder *sd;
-    char **pending;   /* decoded bytes held back (a stop string may be starting) */
-    size_t *npending, *cap_pending;
+    token_logprob *prompt_lp; /* scoring (echo with logprobs): per prompt token */
     float *row;       /* the logits of one row with the logit bias applied */
     int waits;        /* it was queued beyond the free slots */
     int in_batch;     /* some choice of it is in this step's decoding forward */
 } request_state;
+
+/* Rows of logits per call when scoring a prompt: 64 x 50304 floats, 13 MB. */
+#define SCORE_ROWS 64
 
 struct engine {
     const gpt2_model *m;
@@ -43,7 +43,7 @@ struct engine {
     serve_request **owner;         /* per slot */
     serve_request **active;        /* admitted, in admission order */
     int nactive;
-    unsigned long long requests, tokens;
+    unsigned long long requests, tokens, prompt_tokens;
     double rate_t0, rate_tokens, tokens_per_s;
 };
 
@@ -66,22 +66,16 @@ serve_request *request_new(int n) {
     return r;
 }
 
-static void state_free(request_state *st, int n) {
+static void state_free(request_state *st) {
     if (!st) return;
-    for (int c = 0; st->pending && c < n; c++) free(st->pending[c]);
-    free(st->pending), free(st->npending), free(st->cap_pending), free(st->sd);
-    free(st->slots), free(st->last), free(st->row);
+    free(st->slots), free(st->last), free(st->row), free(st->prompt_lp);
     sampler_free(&st->smp);
     free(st);
 }
 
 static void request_free(serve_request *r) {
-    state_free(r->state, r->n);
-    for (int c = 0; c < r->n; c++) {
-        serve_choice *ch = &r->choices[c];
-        free(ch->text), free(ch->token_ids), free(ch->token_logprobs);
-        free(ch->top_ids), free(ch->top_logprobs);
-    }
+    state_free(r->state);
+    for (int c = 0; c < r->n; c++) choice_free(&r->choices[c]);
     for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
     free(r->choices), free(r->prompt), free(r->bias_ids), free(r->bias_values);
     pthread_cond_destroy(&r->changed);
@@ -93,29 +87,7 @@ static void unref(serve_request *r) {
     if (--r->refs == 0) request_free(r);
 }
 
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 64;
-        while (c < *len + n + 1) c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b) return -1;
-        *buf = b, *cap = c;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
-}
-
-/* ---- per choice: text, stop strings, finishing (under the lock) ---- */
-
-static void publish(serve_request *r, int c, size_t n) {
-    request_state *st = r->state;
-    serve_choice *ch = &r->choices[c];
-    if (n && append(&ch->text, &ch->len, &ch->cap, st->pending[c], n) != 0) return;
-    memmove(st->pending[c], st->pending[c] + n, st->npending[c] - n);
-    st->npending[c] -= n;
-}
+/* ---- choices ending (under the lock) ---- */
 
 static void finish(engine *e, serve_request *r, int c, const char *reason) {
     serve_choice *ch = &r->choices[c];
@@ -124,74 +96,17 @@ static void finish(engine *e, serve_request *r, int c, const char *reason) {
     e->owner[r->state->slots[c]] = NULL; /* its slot is free from the next step on */
 }
 
-/* New bytes of choice c: publish what cannot be the start of a stop string; stop at one. */
-static void take_text(engine *e, serve_request *r, int c, const char *bytes, size_t n, int last) {
-    request_state *st = r->state;
-    if (n) append(&st->pending[c], &st->npending[c], &st->cap_pending[c], bytes, n);
-    const char *p = st->pending[c] ? st->pending[c] : "";
-    size_t len = st->npending[c], cut = len;
-    for (int i = 0; i < r->nstop; i++) { /* the earliest stop string ends the text before it */
-        const char *hit = memmem(p, len, r->stop[i], strlen(r->stop[i]));
-        if (hit && (size_t)(hit - p) < cut) cut = (size_t)(hit - p);
-    }
-    if (cut < len) {
-        publish(r, c, cut);
-        st->npending[c] = 0;
-        finish(e, r, c, "stop");
-        return;
-    }
-    size_t hold = 0; /* the longest end of the text that begins a stop string */
-    for (int i = 0; !last && i < r->nstop; i++) {
-        size_t sl = strlen(r->stop[i]);
-        for (size_t k = sl - 1 < len ? sl - 1 : len; k > hold; k--)
-            if (memcmp(p + len - k, r->stop[i], k) == 0) {
-                hold = k;
-                break;
-            }
-    }
-    publish(r, c, len - hold);
+/* Memory ran out for what r produced: every choice ends, and its answer is an error. */
+static void fail(engine *e, serve_request *r) {
+    r->failed = 1;
+    for (int c = 0; c < r->n; c++) finish(e, r, c, "error");
 }
 
-/* logprobs of the chosen token and the top ones, from the (biased) logits */
-static void record_logprobs(serve_request *r, int c, const float *logits, int32_t id) {
-    serve_choice *ch = &r->choices[c];
-    if (ch->ntokens == ch->tokens_cap) {
-        int cap = ch->tokens_cap ? 2 * ch->tokens_cap : 32;
-        int32_t *ids = realloc(ch->token_ids, cap * sizeof *ids);
-        if (ids) ch->token_ids = ids;
-        float *lp = realloc(ch->token_logprobs, cap * sizeof *lp);
-        if (lp) ch->token_logprobs = lp;
-        void *ti = realloc(ch->top_ids, cap * sizeof *ch->top_ids);
-        if (ti) ch->top_ids = ti;
-        void *tl = realloc(ch->top_logprobs, cap * sizeof *ch->top_logprobs);
-        if (tl) ch->top_logprobs = tl;
-        if (!ids || !lp || !ti || !tl) return;
-        ch->tokens_cap = cap;
-    }
-    double mx = -INFINITY, sum = 0;
-    for (int i = 0; i < GPT2_VOCAB; i++) mx = logits[i] > mx ? logits[i] : mx;
-    for (int i = 0; i < GPT2_VOCAB; i++) sum += exp((double)logits[i] - mx);
-    double lse = mx + log(sum);
-    int k = r->logprobs, *top = ch->top_ids[ch->ntokens];
-    for (int j = 0; j < SERVE_MAX_LOGPROBS; j++) top[j] = -1;
-    for (int i = 0; i < GPT2_VOCAB; i++) { /* insertion into the k best, by logit then id */
-        int j = k;
-        while (j > 0 && (top[j - 1] < 0 || logits[i] > logits[top[j - 1]])) j--;
-        if (j >= k) continue;
-        for (int t = k - 1; t > j; t--) top[t] = top[t - 1];
-        top[j] = i;
-    }
-    for (int j = 0; j < k; j++) ch->top_logprobs[ch->ntokens][j] = (float)(logits[top[j]] - lse);
-    ch->token_ids[ch->ntokens] = id;
-    ch->token_logprobs[ch->ntokens] = (float)(logits[id] - lse);
-    ch->ntokens++;
-}
-
-/* One draw for every choice of r, in order, from the logits of `from` (each choice's own slot,
- * or -1: the first slot's, after the prompt). Under the lock. */
+/* One draw for every choice of r, in order, from the logits of each choice's own slot, or of
+ * the first slot's (from_first: right after the prompt). */
 static void draw(engine *e, serve_request *r, int from_first) {
     request_state *st = r->state;
-    for (int c = 0; c < r->n; c++) {
+    for (int c = 0; c < r->n && !r->failed; c++) {
         serve_choice *ch = &r->choices[c];
         if (ch->finished) { /* its draw is taken all the same, as `sample` does */
             if (!st->greedy) rng_uniform(&st->rng);
@@ -205,26 +120,52 @@ static void draw(engine *e, serve_request *r, int from_first) {
             logits = st->row;
         }
         int32_t id = sampler_next(&st->smp, logits, GPT2_VOCAB, &st->rng);
-        if (r->logprobs >= 0) record_logprobs(r, c, logits, id);
         st->last[c] = id;
         r->completion_tokens++;
         e->tokens++, e->rate_tokens++;
-        if (id == GPT2C_EOT) {
-            take_text(e, r, c, NULL, 0, 1);
-            finish(e, r, c, "stop");
-            continue;
+        int rc = 0;
+        if (r->logprobs >= 0) { /* from the logits with the bias, which drew it */
+            token_logprob lp;
+            logprob_of(logits, GPT2_VOCAB, r->logprobs, id, &lp);
+            rc = choice_add_logprobs(ch, &lp, 1);
         }
-        char buf[GPT2C_STREAM_OUT_MAX];
-        int nb = gpt2c_stream_push(&st->sd[c], e->tok, (uint32_t)id, buf, NULL);
-        int last = st->steps + 1 >= r->max_tokens;
-        if (nb > 0) take_text(e, r, c, buf, (size_t)nb, 0);
-        if (last && !ch->finished) {
-            nb = gpt2c_stream_finish(&st->sd[c], buf);
-            take_text(e, r, c, buf, nb > 0 ? (size_t)nb : 0, 1);
-            finish(e, r, c, "length");
+        const char *end = NULL; /* why the choice ends here, if it does */
+        if (rc == 0 && id == GPT2C_EOT) {
+            rc = choice_flush(ch, r->stop, r->nstop), end = "stop";
+        } else if (rc == 0) {
+            rc = choice_push(ch, e->tok, id, r->stop, r->nstop);
+            if (rc == 0 && st->steps + 1 >= r->max_tokens)
+                rc = choice_flush(ch, r->stop, r->nstop), end = "length";
         }
+        if (rc < 0) fail(e, r);
+        else if (rc == 1 || end) finish(e, r, c, rc == 1 ? "stop" : end);
     }
     st->steps++;
+    if (r->first_token_ms < 0) r->first_token_ms = now_ms() - r->submit_ms;
+    pthread_cond_broadcast(&r->changed);
+}
+
+/* The prompt has run: each choice starts with it (echo), and draws its first token, unless it
+ * asked for none (a prompt scored, max_tokens 0). */
+static void prompt_done(engine *e, serve_request *r) {
+    request_state *st = r->state;
+    e->prompt_tokens += (unsigned long long)r->nprompt;
+    for (int c = 0; r->echo && c < r->n; c++) {
+        serve_choice *ch = &r->choices[c];
+        int rc = choice_echo(ch, e->tok, r->prompt, r->nprompt);
+        if (rc == 0 && st->prompt_lp) rc = choice_add_logprobs(ch, st->prompt_lp, r->nprompt);
+        if (rc == 0 && r->max_tokens == 0) rc = choice_flush(ch, NULL, 0);
+        if (rc < 0) {
+            fail(e, r);
+            pthread_cond_broadcast(&r->changed);
+            return;
+        }
+    }
+    if (r->max_tokens > 0) {
+        draw(e, r, 1);
+        return;
+    }
+    for (int c = 0; c < r->n; c++) finish(e, r, c, "length");
     if (r->first_token_ms < 0) r->first_token_ms = now_ms() - r->submit_ms;
     pthread_cond_broadcast(&r->changed);
 }
@@ -234,15 +175,15 @@ static void draw(engine *e, serve_request *r, int from_first) {
 static int state_new(serve_request *r, gpt2c_error *err) {
     request_state *st = calloc(1, sizeof *st);
     r->state = st;
-    if (!st) return -1;
+    if (!st) return err_set(err, "out of memory");
     int n = r->n;
     st->slots = calloc(n, sizeof *st->slots), st->last = calloc(n, sizeof *st->last);
-    st->sd = calloc(n, sizeof *st->sd), st->pending = calloc(n, sizeof *st->pending);
-    st->npending = calloc(n, sizeof *st->npending), st->cap_pending = calloc(n, sizeof(size_t));
     st->row = r->nbias ? malloc(GPT2_VOCAB_PADDED * sizeof *st->row) : NULL;
-    if (!st->slots || !st->last || !st->sd || !st->pending || !st->npending ||
-        !st->cap_pending || (r->nbias && !st->row))
-        return -1;
+    int score = r->echo && r->logprobs >= 0;
+    st->prompt_lp = score ? calloc((size_t)r->nprompt, sizeof *st->prompt_lp) : NULL;
+    if (!st->slots || !st->last || (r->nbias && !st->row) || (score && !st->prompt_lp))
+        return err_set(err, "out of memory");
+    if (score) st->prompt_lp[0] = (token_logprob){.id = r->prompt[0], .ntop = -1}; /* null */
     if (sampler_init(&st->smp, r->temperature, r->top_k, r->top_p, GPT2_VOCAB, err) != 0) return -1;
     st->greedy = r->temperature == 0.0f || r->top_k == 1;
     rng_seed(&st->rng, r->seed);
@@ -286,25 +227,40 @@ static void retire(engine *e) {
 
 /* ---- the thread ---- */
 
-/* k more prompt tokens of r have run. Where that ends the prompt, every choice starts from its
- * cache (outside the lock: tens of MB)... */
+/* k more prompt tokens of r have run. Scoring: they were rows row0.. of the forward, whose
+ * logits each score the prompt token after them (the last one's predicts the first new token).
+ * Outside the lock: prompt_lp is read only once the prompt is done, which the lock orders. */
+static void score_chunk(engine *e, serve_request *r, int row0, int k) {
+    request_state *st = r->state;
+    int done = st->prefilled;
+    if (!st->prompt_lp) return;
+    if (done + k == r->nprompt) k--;
+    for (int i = 0; i < k; i += e->kv.score_rows) {
+        int n = k - i < e->kv.score_rows ? k - i : e->kv.score_rows;
+        gpt2_infer_logits_rows(e->m, &e->kv, row0 + i, n);
+        logprob_rows(e->kv.scores, GPT2_VOCAB_PADDED, n, GPT2_VOCAB, r->logprobs,
+                     r->prompt + done + i + 1, st->prompt_lp + done + i + 1);
+    }
+}
+
+/* ...where that ends the prompt, every choice starts from its cache (outside the lock: tens of
+ * MB)... */
 static void share_prompt(engine *e, serve_request *r, int k) {
     request_state *st = r->state;
     if (st->prefilled + k == r->nprompt)
         for (int c = 1; c < r->n; c++)
             gpt2_kv_copy(&e->kv, e->m, st->slots[0], st->slots[c], r->nprompt);
 }
-/* ...and, under the lock, the first draw is made. */
+/* ...and, under the lock, the prompt is done. */
 static void prefilled(engine *e, serve_request *r, int k) {
     r->state->prefilled += k;
-    if (r->state->prefilled == r->nprompt && !r->cancelled) draw(e, r, 1);
+    if (r->state->prefilled == r->nprompt && !r->cancelled) prompt_done(e, r);
 }
 
-static void step(engine *e) {
-    const gpt2_model *m = e->m;
+/* One token for every generating slot, in one forward; each request draws, in its order. */
+static void decode(engine *e) {
     int32_t tokens[GPT2_BATCH_ROWS];
     int seqs[GPT2_BATCH_ROWS], pos[GPT2_BATCH_ROWS], nrows = 0;
-    /* under the lock: who decodes now */
     for (int s = 0; s < e->parallel; s++) {
         serve_request *r = e->owner[s];
         if (!r || r->cancelled || r->state->prefilled < r->nprompt) continue;
@@ -314,26 +270,29 @@ static void step(engine *e) {
         tokens[nrows] = r->state->last[c], seqs[nrows] = s;
         pos[nrows++] = r->nprompt + r->state->steps - 1;
     }
+    if (!nrows) return;
     pthread_mutex_unlock(&e->mu);
-    if (nrows) gpt2_infer_rows(m, &e->kv, tokens, seqs, pos, nrows);
+    gpt2_infer_rows(e->m, &e->kv, tokens, seqs, pos, nrows);
     pthread_mutex_lock(&e->mu);
-    if (nrows) {
-        for (int i = 0; i < e->nactive; i++) { /* each decoded request draws, in its order */
-            serve_request *r = e->active[i];
-            if (r->state->in_batch && !r->cancelled) draw(e, r, 0);
-            r->state->in_batch = 0;
-        }
-        double t = now_ms();
-        if (t - e->rate_t0 > 2000) {
-            e->tokens_per_s = e->rate_tokens / ((t - e->rate_t0) / 1e3);
-            e->rate_t0 = t, e->rate_tokens = 0;
-        }
+    for (int i = 0; i < e->nactive; i++) {
+        serve_request *r = e->active[i];
+        if (r->state->in_batch && !r->cancelled) draw(e, r, 0);
+        r->state->in_batch = 0;
     }
-    /* then waiting prompts, a chunk each (the chunks `sample` runs: GPT2_PREFILL_CHUNK tokens
-     * from the start), up to the forward's rows in all per step but at least one chunk: prompts
-     * that arrive together start together, and a long one does not stall the streams. The short
-     * chunks share one forward (gpt2_infer_spans: each gets its bits alone), a long one has its
-     * own, as in `sample`. */
+    double t = now_ms();
+    if (t - e->rate_t0 > 2000) {
+        e->tokens_per_s = e->rate_tokens / ((t - e->rate_t0) / 1e3);
+        e->rate_t0 = t, e->rate_tokens = 0;
+    }
+}
+
+/* Waiting prompts, a chunk each (the chunks `sample` runs: GPT2_PREFILL_CHUNK tokens from the
+ * start), up to the forward's rows in all per step but at least one chunk: prompts that arrive
+ * together start together, and a long one does not stall the streams. The short chunks share
+ * one forward (gpt2_infer_spans: each gets its bits alone), a long one has its own, as in
+ * `sample`. */
+static void prefill(engine *e) {
+    const gpt2_model *m = e->m;
     serve_request *order[GPT2_BATCH_ROWS]; /* the short chunks' requests, in admission order */
     gpt2_span spans[GPT2_BATCH_ROWS];
     int32_t gathered[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK], by_slot[GPT2_BATCH_ROWS * GPT2_SHORT_CHUNK];
@@ -351,16 +310,20 @@ static void step(engine *e) {
     }
     if (nshort) {
         gpt2_span sorted[GPT2_BATCH_ROWS]; /* by slot, as the model wants them; tokens follow */
+        int row_of[GPT2_BATCH_ROWS];      /* where each chunk's rows are in the forward */
         int n = 0, at = 0;
         for (int s = 0; s < e->parallel; s++)
             for (int j = 0, off = 0; j < nshort; off += spans[j++].n)
                 if (spans[j].seq == s) {
                     memcpy(by_slot + at, gathered + off, (size_t)spans[j].n * sizeof *by_slot);
-                    sorted[n++] = spans[j], at += spans[j].n;
+                    sorted[n++] = spans[j], row_of[j] = at, at += spans[j].n;
                 }
         pthread_mutex_unlock(&e->mu);
         gpt2_infer_spans(m, &e->kv, by_slot, sorted, nshort);
-        for (int j = 0; j < nshort; j++) share_prompt(e, order[j], spans[j].n);
+        for (int j = 0; j < nshort; j++) {
+            score_chunk(e, order[j], row_of[j], spans[j].n);
+            share_prompt(e, order[j], spans[j].n);
+        }
         pthread_mutex_lock(&e->mu);
         for (int j = 0; j < nshort; j++) prefilled(e, order[j], spans[j].n);
         budget -= rows, ran = 1;
@@ -375,6 +338,7 @@ static void step(engine *e) {
         budget -= k, ran = 1;
         pthread_mutex_unlock(&e->mu);
         gpt2_infer(m, &e->kv, r->prompt + done, st->slots[0], 1, k, done);
+        score_chunk(e, r, 0, k);
         share_prompt(e, r, k);
         pthread_mutex_lock(&e->mu);
         prefilled(e, r, k);
@@ -392,7 +356,8 @@ static void *engine_main(void *arg) {
             pthread_cond_wait(&e->work, &e->mu);
             continue;
         }
-        step(e);
+        decode(e);
+        prefill(e);
     }
     retire(e); /* every active request ends; the queued ones too */
     while (e->head) {
@@ -421,7 +386,7 @@ int engine_start(engine **out, const gpt2_model *m, const gpt2c_tokenizer *tok, 
     e->owner = calloc(parallel, sizeof *e->owner);
     e->active = calloc(parallel, sizeof *e->active);
     int planned = e->owner && e->active;
-    if (!planned || gpt2_kv_plan(&e->kv, m, parallel, e->ctx, rows, err) != 0) {
+    if (!planned || gpt2_kv_plan(&e->kv, m, parallel, e->ctx, rows, SCORE_ROWS, err) != 0) {
         free(e->owner), free(e->active), free(e);
         return planned ? -1 : err_set(err, "out of memory");
     }
@@ -455,15 +420,20 @@ void engine_free(engine *e) {
 }
 
 int engine_slots(const engine *e) { return e->parallel; }
+int engine_max_queue(const engine *e) { return e->max_queue; }
 int engine_context(const engine *e) { return e->ctx; }
 
 int engine_submit(engine *e, serve_request *r) {
     gpt2c_error err;
     pthread_mutex_lock(&e->mu);
     int fits = free_slots(e) - e->reserved >= r->n;
-    if (e->stopping || (!fits && e->waiting >= e->max_queue) || state_new(r, &err) != 0) {
+    if (e->stopping || (!fits && e->waiting >= e->max_queue)) {
         pthread_mutex_unlock(&e->mu);
-        return -1;
+        return ENGINE_BUSY;
+    }
+    if (state_new(r, &err) != 0) { /* (the request was checked: only memory can fail here) */
+        pthread_mutex_unlock(&e->mu);
+        return ENGINE_NO_MEMORY;
     }
     r->state->waits = !fits;
     e->waiting += !fits, e->queued++, e->reserved += r->n;
@@ -518,6 +488,7 @@ void engine_wait(engine *e, serve_request *r, int timeout_ms) {
 void engine_stats(engine *e, serve_stats *s) {
     pthread_mutex_lock(&e->mu);
     s->requests = e->requests, s->tokens = e->tokens, s->queued = e->queued;
+    s->prompt_tokens = e->prompt_tokens;
     s->active_slots = e->parallel - free_slots(e);
     s->tokens_per_s = e->tokens_per_s;
     pthread_mutex_unlock(&e->mu);

@@ -45,4 +45,14 @@ static inline int utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp
     return n;
 }
 
+/* n, less the bytes of a character cut short at the end of s[0..n) (a string cut to a buffer's
+ * size ends there, not in the middle of a character). */
+static inline size_t utf8_whole_len(const char *s, size_t n) {
+    size_t i = n, back = 0;
+    while (i > 0 && back < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--, back++;
+    if (i == 0) return n;
+    int want = utf8_seq_len((unsigned char)s[i - 1]);
+    return want > 1 && (size_t)want > back + 1 ? i - 1 : n;
+}
+
 #endif
