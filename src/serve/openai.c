@@ -378,8 +378,8 @@ static size_t token_key(char *out, const unsigned char *b, size_t n) {
     return n;
 }
 
-/* The logprobs of a choice's tokens [from, to): tokens, token_logprobs, top_logprobs and
- * text_offset (bytes into the choice's text). */
+/* The logprobs of a choice's tokens [from, to): tokens (each named as in top_logprobs),
+ * token_logprobs, top_logprobs and text_offset (bytes into the choice's text). */
 static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok, int from, int to) {
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     size_t offset = 0;
@@ -388,7 +388,8 @@ static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok,
         size_t n;
         const unsigned char *b = gpt2c_token_bytes(tok, (uint32_t)lp->id, &n);
         if (t >= from) {
-            json_array_append_new(tokens, json_text((const char *)b, n));
+            char name[6 + 4 * GPT2C_MAX_TOKEN_BYTES + 1]; /* as top_logprobs' keys name it */
+            json_array_append_new(tokens, json_stringn(name, token_key(name, b, n)));
             json_array_append_new(lps, lp->ntop < 0 ? json_null() : json_real(lp->logprob));
             json_t *top = lp->ntop < 0 ? json_null() : json_object();
             for (int j = 0; j < lp->ntop; j++) {
