@@ -36,6 +36,8 @@ int cmd_serve(int argc, char **argv) {
     int done = cli_parse_opts("serve", usage, specs, sizeof specs / sizeof *specs, argc, argv);
     if (done >= 0) return done;
     if (!o.model_dir && !o.runs_dir) return cli_usage_error("serve", "--model or --runs is required");
+    if (o.api_key && !*o.api_key)
+        return cli_usage_error("serve", "--api-key must not be empty (leave it out for no key)");
     /* the signals are taken by sigwait below, in this thread only: every thread the server
      * starts inherits them blocked */
     sigset_t stop;

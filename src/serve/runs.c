@@ -88,14 +88,15 @@ char *runs_log(const char *dir, const char *name, long long from, size_t *len, g
     json_t *jname = json_string(name);
     char *buf = malloc(want + 1), *name_json = jname ? json_dumps(jname, JSON_ENCODE_ANY) : NULL;
     json_decref(jname);
-    /* the answer: the head, the records (at most the bytes read, a comma each), the tail */
-    size_t cap = want * 2 + strlen(name_json ? name_json : "") + 160, n = 0;
-    char *out = buf && name_json ? malloc(cap) : NULL;
-    ssize_t got = out ? pread(fd, buf, want, (off_t)from) : 0;
+    ssize_t got = buf && name_json ? pread(fd, buf, want, (off_t)from) : 0;
     close(fd);
-    if (!out || got < 0) {
-        err_set(err, out ? "cannot read the run's log" : "out of memory");
-        free(buf), free(name_json), free(out);
+    /* the answer: the head, the records as read with a comma each, the tail */
+    size_t lines = 0, n = 0;
+    for (ssize_t i = 0; i < got; i++) lines += buf[i] == '\n';
+    char *out = buf && name_json && got >= 0 ? malloc((size_t)got + lines + strlen(name_json) + 160) : NULL;
+    if (!out) {
+        err_set(err, buf && name_json && got < 0 ? "cannot read the run's log" : "out of memory");
+        free(buf), free(name_json);
         return NULL;
     }
     char head[64];
