@@ -8,6 +8,7 @@
 
 void logprob_of(const float *logits, int V, int k, int32_t id, token_logprob *out) {
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
     double sum = 0;
     for (int i = 0; i < V; i++) sum += expf(logits[i] - mx);

@@ -26,8 +26,8 @@ typedef struct request_state {
     int in_batch;     /* some choice of it is in this step's decoding forward */
 } request_state;
 
-/* Rows of logits per call when scoring a prompt: 64 x 50304 floats, 13 MB. */
-#define SCORE_ROWS 64
+/* Rows of logits per call when scoring a prompt: 128 x 50304 floats, 26 MB (64 rows: 5% slower). */
+#define SCORE_ROWS 128
 
 struct engine {
     const gpt2_model *m;
