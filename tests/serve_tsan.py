@@ -31,7 +31,8 @@ def main(gpt2c):
         def run(i):
             body = {"prompt": "Hello" * (i % 5 + 1), "max_tokens": 10 + i, "seed": i,
                     "stream": i % 2 == 1, "n": 1 + i % 2}
-            req = urllib.request.Request(url + "v1/completions", data=json.dumps(body).encode())
+            req = urllib.request.Request(url + "v1/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=600) as r:
                 return r.status
 
@@ -39,7 +40,8 @@ def main(gpt2c):
             codes = list(pool.map(run, range(24)))
         s = socket.create_connection(("127.0.0.1", port))
         b = json.dumps({"prompt": "a", "max_tokens": 500, "stream": True}).encode()
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(b) + b)
         s.recv(100)
         s.close()
         time.sleep(1)

@@ -304,6 +304,10 @@ def test_paths_methods_sizes_and_context(server):
     status, _ = raw_request(server.port, b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
                             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (2 << 20))
     assert " 413 " in status, status
+    # a GET's body (whose bytes could trickle past the deadlines of a POST's) is refused likewise
+    status, _ = raw_request(server.port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n"
+                            b"Content-Length: 100\r\n\r\n")
+    assert " 413 " in status, status
     piece = b"x" * 65536
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(24)) + b"0\r\n\r\n"
     status, _ = raw_request(server.port, b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"

@@ -113,20 +113,19 @@ static enum MHD_Result on_head(gpt2c_server *s, struct MHD_Connection *c, const 
     if (!(rt->flags & OPEN) &&
         !guard_key_ok(s->g, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)))
         return send_error(c, s, 401, NULL, "a valid 'Authorization: Bearer KEY' is needed");
-    size_t body = 0;
-    if (rt->post) {
-        /* only JSON: a web page of any origin may POST text/plain without asking first (CORS) */
-        if (!is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-            return send_error(c, s, 415, NULL, "the body must be JSON, sent with 'Content-Type: "
-                                               "application/json'");
-        const char *declared = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
-        char *end = NULL;
-        unsigned long long n = declared ? strtoull(declared, &end, 10) : MAX_BODY;
-        if (declared && *end) n = MAX_BODY; /* (libmicrohttpd refuses such a request itself) */
-        if (n > MAX_BODY) return send_error(c, s, 413, NULL, "the request body is over 1 MiB");
-        body = (size_t)n; /* (without a length, a chunked body: up to the limit) */
-    }
+    /* the body's declared length; without one, a chunked body: up to the limit */
+    const char *declared = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int chunked = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    char *end = NULL;
+    unsigned long long n = declared ? strtoull(declared, &end, 10) : chunked ? MAX_BODY : 0;
+    if (declared && *end) n = MAX_BODY; /* (libmicrohttpd refuses such a request itself) */
+    if (!rt->post && n) return send_error(c, s, 413, NULL, "a GET takes no body");
+    if (n > MAX_BODY) return send_error(c, s, 413, NULL, "the request body is over 1 MiB");
+    /* only JSON: a web page of any origin may POST text/plain without asking first (CORS) */
+    if (rt->post && !is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return send_error(c, s, 415, NULL, "the body must be JSON, sent with 'Content-Type: "
+                                           "application/json'");
+    size_t body = (size_t)n;
     request *rq = calloc(1, sizeof *rq);
     if (!rq) return MHD_NO;
     rq->rt = rt, rq->conn = connection_of(c);
