@@ -1,6 +1,8 @@
 """`make tsan-serve`: gpt2c serve built with ThreadSanitizer, under a short concurrent load (24
-requests from 12 clients, streaming and not, n of 1 and 2, a client gone mid-stream, SIGTERM
-at the end); fails if ThreadSanitizer reports anything. One CPU thread: OpenMP's own threads
+requests from 12 clients, streaming and not, n of 1 and 2, a third of them scoring their prompt
+of token ids with echo and logprobs, two prompts in one request; a client gone mid-stream, one
+whose head never ends cut by the deadline thread, SIGTERM at the end); fails if ThreadSanitizer
+reports anything. One CPU thread: OpenMP's own threads
 are not instrumented, so its barriers would be reported as races."""
 import concurrent.futures
 import json
@@ -31,13 +33,22 @@ def main(gpt2c):
         def run(i):
             body = {"prompt": "Hello" * (i % 5 + 1), "max_tokens": 10 + i, "seed": i,
                     "stream": i % 2 == 1, "n": 1 + i % 2}
+            if i % 3 == 0:  # scoring: prompt logprobs from the prefill, in the engine's thread
+                body.update(prompt=[list(range(100, 100 + 40 * (i + 1))), [50256, 11]],
+                            echo=True, logprobs=2, max_tokens=i % 2, n=1)
             req = urllib.request.Request(url + "v1/completions", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=600) as r:
                 return r.status
 
+        slow = socket.create_connection(("127.0.0.1", port))  # a head that never ends
+        slow.sendall(b"GET /health HTTP/1.1\r\n")
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             codes = list(pool.map(run, range(24)))
+        slow.settimeout(120)
+        while slow.recv(100):  # the deadline thread shuts it down within 30 s
+            pass
+        slow.close()
         s = socket.create_connection(("127.0.0.1", port))
         b = json.dumps({"prompt": "a", "max_tokens": 500, "stream": True}).encode()
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
