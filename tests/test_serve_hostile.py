@@ -642,6 +642,19 @@ def test_a_long_non_ascii_unknown_field(srv):
     assert e["param"] and name.startswith(e["param"]) and e["message"], e
 
 
+def test_a_model_directory_whose_name_is_not_utf8(model_dir, tmp_path):  # noqa: F811
+    """The model's name is its directory's, which need not be UTF-8: every answer naming it
+    became 500 "out of memory". Promised: the name with '?' for such bytes, and answers."""
+    d = os.path.join(os.fsencode(tmp_path), b"m\xff")
+    os.mkdir(d)
+    for f in os.listdir(model_dir):
+        os.symlink(os.path.join(os.fsencode(model_dir), os.fsencode(f)), os.path.join(d, os.fsencode(f)))
+    with serving(model=os.fsdecode(d)) as s:
+        assert s.request("GET", "/v1/models").json["data"][0]["id"] == "m?"
+        r = s.request("POST", "/v1/completions", {"prompt": PROMPT, "max_tokens": 2})
+        assert r.status == 200 and r.json["model"] == "m?", r
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. Cross-site requests: Content-Type and Host
 

@@ -231,6 +231,7 @@ typedef struct stream {
     char *out;        /* bytes built, not yet handed to MHD */
     size_t nout, off, cap;
     int ended;        /* [DONE] built */
+    int broken;       /* memory ran out building an event: the stream ends, cut */
 } stream;
 
 static void out_append(stream *st, const char *s, size_t n) {
@@ -238,7 +239,10 @@ static void out_append(stream *st, const char *s, size_t n) {
         size_t cap = st->cap ? st->cap : 4096;
         while (cap < st->nout + n) cap *= 2;
         char *b = realloc(st->out, cap);
-        if (!b) return;
+        if (!b) {
+            st->broken = 1;
+            return;
+        }
         st->out = b, st->cap = cap;
     }
     memcpy(st->out + st->nout, s, n);
@@ -248,7 +252,10 @@ static void out_append(stream *st, const char *s, size_t n) {
 static void out_event(stream *st, json_t *j) {
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (!text) return;
+    if (!text) {
+        st->broken = 1;
+        return;
+    }
     out_append(st, "data: ", 6);
     out_append(st, text, strlen(text));
     out_append(st, "\n\n", 2);
@@ -301,6 +308,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             engine_wait(e, st->c.reqs[0], 100);
         engine_unlock(e);
         if (st->nout == 0) out_append(st, ": waiting\n\n", 11); /* a write that finds a gone client */
+        if (st->broken) return MHD_CONTENT_READER_END_WITH_ERROR; /* not a stream with a hole */
     }
     size_t n = st->nout - st->off < max ? st->nout - st->off : max;
     memcpy(buf, st->out + st->off, n);

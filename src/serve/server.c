@@ -8,6 +8,7 @@
 
 #include "io/hf_model.h"
 #include "serve/server.h"
+#include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -31,7 +32,16 @@ static int start_model(gpt2c_server *s, const gpt2c_serve_opts *o, gpt2c_error *
     if (rc == 0) { /* what the routes read, before the first of them can run */
         const char *slash = strrchr(o->model_dir, '/');
         const char *name = slash && slash[1] ? slash + 1 : o->model_dir;
-        snprintf(s->model_name, sizeof s->model_name, "%s", name);
+        /* the directory's name, as JSON can carry it: a byte that is not UTF-8 becomes '?' */
+        size_t n = 0, len = strlen(name);
+        for (size_t i = 0; i < len && n + 5 < sizeof s->model_name;) {
+            uint32_t cp;
+            int k = utf8_decode((const unsigned char *)name + i, len - i, &cp);
+            if (cp == UTF8_INVALID) s->model_name[n++] = '?';
+            else memcpy(s->model_name + n, name + i, (size_t)k), n += (size_t)k;
+            i += (size_t)k;
+        }
+        s->model_name[n] = 0;
         s->params = s->m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * s->m.cfg.n_embd;
     }
     return rc;
