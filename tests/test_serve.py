@@ -298,7 +298,8 @@ def raw_request(port, head, body=b""):
 
 def test_paths_methods_sizes_and_context(server):
     assert server.request("/nope")[0] == 404
-    assert server.request("/health", b"", method="POST")[0] == 405
+    status, headers, _ = server.request("/health", b"", method="POST")
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
     assert server.request("/v1/completions")[0] == 405
     # a declared length over 1 MiB is refused before the body; a chunked body over it at its end
     status, _ = raw_request(server.port, b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"

@@ -105,7 +105,7 @@ static enum MHD_Result on_head(gpt2c_server *s, struct MHD_Connection *c, const 
     if (!strcmp(method, "OPTIONS") && s->o.cors_origin) return preflight(c, s);
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     if (rt->post ? strcmp(method, "POST") != 0 : !get)
-        return send_error(c, s, 405, NULL, rt->post ? "use POST here" : "use GET here");
+        return send_not_allowed(c, s, rt->post ? "POST" : "GET, HEAD");
     if ((rt->flags & NEEDS_MODEL) && !s->e)
         return send_error(c, s, 404, NULL, "this server has no model, only runs (serve --model DIR)");
     if ((rt->flags & NEEDS_RUNS) && !s->o.runs_dir)

@@ -48,10 +48,16 @@ static enum MHD_Result send_text(struct MHD_Connection *c, const gpt2c_server *s
     return queue(c, s, status, type, r);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, const gpt2c_server *s, int status,
-                                 json_t *j) {
+/* j's text (j released), or NULL when memory ran out (every string in j is UTF-8). */
+static char *json_dumps_checked(json_t *j) {
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    return text;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, const gpt2c_server *s, int status,
+                                 json_t *j) {
+    char *text = json_dumps_checked(j);
     if (!text) return send_bytes(c, s, 500, "text/plain", "out of memory\n", 14);
     return send_text(c, s, status, "application/json", text, strlen(text));
 }
@@ -59,6 +65,16 @@ static enum MHD_Result send_json(struct MHD_Connection *c, const gpt2c_server *s
 static enum MHD_Result send_api_error(struct MHD_Connection *c, const gpt2c_server *s,
                                       const api_error *err) {
     return send_json(c, s, err->status, openai_error(err));
+}
+
+enum MHD_Result send_not_allowed(struct MHD_Connection *c, const gpt2c_server *s, const char *allow) {
+    api_error err;
+    api_fail(&err, 405, NULL, "use %s here", allow);
+    char *text = json_dumps_checked(openai_error(&err));
+    struct MHD_Response *r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) free(text);
+    if (r) MHD_add_response_header(r, "Allow", allow);
+    return queue(c, s, 405, "application/json", r);
 }
 
 enum MHD_Result send_error(struct MHD_Connection *c, const gpt2c_server *s, int status,

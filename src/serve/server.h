@@ -50,6 +50,7 @@ typedef enum MHD_Result route_fn(struct MHD_Connection *c, gpt2c_server *s, requ
 route_fn route_page, route_health, route_runs_page, route_chart_js, route_info, route_models,
     route_metrics, route_tokenizer_info, route_runs_json, route_runs_log, route_completions,
     route_tokenize, route_detokenize;
+enum MHD_Result send_not_allowed(struct MHD_Connection *c, const gpt2c_server *s, const char *allow);
 enum MHD_Result send_error(struct MHD_Connection *c, const gpt2c_server *s, int status,
                            const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
