@@ -8,9 +8,10 @@ static const char *usage =
     "usage: gpt2c serve --model DIR [--runs DIR] [options]\n"
     "       gpt2c serve --runs DIR [options]\n\n"
     "Serve a GPT-2 model (a Hugging Face GPT-2 directory) over HTTP: a page to try it at /, and\n"
-    "an OpenAI-compatible API (POST /v1/completions, streaming as Server-Sent Events; GET\n"
-    "/v1/models, /health, /metrics; POST /tokenize, /detokenize). Requests share the model's\n"
-    "slots by continuous batching; with a seed, a request gives what `gpt2c sample` gives.\n"
+    "an OpenAI-compatible API (POST /v1/completions, streaming as Server-Sent Events, with echo\n"
+    "and prompt logprobs for scoring, as lm-evaluation-harness asks; GET /v1/models, /health,\n"
+    "/metrics, /tokenizer_info; POST /tokenize, /detokenize). Requests share the model's slots\n"
+    "by continuous batching; with a seed, a request gives what `gpt2c sample` gives.\n"
     "With --runs, /runs shows the training runs under DIR (directories with a log.jsonl) as live\n"
     "charts that grow while `gpt2c train` writes (/ too, when there is no model).\n"
     "Ctrl-C (SIGINT) or SIGTERM ends the streams in flight and stops.\n\n";
@@ -25,7 +26,7 @@ int cmd_serve(int argc, char **argv) {
         {"port", OPT_INT, &o.port, 0, 65535, "N", "the port (0: any free one)", NULL},
         {"parallel", OPT_INT, &o.parallel, 1, 8, "N", "slots: sequences generated together", NULL},
         {"max-queue", OPT_INT, &o.max_queue, 0, 1 << 20, "M", "requests waiting for a slot; more get 503", NULL},
-        {"api-key", OPT_STR, &o.api_key, 0, 0, "KEY", "require 'Authorization: Bearer KEY' (not for / and /health)", "none"},
+        {"api-key", OPT_STR, &o.api_key, 0, 0, "KEY", "require 'Authorization: Bearer KEY' (not for the pages and /health)", "none"},
         {"cors-origin", OPT_STR, &o.cors_origin, 0, 0, "ORIGIN", "allow this one origin by CORS headers", "none"},
         {"allowed-host", OPT_STR, &o.allowed_hosts, 0, 0, "NAMES", "answer requests for these host names too (comma-separated;\n"
          "loopback names and the address listened on always are)", "none"},
