@@ -56,7 +56,7 @@ class Srv:
             return http(self.port, method, path, body, **kw)
         except ConnectionError:
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 raise
             raise AssertionError("the server died (exit status %d): %s"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "serve/choices.h"
+#include "util/bytes.h"
 
 void logprob_of(const float *logits, int V, int k, int32_t id, token_logprob *out) {
     float mx = -INFINITY;
@@ -40,33 +41,18 @@ void choice_free(serve_choice *ch) {
     memset(ch, 0, sizeof *ch);
 }
 
-/* buf[len..] += s[0..n), NUL-terminated. */
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 64;
-        while (c < *len + n + 1) c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b) return -1;
-        *buf = b, *cap = c;
-    }
-    if (n) memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
-    return 0;
-}
-
 int choice_echo(serve_choice *ch, const gpt2c_tokenizer *tok, const int32_t *ids, int n) {
     for (int i = 0; i < n; i++) {
         char buf[GPT2C_STREAM_OUT_MAX];
         int nb = gpt2c_stream_push(&ch->sd, tok, (uint32_t)ids[i], buf, NULL);
-        if (nb > 0 && append(&ch->text, &ch->len, &ch->cap, buf, (size_t)nb) != 0) return -1;
+        if (nb > 0 && bytes_append(&ch->text, &ch->len, &ch->cap, buf, (size_t)nb) != 0) return -1;
     }
     return 0;
 }
 
 /* The first n bytes held back join the published text. */
 static int publish(serve_choice *ch, size_t n) {
-    if (append(&ch->text, &ch->len, &ch->cap, ch->pending, n) != 0) return -1;
+    if (bytes_append(&ch->text, &ch->len, &ch->cap, ch->pending, n) != 0) return -1;
     memmove(ch->pending, ch->pending + n, ch->npending - n);
     ch->npending -= n;
     return 0;
@@ -75,7 +61,7 @@ static int publish(serve_choice *ch, size_t n) {
 /* New bytes: publish what cannot be the start of a stop string; cut at one (1). */
 static int take(serve_choice *ch, const char *bytes, size_t n, char *const *stops, int nstop,
                 int last) {
-    if (append(&ch->pending, &ch->npending, &ch->cap_pending, bytes, n) != 0) return -1;
+    if (bytes_append(&ch->pending, &ch->npending, &ch->cap_pending, bytes, n) != 0) return -1;
     const char *p = ch->pending;
     size_t len = ch->npending, cut = len;
     for (int i = 0; i < nstop; i++) { /* the earliest stop string ends the text before it */

@@ -1,7 +1,5 @@
 /* The engine's thread: admit, decode every generating slot in one forward, run prompt chunks,
  * draw; see engine.h. */
-#include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

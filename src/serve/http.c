@@ -14,6 +14,7 @@
 
 #include "serve/runs.h"
 #include "serve/server.h"
+#include "util/bytes.h"
 #include "util/error.h"
 
 #define MAX_BODY ((size_t)1 << 20) /* bytes of a request body; more is a 413 */
@@ -148,17 +149,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rq) return on_head(s, c, url, method, ctx);
     if (*size) { /* a piece of the body */
         if (rq->len + *size > MAX_BODY) rq->too_big = 1;
-        if (!rq->too_big) {
-            if (rq->len + *size + 1 > rq->cap) {
-                size_t cap = rq->cap ? rq->cap : 4096;
-                while (cap < rq->len + *size + 1) cap *= 2;
-                char *b = realloc(rq->body, cap);
-                if (!b) return MHD_NO;
-                rq->body = b, rq->cap = cap;
-            }
-            memcpy(rq->body + rq->len, data, *size);
-            rq->len += *size;
-        }
+        if (!rq->too_big && bytes_append(&rq->body, &rq->len, &rq->cap, data, *size) != 0)
+            return MHD_NO;
         *size = 0;
         return MHD_YES;
     }

@@ -15,15 +15,20 @@
 #include "util/json_text.h"
 #include "util/time.h"
 
-int api_fail(api_error *err, int status, const char *param, const char *fmt, ...) {
+int api_vfail(api_error *err, int status, const char *param, const char *fmt, va_list ap) {
     err->status = status;
     snprintf(err->param, sizeof err->param, "%s", param ? param : "");
     err->param[utf8_whole_len(err->param, strlen(err->param))] = 0;
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    err->message[utf8_whole_len(err->message, strlen(err->message))] = 0;
+    return -1;
+}
+
+int api_fail(api_error *err, int status, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    api_vfail(err, status, param, fmt, ap);
     va_end(ap);
-    err->message[utf8_whole_len(err->message, strlen(err->message))] = 0;
     return -1;
 }
 

@@ -5,6 +5,7 @@
 #define GPT2C_SERVE_OPENAI_H
 
 #include <jansson.h>
+#include <stdarg.h>
 
 #include "serve/engine.h"
 
@@ -18,6 +19,7 @@ typedef struct api_error {
 /* Fill err (the text cut at a character's end, never inside one); returns -1. */
 int api_fail(api_error *err, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+int api_vfail(api_error *err, int status, const char *param, const char *fmt, va_list ap);
 json_t *openai_error(const api_error *err);
 
 /* What a server can take: its slots and queue, and its model's context. */

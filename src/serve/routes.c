@@ -13,6 +13,7 @@
 #include "serve/runs.h"
 #include "serve/server.h"
 #include "serve/tokenize.h"
+#include "util/bytes.h"
 
 #define HEARTBEAT_MS 1000 /* a stream with nothing new sends an SSE comment this often */
 
@@ -48,18 +49,21 @@ static enum MHD_Result send_text(struct MHD_Connection *c, const gpt2c_server *s
     return queue(c, s, status, type, r);
 }
 
-/* j's text (j released), or NULL when memory ran out (every string in j is UTF-8). */
-static char *json_dumps_checked(json_t *j) {
+/* j's text as a response (j released), or NULL when memory ran out (every string in j is
+ * UTF-8: json_dumps fails for nothing else). */
+static struct MHD_Response *json_response(json_t *j) {
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    return text;
+    struct MHD_Response *r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) free(text);
+    return r;
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, const gpt2c_server *s, int status,
                                  json_t *j) {
-    char *text = json_dumps_checked(j);
-    if (!text) return send_bytes(c, s, 500, "text/plain", "out of memory\n", 14);
-    return send_text(c, s, status, "application/json", text, strlen(text));
+    struct MHD_Response *r = json_response(j);
+    if (!r) return send_bytes(c, s, 500, "text/plain", "out of memory\n", 14);
+    return queue(c, s, status, "application/json", r);
 }
 
 static enum MHD_Result send_api_error(struct MHD_Connection *c, const gpt2c_server *s,
@@ -70,20 +74,17 @@ static enum MHD_Result send_api_error(struct MHD_Connection *c, const gpt2c_serv
 enum MHD_Result send_not_allowed(struct MHD_Connection *c, const gpt2c_server *s, const char *allow) {
     api_error err;
     api_fail(&err, 405, NULL, "use %s here", allow);
-    char *text = json_dumps_checked(openai_error(&err));
-    struct MHD_Response *r = text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!r) free(text);
+    struct MHD_Response *r = json_response(openai_error(&err));
     if (r) MHD_add_response_header(r, "Allow", allow);
     return queue(c, s, 405, "application/json", r);
 }
 
 enum MHD_Result send_error(struct MHD_Connection *c, const gpt2c_server *s, int status,
                            const char *param, const char *fmt, ...) {
-    api_error err = {.status = status};
-    snprintf(err.param, sizeof err.param, "%s", param ? param : "");
+    api_error err;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    api_vfail(&err, status, param, fmt, ap);
     va_end(ap);
     return send_api_error(c, s, &err);
 }
@@ -251,18 +252,7 @@ typedef struct stream {
 } stream;
 
 static void out_append(stream *st, const char *s, size_t n) {
-    if (st->nout + n > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        while (cap < st->nout + n) cap *= 2;
-        char *b = realloc(st->out, cap);
-        if (!b) {
-            st->broken = 1;
-            return;
-        }
-        st->out = b, st->cap = cap;
-    }
-    memcpy(st->out + st->nout, s, n);
-    st->nout += n;
+    if (bytes_append(&st->out, &st->nout, &st->cap, s, n) != 0) st->broken = 1;
 }
 
 static void out_event(stream *st, json_t *j) {

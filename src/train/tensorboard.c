@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "train/tensorboard.h"
+#include "util/bytes.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -24,25 +25,13 @@ static void little_endian(unsigned char *out, uint64_t v, int n) {
 /* ---- protocol buffer encoding: a growable buffer ---- */
 
 typedef struct pb {
-    unsigned char *b;
+    char *b;
     size_t n, cap;
     int oom;
 } pb;
 
 static void pb_bytes(pb *p, const void *data, size_t n) {
-    if (p->oom || n == 0) return;
-    if (p->n + n > p->cap) {
-        size_t cap = p->cap ? p->cap : 256;
-        while (cap < p->n + n) cap *= 2;
-        unsigned char *b = realloc(p->b, cap);
-        if (!b) {
-            p->oom = 1;
-            return;
-        }
-        p->b = b, p->cap = cap;
-    }
-    memcpy(p->b + p->n, data, n);
-    p->n += n;
+    if (!p->oom && bytes_append(&p->b, &p->n, &p->cap, data, n) != 0) p->oom = 1;
 }
 
 static void pb_varint(pb *p, uint64_t v) {
