@@ -12,6 +12,7 @@
 int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, gpt2c_error *err) {
     memset(m, 0, sizeof *m);
     if (gpt2_config_check(cfg, err) != 0) return -1;
+    if (gpt2_backend_check_shapes(be, cfg->n_embd, cfg->n_head, err) != 0) return -1;
     m->cfg = *cfg;
     m->be = be;
     const gpt2_ops *ops = be->ops;

@@ -41,6 +41,15 @@ int gpt2_backend_open(gpt2_backend *be, const char *device, int threads, gpt2c_e
 #endif
 }
 
+void gpt2_backend_close(gpt2_backend *be) {
+    if (be->close) be->close(be);
+    memset(be, 0, sizeof *be);
+}
+
+int gpt2_backend_check_shapes(const gpt2_backend *be, int n_embd, int n_head, gpt2c_error *err) {
+    return be->check_shapes ? be->check_shapes(n_embd, n_head, err) : 0;
+}
+
 int gpt2_backend_precision(const gpt2_backend *be, const char *name, gpt2_precision *p,
                            gpt2c_error *err) {
     if (!name) *p = be->default_precision;

@@ -32,6 +32,11 @@ typedef struct gpt2_backend {
      * each thread's own setting): a thread other than the one that opened the handle calls
      * gpt2_backend_enter_thread before its first op. NULL: nothing to do. */
     void (*enter_thread)(const struct gpt2_backend *be);
+    /* 0 when the kernels run a model of this width and head count here, else -1 with a
+     * one-line reason (the CUDA attention's head sizes). NULL: every shape. */
+    int (*check_shapes)(int n_embd, int n_head, gpt2c_error *err);
+    /* Give back what the open took (a GPU's stream, library handles). NULL: nothing. */
+    void (*close)(struct gpt2_backend *be);
 } gpt2_backend;
 
 static inline void gpt2_backend_enter_thread(const gpt2_backend *be) {
@@ -41,6 +46,11 @@ static inline void gpt2_backend_enter_thread(const gpt2_backend *be) {
 /* The backend --device names: cpu, cuda, or auto (CUDA when gpt2c was built with it and a GPU
  * is there, else the CPU), with `threads` CPU threads. */
 int gpt2_backend_open(gpt2_backend *be, const char *device, int threads, gpt2c_error *err);
+/* The end of the handle (after the last op and the last free). Closing a zeroed handle does
+ * nothing. */
+void gpt2_backend_close(gpt2_backend *be);
+/* 0 when the backend runs a model of these shapes, else -1 with the reason (gpt2_create asks). */
+int gpt2_backend_check_shapes(const gpt2_backend *be, int n_embd, int n_head, gpt2c_error *err);
 
 /* 0 when the backend runs products in precision p on this machine, else -1 with the reason. */
 int gpt2_backend_supports(const gpt2_backend *be, gpt2_precision p, gpt2c_error *err);

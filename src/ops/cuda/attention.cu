@@ -8,12 +8,15 @@
 
 #define R_MAX (CUDA_ATTN_MAX_HS / 32)
 
-static void check_head_size(int hs) {
-    if (hs % 32 != 0 || hs > CUDA_ATTN_MAX_HS) {
-        fprintf(stderr, "gpt2c: the CUDA attention needs a head size that is a multiple of 32 up "
-                        "to %d (this model's: %d)\n", CUDA_ATTN_MAX_HS, hs);
-        abort();
-    }
+/* The backend refuses other models when they are made (cuda_check_shapes), so a head size
+ * that reaches a kernel is one it handles. */
+extern "C" int cuda_check_shapes(int n_embd, int n_head, gpt2c_error *err) {
+    int hs = n_embd / n_head;
+    if (hs % 32 == 0 && hs <= CUDA_ATTN_MAX_HS) return 0;
+    snprintf(err->msg, sizeof err->msg, "the CUDA attention needs a head size (n_embd / n_head) "
+             "that is a multiple of 32 up to %d; this model's is %d: use --device cpu",
+             CUDA_ATTN_MAX_HS, hs);
+    return -1;
 }
 
 /* dot product of this lane's parts, summed over the warp */
@@ -90,7 +93,6 @@ extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_ac
     float *out = cuda_f(out_);
     const float *qkv = cuda_cf(qkv_);
     (void)scratch;
-    check_head_size(C / NH);
     size_t rows = (size_t)B * NH * T;
     attention_forward_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(out, lse, qkv, B, T, C, NH);
     CUDA_LAUNCHED();
@@ -105,7 +107,6 @@ extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_,
     const float *qkv = cuda_cf(qkv_);
     const float *out = cuda_cf(out_);
     (void)scratch;
-    check_head_size(C / NH);
     cuda_memset0(dqkv, (size_t)B * T * 3 * C * sizeof *dqkv);
     size_t rows = (size_t)B * NH * T;
     attention_backward_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(dqkv, dout, qkv, out,
@@ -159,7 +160,6 @@ extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, 
     float *kcache = cuda_f(kcache_);
     float *vcache = cuda_f(vcache_);
     (void)scratch;
-    check_head_size(C / NH);
     size_t total = (size_t)nseq * n * C;
     kv_store_kernel<<<blocks_for(total, 256), 256, 0, cuda_stream>>>(kcache, vcache, qkv, nseq, n,
                                                                      pos, len, C, NH);

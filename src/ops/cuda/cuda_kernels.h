@@ -29,6 +29,10 @@ GPT2_OPS(CUDA_OP_PROTO)
 int cuda_device_count(gpt2c_error *err);
 /* The first call picks device 0 and makes the stream, the cuBLASLt handle and workspace. */
 int cuda_init(gpt2c_error *err);
+/* The end of what cuda_init made (the handle's close). */
+void cuda_close(void);
+/* 0 when the kernels run a model of these shapes (the attention's head sizes), else -1. */
+int cuda_check_shapes(int n_embd, int n_head, gpt2c_error *err);
 /* TF32 for fp32 products (default on, as PyTorch's allow_tf32 in the seed); tests turn it off. */
 void cuda_set_tf32(int on);
 void cuda_sync(void);

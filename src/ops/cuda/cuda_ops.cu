@@ -34,6 +34,11 @@ extern "C" double cuda_clock_ms(void) {
 #define CUDA_OP_ENTRY(ret, name, params) .name = cuda_##name,
 static const gpt2_ops cuda_ops = {GPT2_OPS(CUDA_OP_ENTRY)};
 
+static void close_backend(gpt2_backend *be) {
+    (void)be;
+    cuda_close();
+}
+
 /* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). Threads
  * are the host's: a GPU backend's CPU work is its own, in one thread. */
 extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
@@ -44,5 +49,7 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
     be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
+    be->check_shapes = cuda_check_shapes;
+    be->close = close_backend;
     return 0;
 }

@@ -44,6 +44,15 @@ extern "C" int cuda_init(gpt2c_error *err) {
     return 0;
 }
 
+extern "C" void cuda_close(void) {
+    if (!lt) return;
+    cudaStreamSynchronize(cuda_stream);
+    cublasLtDestroy(lt);
+    cudaFree(workspace);
+    cudaStreamDestroy(cuda_stream);
+    lt = NULL, workspace = NULL, cuda_stream = NULL;
+}
+
 extern "C" void cuda_set_tf32(int on) { use_tf32 = on; }
 
 /* Zeroed, as the ops' contract says. */
