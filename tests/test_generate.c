@@ -22,6 +22,13 @@ static float max_rel_diff(const float *a, const float *b, int n) {
     return worst / scale;
 }
 
+/* n tokens of sequence seq at positions pos.., one span. */
+static void run_span(const gpt2_model *m, gpt2_kv *kv, const int32_t *tokens, int seq, int n,
+                     int pos) {
+    gpt2_span span = {seq, pos, n};
+    gpt2_infer(m, kv, tokens, &span, 1);
+}
+
 static void test_cache_equals_recompute(const gpt2_model *m, const int32_t *tokens, int T) {
     gpt2c_error err;
     gpt2_kv inc, full;
@@ -30,10 +37,10 @@ static void test_cache_equals_recompute(const gpt2_model *m, const int32_t *toke
     float worst = 0;
     /* the first 70 tokens in one call (more than one block of attention rows), then one by one */
     int first = 70;
-    gpt2_infer(m, &inc, tokens, 0, 1, first, 0);
+    run_span(m, &inc, tokens, 0, first, 0);
     for (int t = first; t <= T; t++) {
-        if (t > first) gpt2_infer(m, &inc, tokens + t - 1, 0, 1, 1, t - 1);
-        gpt2_infer(m, &full, tokens, 0, 1, t, 0);
+        if (t > first) run_span(m, &inc, tokens + t - 1, 0, 1, t - 1);
+        run_span(m, &full, tokens, 0, t, 0);
         float d = max_rel_diff(inc.logits, full.logits, V);
         if (d > worst) worst = d;
     }
@@ -54,7 +61,7 @@ static void test_cache_equals_training_forward(gpt2_model *m, const int32_t *tok
     CHECK(gpt2_kv_plan(&kv, m, 1, T, T, 0, &err) == 0);
     double worst = 0;
     for (int t = 0; t < T; t++) {
-        gpt2_infer(m, &kv, tokens + t, 0, 1, 1, t);
+        run_span(m, &kv, tokens + t, 0, 1, t);
         double mx = -INFINITY, sum = 0;
         for (int j = 0; j < V; j++) mx = kv.logits[j] > mx ? kv.logits[j] : mx;
         for (int j = 0; j < V; j++) sum += exp(kv.logits[j] - mx);
@@ -67,8 +74,8 @@ static void test_cache_equals_training_forward(gpt2_model *m, const int32_t *tok
     gpt2_kv_free(&kv);
 }
 
-/* Scoring a prompt: the LM head over every row of a prefill (gpt2_infer_logits_rows, a few rows
- * at a time), after a long chunk and after spans of two sequences, gives the training forward's
+/* Scoring a prompt: the LM head over every row of a prefill (gpt2_infer_scores, a few rows at a
+ * time), after a long chunk and after spans of two sequences, gives the training forward's
  * losses at every position. Run after test_cache_equals_training_forward (m->losses). */
 static void test_scores_equal_training_forward(const gpt2_model *m, const int32_t *tokens, int T) {
     gpt2c_error err;
@@ -78,20 +85,20 @@ static void test_scores_equal_training_forward(const gpt2_model *m, const int32_
     for (int way = 0; way < 2; way++) {
         int first = 0; /* sequence 1 holds positions 0..T-1 of the tokens in both ways */
         if (way == 0) {
-            gpt2_infer(m, &kv, tokens, 1, 1, T, 0);
+            run_span(m, &kv, tokens, 1, T, 0);
         } else { /* positions 0..29 first, then 30..T-1 as a span beside another sequence's */
             gpt2_prefill(m, &kv, tokens, 1, 30, 0);
             gpt2_span spans[2] = {{0, 0, 5}, {1, 30, T - 30}};
             int32_t both[5 + T];
             memcpy(both, tokens + 40, 5 * sizeof *both);
             memcpy(both + 5, tokens + 30, (T - 30) * sizeof *both);
-            gpt2_infer_spans(m, &kv, both, spans, 2);
+            gpt2_infer(m, &kv, both, spans, 2);
             first = 30;
         }
-        int row0 = way == 0 ? 0 : 5;
+        int span = way == 0 ? 0 : 1;
         for (int t = first; t < T; t += kv.score_rows) {
             int n = T - t < kv.score_rows ? T - t : kv.score_rows;
-            gpt2_infer_logits_rows(m, &kv, row0 + t - first, n);
+            gpt2_infer_scores(m, &kv, span, t - first, n);
             for (int i = 0; i < n; i++) {
                 const float *z = kv.scores + (size_t)i * VP;
                 double mx = -INFINITY, sum = 0;
@@ -115,15 +122,17 @@ static void test_batch_equals_single(const gpt2_model *m, const int32_t *tokens)
     CHECK(gpt2_kv_plan(&batch, m, S, 16, 16, 0, &err) == 0);
     CHECK(gpt2_kv_plan(&single, m, 1, 16, 16, 0, &err) == 0);
     float worst = 0;
-    for (int s = 0; s < S; s++) gpt2_infer(m, &batch, tokens + 5 * s, s, 1, 4, 0);
+    for (int s = 0; s < S; s++) run_span(m, &batch, tokens + 5 * s, s, 4, 0);
     for (int t = 4; t < 4 + STEPS; t++) {
         int32_t step[S];
         for (int s = 0; s < S; s++) step[s] = tokens[5 * s + t];
-        gpt2_infer(m, &batch, step, 0, S, 1, t);
+        gpt2_span rows[S];
+        for (int s = 0; s < S; s++) rows[s] = (gpt2_span){s, t, 1};
+        gpt2_infer(m, &batch, step, rows, S);
     }
     for (int s = 0; s < S; s++) {
-        gpt2_infer(m, &single, tokens + 5 * s, 0, 1, 4, 0);
-        for (int t = 4; t < 4 + STEPS; t++) gpt2_infer(m, &single, tokens + 5 * s + t, 0, 1, 1, t);
+        run_span(m, &single, tokens + 5 * s, 0, 4, 0);
+        for (int t = 4; t < 4 + STEPS; t++) run_span(m, &single, tokens + 5 * s + t, 0, 1, t);
         float d = max_rel_diff(batch.logits + (size_t)s * VP, single.logits, V);
         if (d > worst) worst = d;
     }
@@ -138,7 +147,7 @@ static void test_rows_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     gpt2c_error err;
     gpt2_kv batch, single;
     enum { S = 3, STEPS = 6 };
-    int lens[S] = {3, 7, 5}, seqs[S] = {0, 1, 2};
+    int lens[S] = {3, 7, 5};
     float *want = malloc((size_t)S * STEPS * V * sizeof *want);
     CHECK(gpt2_kv_plan(&batch, m, S, 32, 16, 0, &err) == 0);
     CHECK(gpt2_kv_plan(&single, m, 1, 32, 16, 0, &err) == 0);
@@ -146,18 +155,19 @@ static void test_rows_equal_alone(const gpt2_model *m, const int32_t *tokens) {
         gpt2_prefill(m, &single, tokens + 10 * s, 0, lens[s], 0);
         for (int step = 0; step < STEPS; step++) {
             int t = lens[s] + step;
-            gpt2_infer(m, &single, tokens + 10 * s + t, 0, 1, 1, t);
+            run_span(m, &single, tokens + 10 * s + t, 0, 1, t);
             memcpy(want + ((size_t)s * STEPS + step) * V, single.logits, V * sizeof *want);
         }
     }
     for (int s = 0; s < S; s++) gpt2_prefill(m, &batch, tokens + 10 * s, s, lens[s], 0);
     for (int step = 0; step < STEPS; step++) {
         int32_t next[S];
-        int pos[S];
-        for (int s = 0; s < S; s++) next[s] = tokens[10 * s + lens[s] + step], pos[s] = lens[s] + step;
+        gpt2_span rows[S];
+        for (int s = 0; s < S; s++)
+            next[s] = tokens[10 * s + lens[s] + step], rows[s] = (gpt2_span){s, lens[s] + step, 1};
         /* the first sequence skips the last step: a batch of the other two then */
         int first = step == STEPS - 1;
-        gpt2_infer_rows(m, &batch, next + first, seqs + first, pos + first, S - first);
+        gpt2_infer(m, &batch, next + first, rows + first, S - first);
         for (int s = first; s < S; s++)
             CHECK(memcmp(batch.logits + (size_t)s * VP, want + ((size_t)s * STEPS + step) * V,
                          V * sizeof *want) == 0);
@@ -178,14 +188,13 @@ static void test_spans_equal_alone(const gpt2_model *m, const int32_t *tokens) {
     int before[S] = {0, 5, 0, 40}, n[S] = {1, 9, GPT2_SHORT_CHUNK, 4};
     float *want = malloc((size_t)S * 2 * V * sizeof *want);
     CHECK(gpt2_kv_plan(&batch, m, S, 80, 64, 0, &err) == 0);
-    CHECK(gpt2_kv_plan(&single, m, 1, 80, 64, 0, &err) == 0);
+    CHECK(gpt2_kv_plan(&single, m, 1, 80, 64, 1, &err) == 0);
     for (int s = 0; s < S; s++) { /* alone: what came before, the chunk, one more token */
         const int32_t *t = tokens + 7 * s;
         if (before[s]) gpt2_prefill(m, &single, t, 0, before[s], 0);
-        gpt2_span alone = {0, before[s], n[s]};
-        gpt2_infer_spans(m, &single, t + before[s], &alone, 1);
+        run_span(m, &single, t + before[s], 0, n[s], before[s]);
         memcpy(want + (size_t)2 * s * V, single.logits, V * sizeof *want);
-        gpt2_infer(m, &single, t + before[s] + n[s], 0, 1, 1, before[s] + n[s]);
+        run_span(m, &single, t + before[s] + n[s], 0, 1, before[s] + n[s]);
         memcpy(want + (size_t)(2 * s + 1) * V, single.logits, V * sizeof *want);
     }
     int32_t chunks[80];
@@ -198,16 +207,18 @@ static void test_spans_equal_alone(const gpt2_model *m, const int32_t *tokens) {
         spans[s] = (gpt2_span){s, before[s], n[s]};
         at += n[s];
     }
-    gpt2_infer_spans(m, &batch, chunks, spans, S);
+    gpt2_infer(m, &batch, chunks, spans, S);
     for (int s = 0; s < S; s++) {
         CHECK(memcmp(batch.logits + (size_t)s * VP, want + (size_t)2 * s * V, V * sizeof *want) == 0);
-        gpt2_infer(m, &batch, tokens + 7 * s + before[s] + n[s], s, 1, 1, before[s] + n[s]);
+        run_span(m, &batch, tokens + 7 * s + before[s] + n[s], s, 1, before[s] + n[s]);
         CHECK(memcmp(batch.logits + (size_t)s * VP, want + (size_t)(2 * s + 1) * V,
                      V * sizeof *want) == 0);
     }
-    /* and the span forward computes what the GEMM forward does, to float tolerance */
-    gpt2_infer(m, &single, tokens + 7 * 2, 0, 1, n[2], 0);
-    CHECK(max_rel_diff(single.logits, want + (size_t)2 * 2 * V, V) < 1e-5);
+    /* and the rowwise products compute what the GEMM library does, to float tolerance: the
+     * same 32 tokens as a short span (above) and as the start of a long one */
+    run_span(m, &single, tokens + 7 * 2, 0, GPT2_SHORT_CHUNK + 1, 0);
+    gpt2_infer_scores(m, &single, 0, n[2] - 1, 1);
+    CHECK(max_rel_diff(single.scores, want + (size_t)2 * 2 * V, V) < 1e-5);
     free(want);
     gpt2_kv_free(&batch);
     gpt2_kv_free(&single);

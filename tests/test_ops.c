@@ -165,10 +165,10 @@ static void test_matmul_rows_independent(int C, int OC) {
     free(x), free(w), free(b), free(all), free(one), free(scratch), free(w16);
 }
 
-/* matmul_forward_rows: the values of the product (fp32; bf16 on rounded inputs), and every row
+/* matmul_forward_rowwise: the values of the product (fp32; bf16 on rounded inputs), and every row
  * the same bits alone, at the start or in the middle of calls of many sizes (a server's prompts
  * share a call; tiles of 4 rows and a tail, weight groups and a short last group). */
-static void test_matmul_forward_rows(int C, int OC) {
+static void test_matmul_forward_rowwise(int C, int OC) {
     enum { MAXN = 70 };
     mm_ctx ctx = {MAXN, C, OC};
     size_t nin = (size_t)MAXN * C, nw = (size_t)OC * C, nx = nin + nw + OC, ny = (size_t)MAXN * OC;
@@ -183,17 +183,17 @@ static void test_matmul_forward_rows(int C, int OC) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         double *xd = to_double(bf16 ? xr : x, nx), *yd = malloc(ny * 8);
         ref_matmul(xd, yd, &ctx);
-        cpu_matmul_forward_rows(ACT(all), ACT(x), w, bf16 ? w16 : NULL, b, MAXN, C, OC, scratch);
-        CHECK(close_to(all, yd, ny, 1e-5, 1e-5, bf16 ? "matmul_forward_rows bf16 (rounded inputs)"
-                                                    : "matmul_forward_rows"));
+        cpu_matmul_forward_rowwise(ACT(all), ACT(x), w, bf16 ? w16 : NULL, b, MAXN, C, OC, scratch);
+        CHECK(close_to(all, yd, ny, 1e-5, 1e-5, bf16 ? "matmul_forward_rowwise bf16 (rounded inputs)"
+                                                    : "matmul_forward_rowwise"));
         static const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 64};
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
             for (int first = 0; first + sizes[k] <= MAXN; first += sizes[k] + 3) {
                 int n = sizes[k];
-                cpu_matmul_forward_rows(ACT(all), ACT(x + (size_t)first * C), w, bf16 ? w16 : NULL, b,
+                cpu_matmul_forward_rowwise(ACT(all), ACT(x + (size_t)first * C), w, bf16 ? w16 : NULL, b,
                                         n, C, OC, scratch);
                 for (int m = 0; m < n; m++) {
-                    cpu_matmul_forward_rows(ACT(one), ACT(x + (size_t)(first + m) * C), w,
+                    cpu_matmul_forward_rowwise(ACT(one), ACT(x + (size_t)(first + m) * C), w,
                                             bf16 ? w16 : NULL, b, 1, C, OC, scratch);
                     CHECK(memcmp(one, all + (size_t)m * OC, OC * 4) == 0);
                 }
@@ -475,7 +475,9 @@ static void test_adamw(void) {
     static float big[3000001];
     double want = 0;
     for (size_t i = 0; i < sizeof big / sizeof *big; i++) big[i] = (float)(i % 7) - 3.0f, want += big[i] * (double)big[i];
-    CHECK(cpu_sum_squares(big, sizeof big / sizeof *big) == want);
+    double got;
+    cpu_sum_squares(&got, big, sizeof big / sizeof *big);
+    CHECK(got == want);
 }
 
 int main(void) {
@@ -495,9 +497,9 @@ int main(void) {
     test_bf16_rounding();
     test_matmul_rows_independent(64, 37);
     test_matmul_rows_independent(70, 16); /* tails of both kernels */
-    test_matmul_forward_rows(48, 24);  /* the lanes only, groups of 4 and 3 weight rows */
-    test_matmul_forward_rows(70, 37);  /* a tail of inputs, a short last group */
-    test_matmul_forward_rows(35, 10);  /* an odd C: bf16 through rounded fp32 */
+    test_matmul_forward_rowwise(48, 24);  /* the lanes only, groups of 4 and 3 weight rows */
+    test_matmul_forward_rowwise(70, 37);  /* a tail of inputs, a short last group */
+    test_matmul_forward_rowwise(35, 10);  /* an odd C: bf16 through rounded fp32 */
     test_matmul_bf16(5, 8, 9);    /* few rows: the kernel that reads bf16 weights (even C) */
     test_matmul_bf16(5, 7, 9);    /* an odd C: the GEMM route */
     test_matmul_bf16(13, 10, 7);  /* that kernel where bf16 is emulated, oneDNN's where native */

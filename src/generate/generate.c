@@ -29,7 +29,8 @@ int generator_init(generator *g, const gpt2_model *m, const gpt2c_sample_opts *o
     g->history = malloc((size_t)o->num_samples * (size_t)want * sizeof *g->history);
     g->step_tokens = malloc((size_t)o->num_samples * sizeof *g->step_tokens);
     g->done = malloc((size_t)o->num_samples);
-    if (!g->history || !g->step_tokens || !g->done) {
+    g->rows = malloc((size_t)o->num_samples * sizeof *g->rows);
+    if (!g->history || !g->step_tokens || !g->done || !g->rows) {
         generator_free(g);
         return err_set(err, "out of memory for %d samples of %ld tokens", o->num_samples, want);
     }
@@ -42,6 +43,7 @@ void generator_free(generator *g) {
     free(g->history);
     free(g->step_tokens);
     free(g->done);
+    free(g->rows);
     memset(g, 0, sizeof *g);
 }
 
@@ -115,7 +117,8 @@ int generator_run(generator *g, const gpt2_model *m, const uint32_t *prompt, siz
             }
             pos = keep;
         }
-        gpt2_infer(m, &g->kv, g->step_tokens, 0, S, 1, pos);
+        for (int s = 0; s < S; s++) g->rows[s] = (gpt2_span){s, pos, 1};
+        gpt2_infer(m, &g->kv, g->step_tokens, g->rows, S);
         pos++;
     }
     stats->generate_ms = now_ms() - t0;

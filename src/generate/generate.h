@@ -13,6 +13,7 @@ typedef struct generator {
     sampler smp;
     int32_t *history;     /* [num_samples][max_prompt + max_tokens]: every token, for sliding */
     int32_t *step_tokens; /* [num_samples] */
+    gpt2_span *rows;      /* [num_samples]: a decoding step, one token of each sample */
     unsigned char *done;
     int steps_run;        /* the last run's draws per sample */
 } generator;

@@ -9,7 +9,6 @@
  * matmul shapes are friendly to fast kernels. Padded rows are zero and never seen by softmax. */
 #define GPT2_VOCAB GPT2C_VOCAB_SIZE
 #define GPT2_VOCAB_PADDED 50304
-#define GPT2_LN_EPS 1e-5f
 
 typedef struct gpt2_config {
     int n_layer, n_head, n_embd;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "ops/host_view.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -42,7 +43,7 @@ void gpt2_unplan(gpt2_model *m) {
     free(m->targets);
     m->acts = NULL, m->layer_acts = NULL, m->inputs = m->targets = NULL;
     m->inputs_dev = m->targets_dev = m->tokens_dev = NULL, m->losses_host = NULL;
-    m->B = m->T = m->training = 0, m->act_bytes = 0;
+    m->B = m->T = m->training = 0, m->plan_bytes = 0;
 }
 
 void gpt2_free(gpt2_model *m) {
@@ -108,55 +109,53 @@ void gpt2_params_changed(gpt2_model *m) {
     if (m->params_bf16) m->be->ops->to_bf16(m->params_bf16, m->params, m->table.total);
 }
 
-/* Every buffer of the plan starts on a 256-byte boundary (GPU libraries, AVX-512 loads). */
-#define PLAN_ALIGN ((size_t)256)
-
 /* Whether the GELU outputs share one buffer instead of one per layer: without a backward nothing
  * reads them again, and with --recompute the backward recomputes each from fch. */
 static int gelu_shared(const gpt2_model *m, int training) { return !training || m->recompute; }
 
-/* The next `bytes` of the plan from base (NULL: only counting). */
-static void *take(char *base, size_t *off, size_t bytes) {
-    void *p = base ? base + *off : NULL;
-    *off += (bytes + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
-    return p;
+/* The one layout of the plan: every buffer's place, written into m (into m->layer_acts when
+ * placing); while counting (l->base NULL) nothing is written but the count. Activations take
+ * the backend's act_bytes each, statistics and losses a float, the ops' scratch what they ask. */
+static void plan_layout(gpt2_model *m, int B, int T, int training, layout *l) {
+    const gpt2_config *c = &m->cfg;
+    size_t N = (size_t)B * T, C = (size_t)c->n_embd;
+    gpt2_act *shared = gelu_shared(m, training) ? layout_acts(l, 4 * N * C) : NULL;
+    for (int i = 0; i < c->n_layer; i++) {
+        gpt2_layer_acts counted, *a = l->base ? &m->layer_acts[i] : &counted;
+        a->ln1 = layout_acts(l, N * C), a->ln1_mean = layout_floats(l, N);
+        a->ln1_rstd = layout_floats(l, N);
+        a->qkv = layout_acts(l, 3 * N * C);
+        a->atty = layout_acts(l, N * C), a->lse = layout_floats(l, (size_t)B * c->n_head * T);
+        a->res2 = layout_acts(l, N * C);
+        a->ln2 = layout_acts(l, N * C), a->ln2_mean = layout_floats(l, N);
+        a->ln2_rstd = layout_floats(l, N);
+        a->fch = layout_acts(l, 4 * N * C);
+        a->fch_gelu = shared ? shared : layout_acts(l, 4 * N * C);
+        a->res3 = layout_acts(l, N * C);
+    }
+    m->encoded = layout_acts(l, N * C), m->lnf = layout_acts(l, N * C);
+    m->lnf_mean = layout_floats(l, N), m->lnf_rstd = layout_floats(l, N);
+    m->losses = layout_floats(l, N);
+    if (training)
+        m->dres = layout_acts(l, N * C), m->dC = layout_acts(l, N * C),
+        m->d4C = layout_acts(l, 4 * N * C);
+    m->scratch = layout_floats(l, m->be->ops->scratch_floats(B, T, c->n_embd, c->n_head,
+                                                             GPT2_VOCAB_PADDED,
+                                                             m->params_bf16 != NULL));
 }
 
-/* The one layout of the plan: every buffer's place from base, written into m (into m->layer_acts
- * when base is set); with base NULL it only counts. Returns the bytes. Activations take the
- * backend's act_bytes each, statistics and losses a float, the ops' scratch what they ask. */
-static size_t plan_layout(gpt2_model *m, int B, int T, int training, char *base) {
-    const gpt2_config *c = &m->cfg;
-    size_t N = (size_t)B * T, C = (size_t)c->n_embd, ab = m->be->act_bytes, off = 0;
-#define ACT(n) ((gpt2_act *)take(base, &off, (n) * ab))
-#define FLT(n) ((float *)take(base, &off, (n) * sizeof(float)))
-    gpt2_act *shared = gelu_shared(m, training) ? ACT(4 * N * C) : NULL;
-    for (int l = 0; l < c->n_layer; l++) {
-        gpt2_layer_acts counted, *a = base ? &m->layer_acts[l] : &counted;
-        a->ln1 = ACT(N * C), a->ln1_mean = FLT(N), a->ln1_rstd = FLT(N);
-        a->qkv = ACT(3 * N * C);
-        a->atty = ACT(N * C), a->lse = FLT((size_t)B * c->n_head * T);
-        a->res2 = ACT(N * C);
-        a->ln2 = ACT(N * C), a->ln2_mean = FLT(N), a->ln2_rstd = FLT(N);
-        a->fch = ACT(4 * N * C), a->fch_gelu = shared ? shared : ACT(4 * N * C);
-        a->res3 = ACT(N * C);
-    }
-    m->encoded = ACT(N * C), m->lnf = ACT(N * C);
-    m->lnf_mean = FLT(N), m->lnf_rstd = FLT(N), m->losses = FLT(N);
-    if (training) m->dres = ACT(N * C), m->dC = ACT(N * C), m->d4C = ACT(4 * N * C);
-    m->scratch = FLT(m->be->ops->scratch_floats(B, T, c->n_embd, c->n_head, GPT2_VOCAB_PADDED,
-                                                m->params_bf16 != NULL));
-#undef ACT
-#undef FLT
-    return off;
+static size_t plan_count(const gpt2_model *m, int B, int T, int training) {
+    gpt2_model counting = *m; /* plan_layout writes its (NULL) pointers here, not into m */
+    layout l = {NULL, 0, m->be->act_bytes};
+    plan_layout(&counting, B, T, training, &l);
+    return l.bytes;
 }
 
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments) {
-    gpt2_model counting = *m; /* plan_layout writes its (NULL) pointers here, not into m */
     double params = (double)m->table.total * sizeof(float);
     double copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
     double grads = training ? params : 0, adamw = training ? 2.0 * moments * sizeof(float) : 0;
-    return (double)plan_layout(&counting, B, T, training, NULL) + params + copy + grads + adamw;
+    return (double)plan_count(m, B, T, training) + params + copy + grads + adamw;
 }
 
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
@@ -165,7 +164,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         return err_set(err, "sequence length %d is longer than the model's %d positions", T,
                        c->max_seq_len);
     size_t N = (size_t)B * T, L = (size_t)c->n_layer;
-    size_t total = plan_layout(m, B, T, training, NULL);
+    size_t total = plan_count(m, B, T, training);
     const gpt2_ops *ops = m->be->ops;
     m->acts = ops->alloc(total);
     m->layer_acts = calloc(L, sizeof *m->layer_acts);
@@ -191,43 +190,61 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         return err_set(err, "out of memory planning activations for batch %d x %d (%.0f MB)", B,
                        T, total / 1e6);
     m->B = B, m->T = T, m->training = training;
-    m->act_bytes = total;
-    plan_layout(m, B, T, training, m->acts);
+    m->plan_bytes = total;
+    layout l = {m->acts, 0, m->be->act_bytes};
+    plan_layout(m, B, T, training, &l);
     return 0;
 }
+
 
 /* In the passes below: a weight's bf16 copy (NULL in fp32), and the ops' shared scratch. */
 #define BF16(w) gpt2_bf16_copy(m, w)
 #define S m->scratch
 
+void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_layer_acts *a,
+                        const gpt2_block_pass *p) {
+    const gpt2_ops *op = m->be->ops;
+    void (*matmul)(gpt2_act *, const gpt2_act *, const float *, const gpt2_bf16 *, const float *,
+                   int, int, int, float *) =
+        p->rowwise ? op->matmul_forward_rowwise : op->matmul_forward;
+    int N = p->N, C = m->cfg.n_embd, NH = m->cfg.n_head;
+    size_t NC = (size_t)N * C;
+    float **w = m->w.layers[l].t;
+    /* attention: res2 = res + proj(attention(ln_1(res))) */
+    op->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w[P_LN1_W], w[P_LN1_B], N, C);
+    matmul(a->qkv, a->ln1, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C, p->scratch);
+    if (p->spans)
+        op->attention_forward_kv(a->atty, a->qkv, p->kcache, p->vcache, p->spans, p->nspans,
+                                 p->len, C, NH, p->scratch);
+    else
+        op->attention_forward(a->atty, a->lse, a->qkv, p->B, p->T, C, NH, p->scratch);
+    gpt2_act *proj = p->proj ? p->proj : a->res2;
+    matmul(proj, a->atty, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), w[P_ATTN_PROJ_B], N, C, C,
+           p->scratch);
+    op->residual_forward(a->res2, proj, res, NC);
+    /* MLP: res3 = res2 + proj(gelu(fc(ln_2(res2)))) */
+    op->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w[P_LN2_W], w[P_LN2_B], N, C);
+    matmul(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, p->scratch);
+    op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
+    proj = p->proj ? p->proj : a->res3;
+    matmul(proj, a->fch_gelu, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), w[P_MLP_PROJ_B], N, 4 * C, C,
+           p->scratch);
+    op->residual_forward(a->res3, proj, a->res2, NC);
+}
+
 float gpt2_forward(gpt2_model *m, float dloss) {
     const gpt2_ops *op = m->be->ops;
-    int B = m->B, T = m->T, C = m->cfg.n_embd, NH = m->cfg.n_head, N = B * T;
-    size_t NC = (size_t)N * C;
+    int B = m->B, T = m->T, C = m->cfg.n_embd, N = B * T;
     if (!m->be->host_memory) { /* the batch the caller filled, to the device */
         op->upload(m->inputs_dev, m->inputs, (size_t)N * sizeof *m->inputs);
         op->upload(m->targets_dev, m->targets, (size_t)N * sizeof *m->targets);
     }
     op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
+    gpt2_block_pass pass = {.N = N, .B = B, .T = T, .scratch = m->scratch};
     const gpt2_act *res = m->encoded; /* the residual stream entering each block */
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        gpt2_layer_acts *a = &m->layer_acts[l];
-        float **w = m->w.layers[l].t;
-        /* attention: res2 = res + proj(attention(ln_1(res))) */
-        op->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, res, w[P_LN1_W], w[P_LN1_B], N, C);
-        op->matmul_forward(a->qkv, a->ln1, w[P_QKV_W], BF16(w[P_QKV_W]), w[P_QKV_B], N, C, 3 * C, S);
-        op->attention_forward(a->atty, a->lse, a->qkv, B, T, C, NH, m->scratch);
-        op->matmul_forward(a->res2, a->atty, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), w[P_ATTN_PROJ_B],
-                           N, C, C, S);
-        op->residual_forward(a->res2, a->res2, res, NC);
-        /* MLP: res3 = res2 + proj(gelu(fc(ln_2(res2)))) */
-        op->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w[P_LN2_W], w[P_LN2_B], N, C);
-        op->matmul_forward(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, S);
-        op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
-        op->matmul_forward(a->res3, a->fch_gelu, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]),
-                           w[P_MLP_PROJ_B], N, 4 * C, C, S);
-        op->residual_forward(a->res3, a->res3, a->res2, NC);
-        res = a->res3;
+        gpt2_block_forward(m, l, res, &m->layer_acts[l], &pass);
+        res = m->layer_acts[l].res3;
     }
     op->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, res, m->w.lnf_w, m->w.lnf_b, N, C);
     /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */

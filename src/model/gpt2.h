@@ -49,7 +49,7 @@ typedef struct gpt2_model {
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
     float *losses_host;        /* on a device: the losses brought back to average them */
-    size_t act_bytes;          /* the plan's allocation */
+    size_t plan_bytes;         /* the plan's allocation (acts) */
 } gpt2_model;
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
@@ -82,6 +82,28 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
  * the gradients and the AdamW moments of `moments` parameters (this rank's share: all of them,
  * or its shard with ZeRO-1; 0 when not training). */
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments);
+
+/* One transformer block's forward, the one that training, evaluation and generation all run:
+ * rows res (the residual stream entering block l) through attention and the MLP, into a->res3.
+ * How it runs: */
+typedef struct gpt2_block_pass {
+    int N;       /* rows */
+    int rowwise; /* the products through matmul_forward_rowwise: every row as alone */
+    /* Attention. spans NULL: causal over B sequences of T rows from position 0, its lse kept for
+     * the backward (training, evaluation). Else the spans' rows (ops/ops.h) join the layer's
+     * caches of len positions per sequence, and attend to them (generation). */
+    int B, T;
+    const gpt2_span *spans;
+    int nspans, len;
+    gpt2_act *kcache, *vcache;
+    /* NULL: the projections are written into res2 and res3, then the residual added there (a
+     * layer's own buffers); else here first (generation, whose res, res2 and res3 are one
+     * buffer). */
+    gpt2_act *proj;
+    float *scratch; /* the ops' */
+} gpt2_block_pass;
+void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_layer_acts *a,
+                        const gpt2_block_pass *p);
 
 /* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
  * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).

@@ -21,7 +21,7 @@ typedef struct gpt2_backend {
      * (AVX2)", "bf16 (AMX)", "bf16 (emulated: AVX2, fp32 GEMM on rounded inputs)"; NULL where
      * the backend cannot run that precision on this machine. */
     const char *path[2]; /* [GPT2_FP32], [GPT2_BF16] */
-    /* Per precision: the longest prompt chunk whose products go through matmul_forward_rows,
+    /* Per precision: the longest prompt chunk whose products go through matmul_forward_rowwise,
      * so that a server's prompts share a forward (at most GPT2_SHORT_CHUNK; 0: none, each
      * prompt runs its own forward through matmul_forward). Where the GEMM library is faster
      * than that op even at a few rows times the prompts (AMX), or the op is not yet row-

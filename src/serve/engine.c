@@ -225,17 +225,17 @@ static void retire(engine *e) {
 
 /* ---- the thread ---- */
 
-/* k more prompt tokens of r have run. Scoring: they were rows row0.. of the forward, whose
+/* k more prompt tokens of r have run. Scoring: they were span `span` of the forward, whose rows'
  * logits each score the prompt token after them (the last one's predicts the first new token).
  * Outside the lock: prompt_lp is read only once the prompt is done, which the lock orders. */
-static void score_chunk(engine *e, serve_request *r, int row0, int k) {
+static void score_chunk(engine *e, serve_request *r, int span, int k) {
     request_state *st = r->state;
     int done = st->prefilled;
     if (!st->prompt_lp) return;
     if (done + k == r->nprompt) k--;
     for (int i = 0; i < k; i += e->kv.score_rows) {
         int n = k - i < e->kv.score_rows ? k - i : e->kv.score_rows;
-        gpt2_infer_logits_rows(e->m, &e->kv, row0 + i, n);
+        gpt2_infer_scores(e->m, &e->kv, span, i, n);
         logprob_rows(e->kv.scores, GPT2_VOCAB_PADDED, n, GPT2_VOCAB, r->logprobs,
                      r->prompt + done + i + 1, st->prompt_lp + done + i + 1);
     }
@@ -258,19 +258,20 @@ static void prefilled(engine *e, serve_request *r, int k) {
 /* One token for every generating slot, in one forward; each request draws, in its order. */
 static void decode(engine *e) {
     int32_t tokens[GPT2_BATCH_ROWS];
-    int seqs[GPT2_BATCH_ROWS], pos[GPT2_BATCH_ROWS], nrows = 0;
+    gpt2_span rows[GPT2_BATCH_ROWS];
+    int nrows = 0;
     for (int s = 0; s < e->parallel; s++) {
         serve_request *r = e->owner[s];
         if (!r || r->cancelled || r->state->prefilled < r->nprompt) continue;
         int c = 0;
         while (r->state->slots[c] != s) c++;
         r->state->in_batch = 1;
-        tokens[nrows] = r->state->last[c], seqs[nrows] = s;
-        pos[nrows++] = r->nprompt + r->state->steps - 1;
+        tokens[nrows] = r->state->last[c];
+        rows[nrows++] = (gpt2_span){s, r->nprompt + r->state->steps - 1, 1};
     }
     if (!nrows) return;
     pthread_mutex_unlock(&e->mu);
-    gpt2_infer_rows(e->m, &e->kv, tokens, seqs, pos, nrows);
+    gpt2_infer(e->m, &e->kv, tokens, rows, nrows);
     pthread_mutex_lock(&e->mu);
     for (int i = 0; i < e->nactive; i++) {
         serve_request *r = e->active[i];
@@ -287,8 +288,7 @@ static void decode(engine *e) {
 /* Waiting prompts, a chunk each (the chunks `sample` runs: GPT2_PREFILL_CHUNK tokens from the
  * start), up to the forward's rows in all per step but at least one chunk: prompts that arrive
  * together start together, and a long one does not stall the streams. The short chunks share
- * one forward (gpt2_infer_spans: each gets its bits alone), a long one has its own, as in
- * `sample`. */
+ * one forward (each gets its bits alone), a long one has its own, as in `sample`. */
 static void prefill(engine *e) {
     const gpt2_model *m = e->m;
     serve_request *order[GPT2_BATCH_ROWS]; /* the short chunks' requests, in admission order */
@@ -308,18 +308,18 @@ static void prefill(engine *e) {
     }
     if (nshort) {
         gpt2_span sorted[GPT2_BATCH_ROWS]; /* by slot, as the model wants them; tokens follow */
-        int row_of[GPT2_BATCH_ROWS];      /* where each chunk's rows are in the forward */
+        int span_of[GPT2_BATCH_ROWS];     /* each chunk's place among them */
         int n = 0, at = 0;
         for (int s = 0; s < e->parallel; s++)
             for (int j = 0, off = 0; j < nshort; off += spans[j++].n)
                 if (spans[j].seq == s) {
                     memcpy(by_slot + at, gathered + off, (size_t)spans[j].n * sizeof *by_slot);
-                    sorted[n++] = spans[j], row_of[j] = at, at += spans[j].n;
+                    span_of[j] = n, sorted[n++] = spans[j], at += spans[j].n;
                 }
         pthread_mutex_unlock(&e->mu);
-        gpt2_infer_spans(m, &e->kv, by_slot, sorted, nshort);
+        gpt2_infer(m, &e->kv, by_slot, sorted, nshort);
         for (int j = 0; j < nshort; j++) {
-            score_chunk(e, order[j], row_of[j], spans[j].n);
+            score_chunk(e, order[j], span_of[j], spans[j].n);
             share_prompt(e, order[j], spans[j].n);
         }
         pthread_mutex_lock(&e->mu);
@@ -335,7 +335,8 @@ static void prefill(engine *e) {
         if (k > budget && ran) break;
         budget -= k, ran = 1;
         pthread_mutex_unlock(&e->mu);
-        gpt2_infer(m, &e->kv, r->prompt + done, st->slots[0], 1, k, done);
+        gpt2_span chunk = {st->slots[0], done, k};
+        gpt2_infer(m, &e->kv, r->prompt + done, &chunk, 1);
         score_chunk(e, r, 0, k);
         share_prompt(e, r, k);
         pthread_mutex_lock(&e->mu);

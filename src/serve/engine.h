@@ -1,6 +1,6 @@
 /* The server's engine: one inference thread owns the model and `parallel` slots (a KV-cache
  * sequence each, planned at start) and schedules them by continuous batching. Each step decodes
- * one token for every generating slot in one batched forward (gpt2_infer_rows), then runs prompt
+ * one token for every generating slot in one batched forward (gpt2_infer), then runs prompt
  * chunks of the waiting requests (gpt2_prefill's chunks) up to one chunk's worth of tokens, so
  * that prompts arriving together start together and a long prompt does not stall the streams.
  * A request with n choices takes n slots, which share its prompt's prefill. Requests beyond the
@@ -9,10 +9,10 @@
  *
  * Same numbers as `gpt2c sample`: a request draws from its own RNG seeded with its seed, for its
  * choices in order at each step (a finished choice still takes its draw), on logits that do not
- * depend on the other rows of the batch (gpt2_infer_rows).
+ * depend on the other rows of the batch (gpt2_infer's promise).
  *
  * Scoring (echo with logprobs): the prompt's logprobs come from its prefill, the LM head over
- * every row of each chunk, a few rows at a time (gpt2_infer_logits_rows). */
+ * every row of each chunk, a few rows at a time (gpt2_infer_scores). */
 #ifndef GPT2C_SERVE_ENGINE_H
 #define GPT2C_SERVE_ENGINE_H
 

@@ -35,7 +35,9 @@ void adamw_state_free(adamw_state *s) {
 }
 
 double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
-    return m->be->ops->sum_squares(m->grads + lo, hi - lo);
+    double sum;
+    m->be->ops->sum_squares(&sum, m->grads + lo, hi - lo);
+    return sum;
 }
 
 double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, size_t lo,

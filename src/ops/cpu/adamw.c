@@ -16,9 +16,10 @@ CPU_KERNEL(sum_squares_block, (const float *x, size_t n, double *out), (x, n, ou
     *out = s;
 }
 
-double cpu_sum_squares(const float *x, size_t n) {
+void cpu_sum_squares(double *sum, const float *x, size_t n) {
     size_t nblocks = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
-    if (nblocks == 0) return 0.0;
+    *sum = 0.0;
+    if (nblocks == 0) return;
     double partial[nblocks];
     void (*sum_squares)(const float *, size_t, double *) = CPU_PICK(sum_squares_block);
 #pragma omp parallel for schedule(static)
@@ -30,7 +31,7 @@ double cpu_sum_squares(const float *x, size_t n) {
     }
     double total = 0.0;
     for (size_t k = 0; k < nblocks; k++) total += partial[k];
-    return total;
+    *sum = total;
 }
 
 typedef struct adamw_consts {

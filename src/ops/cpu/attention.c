@@ -114,30 +114,32 @@ void cpu_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int
 /* The cache is head-major, [seq][head][len][hs], so that one head's keys and values are
  * contiguous for the matrix-vector products of generation. */
 void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
-                              gpt2_act *vcache_, int nseq, int n, int pos, int len, int C, int NH,
-                              float *scratch) {
+                              gpt2_act *vcache_, const gpt2_span *spans, int nspans, int len,
+                              int C, int NH, float *scratch) {
     float *out = cpu_f(out_);
     const float *qkv = cpu_cf(qkv_);
     float *kcache = cpu_f(kcache_);
     float *vcache = cpu_f(vcache_);
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int s = 0; s < nseq; s++)
-        for (int i = 0; i < n; i++) {
-            const float *row = qkv + ((size_t)s * n + i) * 3 * C;
+    size_t row = 0;
+    for (int s = 0; s < nspans; s++)
+        for (int i = 0; i < spans[s].n; i++, row++) {
+            const float *qkv_row = qkv + row * 3 * C;
             for (int h = 0; h < NH; h++) {
-                size_t at = (((size_t)s * NH + h) * len + pos + i) * hs;
-                memcpy(kcache + at, row + C + (size_t)h * hs, hs * sizeof(float));
-                memcpy(vcache + at, row + 2 * C + (size_t)h * hs, hs * sizeof(float));
+                size_t at = (((size_t)spans[s].seq * NH + h) * len + spans[s].pos + i) * hs;
+                memcpy(kcache + at, qkv_row + C + (size_t)h * hs, hs * sizeof(float));
+                memcpy(vcache + at, qkv_row + 2 * C + (size_t)h * hs, hs * sizeof(float));
             }
         }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int s = 0; s < nseq; s++)
+    for (int s = 0; s < nspans; s++)
         for (int h = 0; h < NH; h++) {
-            size_t off = ((size_t)s * NH + h) * len * hs;
-            attend(out + (size_t)s * n * C + (size_t)h * hs, C, NULL,
-                   qkv + (size_t)s * n * 3 * C + (size_t)h * hs, 3 * C, kcache + off, vcache + off,
-                   hs, pos, n, hs, scale,
+            size_t first = 0; /* the span's first row */
+            for (int p = 0; p < s; p++) first += (size_t)spans[p].n;
+            size_t off = ((size_t)spans[s].seq * NH + h) * len * hs;
+            attend(out + first * C + (size_t)h * hs, C, NULL, qkv + first * 3 * C + (size_t)h * hs,
+                   3 * C, kcache + off, vcache + off, hs, spans[s].pos, spans[s].n, hs, scale,
                    scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(len));
         }
 }

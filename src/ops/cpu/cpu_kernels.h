@@ -7,8 +7,11 @@
 #include "ops/ops.h"
 
 /* The ops of ops/ops.h (cpu_alloc, cpu_embed_forward, ...), one file per op. */
-#define CPU_OP_PROTO(ret, name, params) ret cpu_##name params;
+#define CPU_SERVICE_PROTO(ret, name, params) ret cpu_##name params;
+#define CPU_OP_PROTO(name, params, ...) void cpu_##name params;
+GPT2_SERVICES(CPU_SERVICE_PROTO)
 GPT2_OPS(CPU_OP_PROTO)
+#undef CPU_SERVICE_PROTO
 #undef CPU_OP_PROTO
 
 /* The CPU stores activations as fp32: its kernels see them as floats. */

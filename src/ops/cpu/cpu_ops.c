@@ -35,8 +35,9 @@ void cpu_download(void *host, const void *src, size_t bytes) { cpu_copy(host, sr
 double cpu_mem_available(void) { return sysmem_available_bytes(); }
 double cpu_clock_ms(void) { return now_ms(); }
 
-#define CPU_OP_ENTRY(ret, name, params) .name = cpu_##name,
-static const gpt2_ops cpu_ops = {GPT2_OPS(CPU_OP_ENTRY)};
+#define CPU_SERVICE_ENTRY(ret, name, params) .name = cpu_##name,
+#define CPU_OP_ENTRY(name, ...) .name = cpu_##name,
+static const gpt2_ops cpu_ops = {GPT2_SERVICES(CPU_SERVICE_ENTRY) GPT2_OPS(CPU_OP_ENTRY)};
 
 void openblas_set_num_threads(int n); /* OpenBLAS's own; other BLASes' cblas.h lack it */
 
@@ -62,7 +63,7 @@ int cpu_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
                          .enter_thread = cpu_enter_thread};
     be->path[GPT2_FP32] = fp32[cpu_isa()];
     be->path[GPT2_BF16] = bf16[cpu_isa()];
-    /* matmul_forward_rows is as fast as oneDNN's fp32 GEMM up to about 16-32 rows of d12 (and
+    /* matmul_forward_rowwise is as fast as oneDNN's fp32 GEMM up to about 16-32 rows of d12 (and
      * 8 prompts' chunks share its one read of the weights); oneDNN's AVX512_BF16 and AMX
      * kernels are 3-8x faster than it, so native bf16 keeps one forward per prompt (serve_bench:
      * 8 clients' TTFT p95 194 ms that way, 206 ms through the shared forward). */

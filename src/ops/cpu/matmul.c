@@ -198,7 +198,7 @@ size_t cpu_matmul_scratch_floats(int N, int C, int OC) {
     size_t in = (size_t)N * C, out = (size_t)N * OC, w = (size_t)OC * C;
     /* native: inp and dout in bf16; emulated: both rounded in fp32, and the weight widened;
      * either way at least the few-rows route's rounded, deinterleaved input in fp32 */
-    /* (an odd C, which has no bf16 pairs, takes the emulated route in matmul_forward_rows) */
+    /* (an odd C, which has no bf16 pairs, takes the emulated route in matmul_forward_rowwise) */
     return cpu_bf16_native() && C % 2 == 0 ? max_size((in + out) / 2 + 32, in) : in + out + w + 48;
 }
 

@@ -132,7 +132,7 @@ static void rows_product(float *out, const float *x, const void *w, size_t wsize
     }
 }
 
-void cpu_matmul_forward_rows(gpt2_act *out_, const gpt2_act *inp_, const float *w,
+void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const float *w,
                              const gpt2_bf16 *w_bf16, const float *bias, int N, int C, int OC,
                              float *scratch) {
     float *out = cpu_f(out_);

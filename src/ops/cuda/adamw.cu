@@ -57,14 +57,14 @@ __global__ void sum_in_order_kernel(double *out, const double *partial, size_t n
     *out = t;
 }
 
-extern "C" double cuda_sum_squares(const float *x, size_t n) {
-    if (!n) return 0.0;
+extern "C" void cuda_sum_squares(double *sum, const float *x, size_t n) {
+    *sum = 0.0;
+    if (!n) return;
     size_t nblocks = (n + SUMSQ_PER_BLOCK - 1) / SUMSQ_PER_BLOCK;
     /* (nblocks + 1) doubles, kept between calls (the optimizer calls this every step with the
      * same n): for GPT-2 1.5B, 24K blocks, 190 KB */
     static double *partial;
     static size_t have;
-    double result = 0.0;
     if (have < nblocks + 1) {
         CUDA_CHECK(cudaFree(partial));
         CUDA_CHECK(cudaMalloc((void **)&partial, (nblocks + 1) * sizeof *partial));
@@ -74,8 +74,7 @@ extern "C" double cuda_sum_squares(const float *x, size_t n) {
     CUDA_LAUNCHED();
     sum_in_order_kernel<<<1, 1, 0, cuda_stream>>>(partial + nblocks, partial, nblocks);
     CUDA_LAUNCHED();
-    CUDA_CHECK(cudaMemcpyAsync(&result, partial + nblocks, sizeof result, cudaMemcpyDeviceToHost,
+    CUDA_CHECK(cudaMemcpyAsync(sum, partial + nblocks, sizeof *sum, cudaMemcpyDeviceToHost,
                                cuda_stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
-    return result;
 }

@@ -153,19 +153,27 @@ __global__ void attention_kv_kernel(float *out, const float *qkv, const float *k
 }
 
 extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
-                                          gpt2_act *vcache_, int nseq, int n, int pos, int len,
-                                          int C, int NH, float *scratch) {
+                                          gpt2_act *vcache_, const gpt2_span *spans, int nspans,
+                                          int len, int C, int NH, float *scratch) {
     float *out = cuda_f(out_);
     const float *qkv = cuda_cf(qkv_);
     float *kcache = cuda_f(kcache_);
     float *vcache = cuda_f(vcache_);
     (void)scratch;
-    size_t total = (size_t)nseq * n * C;
-    kv_store_kernel<<<blocks_for(total, 256), 256, 0, cuda_stream>>>(kcache, vcache, qkv, nseq, n,
-                                                                     pos, len, C, NH);
-    CUDA_LAUNCHED();
-    size_t rows = (size_t)nseq * NH * n;
-    attention_kv_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(out, qkv, kcache, vcache,
-                                                                      nseq, n, pos, len, C, NH);
-    CUDA_LAUNCHED();
+    /* a span at a time, each its sequence's cache (the split-K decoding kernel of the GPU work
+     * will take the spans in one launch) */
+    size_t row = 0;
+    for (int s = 0; s < nspans; s++) {
+        const gpt2_span *sp = &spans[s];
+        size_t cache = (size_t)sp->seq * len * C, total = (size_t)sp->n * C;
+        const float *q = qkv + row * 3 * C;
+        kv_store_kernel<<<blocks_for(total, 256), 256, 0, cuda_stream>>>(
+            kcache + cache, vcache + cache, q, 1, sp->n, sp->pos, len, C, NH);
+        CUDA_LAUNCHED();
+        size_t rows = (size_t)NH * sp->n;
+        attention_kv_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(
+            out + row * C, q, kcache + cache, vcache + cache, 1, sp->n, sp->pos, len, C, NH);
+        CUDA_LAUNCHED();
+        row += (size_t)sp->n;
+    }
 }

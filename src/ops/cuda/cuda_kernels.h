@@ -15,8 +15,11 @@ extern "C" {
 #endif
 
 /* The ops (cuda_alloc, cuda_embed_forward, ...). */
-#define CUDA_OP_PROTO(ret, name, params) ret cuda_##name params;
+#define CUDA_SERVICE_PROTO(ret, name, params) ret cuda_##name params;
+#define CUDA_OP_PROTO(name, params, ...) void cuda_##name params;
+GPT2_SERVICES(CUDA_SERVICE_PROTO)
 GPT2_OPS(CUDA_OP_PROTO)
+#undef CUDA_SERVICE_PROTO
 #undef CUDA_OP_PROTO
 
 /* Rows of logits the fused classifier holds at once (1024 x 50304 floats: 206 MB). */

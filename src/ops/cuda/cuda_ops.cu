@@ -31,8 +31,9 @@ extern "C" double cuda_clock_ms(void) {
     return now_ms();
 }
 
-#define CUDA_OP_ENTRY(ret, name, params) .name = cuda_##name,
-static const gpt2_ops cuda_ops = {GPT2_OPS(CUDA_OP_ENTRY)};
+#define CUDA_SERVICE_ENTRY(ret, name, params) .name = cuda_##name,
+#define CUDA_OP_ENTRY(name, ...) .name = cuda_##name,
+static const gpt2_ops cuda_ops = {GPT2_SERVICES(CUDA_SERVICE_ENTRY) GPT2_OPS(CUDA_OP_ENTRY)};
 
 static void close_backend(gpt2_backend *be) {
     (void)be;

@@ -21,7 +21,7 @@ extern "C" void cuda_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const 
 /* cuBLASLt's products do not promise a row the same bits whatever the row count: until a
  * kernel of our own does, this is matmul_forward (a server on the GPU is not yet bitwise equal to
  * `sample`; ops.h says so). */
-extern "C" void cuda_matmul_forward_rows(gpt2_act *out, const gpt2_act *inp, const float *w,
+extern "C" void cuda_matmul_forward_rowwise(gpt2_act *out, const gpt2_act *inp, const float *w,
                                          const gpt2_bf16 *w_bf16, const float *bias, int N,
                                          int C, int OC, float *scratch) {
     cuda_matmul_forward(out, inp, w, w_bf16, bias, N, C, OC, scratch);
