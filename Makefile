@@ -18,7 +18,7 @@ build:
 # The test suite, built with AddressSanitizer and UndefinedBehaviorSanitizer.
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPT2C_SANITIZE=ON \
-	      -DGPT2C_PYTHON=$(PYTHON) >/dev/null
+	      -DGPT2C_WERROR=ON -DGPT2C_PYTHON=$(PYTHON) >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 

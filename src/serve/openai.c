@@ -400,9 +400,9 @@ static json_t *logprobs_json(const serve_choice *ch, const gpt2c_tokenizer *tok,
             for (int j = 0; j < lp->ntop; j++) {
                 size_t m;
                 const unsigned char *tb = gpt2c_token_bytes(tok, (uint32_t)lp->top_ids[j], &m);
-                char name[6 + 4 * GPT2C_MAX_TOKEN_BYTES + 1];
-                size_t len = token_key(name, tb, m);
-                json_object_setn_new(top, name, len, json_real(lp->top_logprobs[j]));
+                char key[6 + 4 * GPT2C_MAX_TOKEN_BYTES + 1];
+                size_t len = token_key(key, tb, m);
+                json_object_setn_new(top, key, len, json_real(lp->top_logprobs[j]));
             }
             json_array_append_new(tops, top);
             json_array_append_new(offs, json_integer((json_int_t)offset));
