@@ -76,6 +76,14 @@ def lscpu():
     return info
 
 
+def bench_parser(doc):
+    """An argument parser for a benchmark: the first line of its docstring, and --build-dir."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--build-dir", default="build", help="gpt2c build directory (default: build)")
+    return ap
+
+
 def find_gpt2c(build_dir_arg, root):
     """(build dir, path of its gpt2c): relative to the current directory if it exists there, else
     to the repository root; exits with a message when the binary is missing."""

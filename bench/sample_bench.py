@@ -122,7 +122,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import (CPU_ISA_CAPS, cpu_flags, cpu_isa_env, ensure_llama_venv, find_gpt2c, gpt2c_blas,
+from bench_common import (bench_parser, CPU_ISA_CAPS, cpu_flags, cpu_isa_env, ensure_llama_venv, find_gpt2c, gpt2c_blas,
                           llama_cmake_args, loaded_blas, lscpu, run_measured, thread_env)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -982,8 +982,7 @@ def print_roofline(args, results, bw, replay, n_prompt):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build-dir", default="build", help="gpt2c build directory (default: build)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--config", dest="configs", type=Config, action="append",
                     help="SAMPLESxTOKENS, e.g. 5x30 (repeatable; default: " + " ".join(DEFAULT_CONFIGS) + ")")
     ap.add_argument("--model", default="d12", choices=sorted(PRESETS), help="model shape (default d12)")

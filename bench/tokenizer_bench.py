@@ -32,7 +32,6 @@ Why the comparison is fair
 
 Run from the repository root:  .venv/bin/python bench/tokenizer_bench.py [--quick]
 """
-import argparse
 import ast
 import contextlib
 import ctypes
@@ -49,6 +48,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import bench_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAKESPEARE = ROOT / "data/tinyshakespeare/input.txt"
@@ -477,8 +478,7 @@ def print_scaling_table(scalings):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build-dir", default="build", help="gpt2c build directory (default: build)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions per measurement")
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions and smaller inputs (a smoke run, not for reporting)")

@@ -118,7 +118,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import (CPU_ISA_CAPS, cap_inductor, cpu_flags, cpu_isa_env, ensure_venv,
+from bench_common import (bench_parser, CPU_ISA_CAPS, cap_inductor, cpu_flags, cpu_isa_env, ensure_venv,
                           find_gpt2c, gpt2c_blas, loaded_blas, lscpu, run_measured, thread_env)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -535,8 +535,7 @@ def print_tables(results, labels):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build-dir", default="build", help="gpt2c build directory (default: build)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--config", dest="configs", type=BenchConfig, action="append",
                     help="MODEL:BxT:STEPS, e.g. d12:4x64:8 (repeatable; default: "
                     + " ".join(DEFAULT_CONFIGS) + ")")
