@@ -34,6 +34,9 @@ typedef enum {
 
 typedef struct test_backend {
     const char *label;
+    /* opened with gpt2_backend_open(device, threads), or by `open` (the tests' own backends) */
+    const char *device;
+    int threads; /* 0: all CPUs */
     int (*open)(gpt2_backend *be, gpt2c_error *err);
     kernels_kind kernels;
     /* Ops that ops.h's Determinism paragraph says are not deterministic there yet: a case that
@@ -41,12 +44,6 @@ typedef struct test_backend {
     const char *not_yet_deterministic;
 } test_backend;
 
-static int open_cpu_one_thread(gpt2_backend *be, gpt2c_error *err) {
-    return gpt2_backend_open(be, "cpu", 1, err);
-}
-static int open_cpu_all_threads(gpt2_backend *be, gpt2c_error *err) {
-    return gpt2_backend_open(be, "cpu", 0, err);
-}
 static int open_wide(gpt2_backend *be, gpt2c_error *err) {
     if (!test_cpu.ops && test_backends_open(0, err) != 0) return -1;
     *be = test_wide;
@@ -57,20 +54,14 @@ static int open_detached(gpt2_backend *be, gpt2c_error *err) {
     *be = test_detached;
     return 0;
 }
-static int open_cuda(gpt2_backend *be, gpt2c_error *err) {
-    if (gpt2_backend_open(be, "cuda", 0, err) != 0) return -1;
-#ifdef GPT2C_HAVE_CUDA
-    cuda_set_tf32(0); /* fp32 products in fp32, so that fp32's tolerances hold */
-#endif
-    return 0;
-}
 
+/* One line a backend. The first is the reference; the CPU at all threads must come second. */
 static const test_backend backends[] = {
-    {"cpu", open_cpu_one_thread, CPU_REFERENCE, NULL}, /* first: the reference */
-    {"cpu", open_cpu_all_threads, CPU_REFERENCE, NULL},
-    {"wide", open_wide, CPU_KERNELS, NULL},
-    {"detached", open_detached, CPU_KERNELS, NULL},
-    {"cuda", open_cuda, OWN_KERNELS, "embed_backward layernorm_backward attention_backward"},
+    {"cpu", "cpu", 1, NULL, CPU_REFERENCE, NULL},
+    {"cpu", "cpu", 0, NULL, CPU_REFERENCE, NULL},
+    {"wide", NULL, 0, open_wide, CPU_KERNELS, NULL},
+    {"detached", NULL, 0, open_detached, CPU_KERNELS, NULL},
+    {"cuda", "cuda", 0, NULL, OWN_KERNELS, "embed_backward layernorm_backward attention_backward"},
 };
 enum { NBACKENDS = sizeof backends / sizeof *backends };
 
@@ -289,9 +280,13 @@ static void test_bf16_conversions(void) {
 int main(void) {
     gpt2c_error err;
     slot slots[NBACKENDS] = {{0}};
+#ifdef GPT2C_HAVE_CUDA
+    cuda_set_tf32(0); /* the CUDA kernels' fp32 products in fp32, so that fp32's tolerances hold */
+#endif
     for (int k = 0; k < NBACKENDS; k++) {
-        slots[k].t = &backends[k];
-        slots[k].open = backends[k].open(&slots[k].be, &err) == 0;
+        const test_backend *t = slots[k].t = &backends[k];
+        slots[k].open = (t->open ? t->open(&slots[k].be, &err)
+                                 : gpt2_backend_open(&slots[k].be, t->device, t->threads, &err)) == 0;
         if (slots[k].open) continue;
         if (k == 0) { /* GPT2C_CPU_ISA asks for more than this CPU has */
             fprintf(stderr, "skipped: %s\n", err.msg);
