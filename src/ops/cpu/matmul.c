@@ -220,6 +220,10 @@ void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
         cpu_deinterleave_rounded(scratch, inp, N, C);
         few_rows(out, scratch, w_bf16, sizeof *w_bf16, bias, N, C, OC, CPU_PICK(dot4x2_bf16),
                  CPU_PICK(dot1x2_bf16));
+    } else if (N <= GPT2_FEW_ROWS && C % 2 != 0) {
+        /* an odd width has no bf16 pairs for the kernel above; the GEMM routes would not keep
+         * each row's bits (ops.h's Rows), the rowwise product does */
+        cpu_matmul_forward_rowwise(out_, inp_, w, w_bf16, bias, N, C, OC, scratch);
     } else if (cpu_bf16_native()) {
         gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
         cpu_to_bf16(inp_bf16, inp, nin);
