@@ -1,5 +1,5 @@
 /* The CUDA backend's kernels: the ops of ops/ops.h with the same semantics (and as the CPU
- * reference, which tests/test_cuda_ops.c compares them with), on device pointers; one file per
+ * reference, which tests/test_ops.c compares them with), on device pointers; one file per
  * op, named as the CPU's. C-callable. Matmuls go through cuBLASLt (TF32 for fp32 products unless
  * cuda_set_tf32(0), bf16 inputs with fp32 accumulation when a bf16 weight copy is given);
  * everything else is written here. One stream. Activations are still stored as fp32 (act_bytes
