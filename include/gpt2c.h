@@ -308,6 +308,8 @@ typedef struct gpt2c_eval_opts {
     int batch_size, seq_len, steps;
     int threads;             /* CPU threads; 0: all CPUs */
     const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
+    const char *precision;   /* "fp32" or "bf16" (the matmuls read bf16 weights); NULL: the
+                                backend's default (fp32 on the CPU, bf16 on a GPU) */
     gpt2c_profile *profile;  /* non-NULL: where the batches' time went is filled in here */
 } gpt2c_eval_opts;
 
@@ -316,8 +318,8 @@ GPT2C_API int gpt2c_eval(const gpt2c_eval_opts *o, double *loss, gpt2c_error *er
 
 /* HellaSwag: `gpt2c eval --hellaswag FILE`, build-nanogpt's completion-style scoring of the
  * first `limit` examples (0: all) of FILE (hellaswag_val.jsonl, or llama.cpp's 6-line text; either
- * may be bzip2-compressed), with the model, threads, device and profile of o (data, batch size,
- * sequence length and steps are not used). */
+ * may be bzip2-compressed), with the model, threads, device, precision and profile of o (data,
+ * batch size, sequence length and steps are not used). */
 typedef struct gpt2c_hellaswag_result {
     int n, correct, correct_norm;   /* examples; right by the summed loss (acc), by the mean per
                                        ending token (acc_norm) */
