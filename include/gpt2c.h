@@ -289,6 +289,11 @@ typedef struct gpt2c_train_callbacks {
     void (*on_checkpoint)(void *user, int step, const char *model_dir);
     /* GPT2C_TRAIN_SAMPLES continuations of the sample prompt, each GPT2C_TRAIN_SAMPLE_TOKENS ids */
     void (*on_sample)(void *user, int step, int sample, const uint32_t *ids, size_t n);
+    /* Tests only (NULL otherwise): the factor by which micro-batch `micro` of `step` on `rank`
+     * has its loss and its gradient multiplied before the update, as a bad batch (NaN) or an
+     * overflow (a large factor) would; 1 leaves it as computed. The tests of skipped updates
+     * inject their faults through it (the CLI installs it when GPT2C_TEST_FAULT is set). */
+    double (*scale_micro_batch)(void *user, int step, int micro, int rank);
 } gpt2c_train_callbacks;
 
 /* Samples during training, as build-nanogpt draws them: top-k 50, a fixed seed each time. */

@@ -64,7 +64,6 @@ typedef struct run {
     gpt2c_tokenizer *tok; /* --tensorboard with samples: their text */
     outlier_window loss_window, norm_window; /* the recent updates' (--skip-loss-z/-norm-z) */
     long skips_in_a_row, skips;
-    struct { long step; int onward; double scale; } fault; /* GPT2C_TEST_FAULT (tests only); step -1: none */
     hellaswag_set hs;    /* --hellaswag: the examples, */
     gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
@@ -176,22 +175,6 @@ static const char *skip_reason(const run *r, double loss, double norm, double *z
     return NULL;
 }
 
-/* GPT2C_TEST_FAULT="STEP:nan" or "STEP:scale=X" ("STEP+:..." from that step on): the first
- * micro-batch of the step has its loss and its gradient multiplied by NaN or X, as a bad batch or
- * an overflow would. For the tests of skipping; nothing else reads it. */
-static void read_fault(run *r) {
-    r->fault.step = -1;
-    const char *f = getenv("GPT2C_TEST_FAULT");
-    char *end;
-    if (!f) return;
-    long step = strtol(f, &end, 10);
-    if (end == f) return;
-    if (*end == '+') r->fault.onward = 1, end++;
-    if (*end != ':') return;
-    if (!strcmp(end, ":nan")) r->fault.step = step, r->fault.scale = NAN;
-    else if (!strncmp(end, ":scale=", 7)) r->fault.step = step, r->fault.scale = strtod(end + 7, NULL);
-}
-
 static int loop(run *r, long start, gpt2c_error *err) {
     const gpt2c_train_opts *o = r->o;
     gpt2_model *m = &r->session.m;
@@ -228,8 +211,9 @@ static int loop(run *r, long start, gpt2c_error *err) {
             prof_mark data = prof_begin();
             if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
             prof_end(data, GPT2C_PROF_DATA);
-            int hit = r->fault.step >= 0 && (step == r->fault.step || (r->fault.onward && step > r->fault.step));
-            float scale = hit && micro == 0 && d->rank == 0 ? (float)r->fault.scale : 1.0f;
+            float scale = r->cb && r->cb->scale_micro_batch /* (tests only) */
+                              ? (float)r->cb->scale_micro_batch(r->cb->user, (int)step, micro, d->rank)
+                              : 1.0f;
             loss += scale * gpt2_forward(m, scale * dloss);
             gpt2_backward(m);
         }
@@ -388,7 +372,6 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
         if (generator_init(&r->gen, &r->session.m, &so, np > INT32_MAX ? INT32_MAX : (int)np, err) != 0)
             return -1;
     }
-    read_fault(r);
     r->model_dir = fs_join(o->out_dir, "model");
     if (!r->model_dir) return err_set(err, "out of memory");
     if (lead && o->tensorboard && o->sample_every > 0 && !(r->tok = gpt2c_tokenizer_new(err)))
