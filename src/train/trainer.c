@@ -222,7 +222,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         dp_reduce_grads(d, m);
         double norm = dp_grad_norm(d, m); /* its sum of squares is an op: the optimizer's */
         prof_end(comm, GPT2C_PROF_COMM);
-        double z, lr = lr_at(&r->ac, step);
+        double z, lr = adamw_lr_at(&r->ac, step);
         const char *skipped = skip_reason(r, loss, norm, &z);
         if (!skipped) {
             lr = adamw_update(m, &r->s, &r->ac, step, d->lo, d->hi, norm);
