@@ -1,7 +1,9 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/gpt2_infer.h"
+#include "model/memory_fit.h"
 #include "util/error.h"
 
 /* The next `bytes` of the cache's memory from base (NULL: only counting), 256-byte aligned. */
@@ -45,11 +47,10 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     if (score_rows > max_rows) score_rows = max_rows;
     const gpt2_backend *be = m->be;
     size_t total = kv_layout(kv, m, batch, len, max_rows, score_rows, NULL);
-    double avail = be->ops->mem_available();
-    if (avail >= 0 && total > avail)
-        return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the %s "
-                            "has %.1f GB available: ask for fewer samples or tokens", batch, len,
-                       total / 1e9, be->memory, avail / 1e9);
+    char what[80];
+    snprintf(what, sizeof what, "a KV cache for %d sample(s) of %d positions", batch, len);
+    if (memory_fit(be, (double)total, 0, what, "", "ask for fewer samples or tokens", err) != 0)
+        return -1;
     kv->be = be;
     kv->mem = be->ops->alloc(total);
     size_t logits = (size_t)batch * GPT2_VOCAB_PADDED, scores = (size_t)score_rows * GPT2_VOCAB_PADDED;
