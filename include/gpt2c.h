@@ -289,6 +289,11 @@ typedef struct gpt2c_train_callbacks {
     void (*on_checkpoint)(void *user, int step, const char *model_dir);
     /* GPT2C_TRAIN_SAMPLES continuations of the sample prompt, each GPT2C_TRAIN_SAMPLE_TOKENS ids */
     void (*on_sample)(void *user, int step, int sample, const uint32_t *ids, size_t n);
+    /* Tests only (NULL otherwise): the factor by which micro-batch `micro` of `step` on `rank`
+     * has its loss and its gradient multiplied before the update, as a bad batch (NaN) or an
+     * overflow (a large factor) would; 1 leaves it as computed. The tests of skipped updates
+     * inject their faults through it (the CLI installs it when GPT2C_TEST_FAULT is set). */
+    double (*scale_micro_batch)(void *user, int step, int micro, int rank);
 } gpt2c_train_callbacks;
 
 /* Samples during training, as build-nanogpt draws them: top-k 50, a fixed seed each time. */
@@ -308,6 +313,8 @@ typedef struct gpt2c_eval_opts {
     int batch_size, seq_len, steps;
     int threads;             /* CPU threads; 0: all CPUs */
     const char *device;      /* "cpu" (NULL), "cuda" or "auto", as training's */
+    const char *precision;   /* "fp32" or "bf16" (the matmuls read bf16 weights); NULL: the
+                                backend's default (fp32 on the CPU, bf16 on a GPU) */
     gpt2c_profile *profile;  /* non-NULL: where the batches' time went is filled in here */
 } gpt2c_eval_opts;
 
@@ -316,8 +323,8 @@ GPT2C_API int gpt2c_eval(const gpt2c_eval_opts *o, double *loss, gpt2c_error *er
 
 /* HellaSwag: `gpt2c eval --hellaswag FILE`, build-nanogpt's completion-style scoring of the
  * first `limit` examples (0: all) of FILE (hellaswag_val.jsonl, or llama.cpp's 6-line text; either
- * may be bzip2-compressed), with the model, threads, device and profile of o (data, batch size,
- * sequence length and steps are not used). */
+ * may be bzip2-compressed), with the model, threads, device, precision and profile of o (data,
+ * batch size, sequence length and steps are not used). */
 typedef struct gpt2c_hellaswag_result {
     int n, correct, correct_norm;   /* examples; right by the summed loss (acc), by the mean per
                                        ending token (acc_norm) */

@@ -48,8 +48,8 @@ static void same_as_cpu(const gpt2_backend *be) {
         gpt2_backward(&a);
         gpt2_backward(&b);
         CHECK(same_floats(a.grads, b.grads, a.table.total));
-        double na = sqrt(grad_sum_squares(&a, 0, a.table.total));
-        double nb = sqrt(grad_sum_squares(&b, 0, b.table.total));
+        double na = sqrt(adamw_grad_sum_squares(&a, 0, a.table.total));
+        double nb = sqrt(adamw_grad_sum_squares(&b, 0, b.table.total));
         CHECK(na == nb);
         adamw_update(&a, &sa, &ac, step, 0, a.table.total, na);
         adamw_update(&b, &sb, &ac, step, 0, b.table.total, nb);

@@ -151,3 +151,26 @@ def test_train_scores_hellaswag_in_the_loop(shard, tmp_path):
         assert [r["step"] for r in two] == [r["step"] for r in one]
         for a, b in zip(one, two):  # the weights agree to float tolerance: a near-tie may flip
             assert abs(a["hellaswag_acc_norm"] - b["hellaswag_acc_norm"]) <= 1.5 / 30, (a, b)
+
+
+def test_eval_precision(model_dir, shard):
+    """`eval --precision bf16` (the matmuls take bf16-rounded inputs) gives fp32's loss and
+    HellaSwag choices within bf16's rounding, and not fp32's bits (the bf16 path really ran); the
+    default on the CPU is fp32 itself; a precision that is neither is a one-line error."""
+    d, _ = model_dir
+
+    def evaluate(*precision):
+        out = run_ok("eval", "--model", d, "--data", shard / "val_*.bin", "--batch-size", 2,
+                     "--seq-len", 32, "--steps", 2, "--hellaswag", HELLASWAG, "--limit", 40,
+                     "--threads", 2, "--json", *precision)
+        return json.loads(out.stdout)
+
+    default, fp32, bf16 = evaluate(), evaluate("--precision", "fp32"), evaluate("--precision", "bf16")
+    assert default == fp32
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=2e-3) and bf16["loss"] != fp32["loss"]
+    same = sum(a == b for a, b in zip(bf16["hellaswag"]["pred_norm"], fp32["hellaswag"]["pred_norm"]))
+    assert same >= 0.9 * 40, same
+    out = subprocess.run([str(GPT2C), "eval", "--model", str(d), "--data", str(shard / "val_*.bin"),
+                          "--precision", "fp16"], capture_output=True, timeout=120)
+    assert_one_line_error(out)
+    assert "--precision must be fp32 or bf16, not 'fp16'" in out.stderr.decode(), out.stderr.decode()

@@ -29,6 +29,8 @@ int cmd_eval(int argc, char **argv) {
         {"limit", OPT_INT, &limit, 1, 1 << 30, "N", "the first N HellaSwag examples", "all"},
         {"threads", OPT_INT, &o.threads, 1, 1024, "N", "CPU threads", "the number of CPUs"},
         {"device", OPT_STR, &o.device, 0, 0, "D", "cpu, cuda or auto (CUDA if there is a GPU)", "cpu"},
+        {"precision", OPT_STR, &o.precision, 0, 0, "P", "fp32 or bf16: the matmuls take bf16 inputs and accumulate\n"
+         "in fp32", "fp32 on the CPU, bf16 on a GPU"},
         {"profile", OPT_FLAG, &profile, 0, 0, NULL, "also print where the time went per batch (with --json, as the\n"
          "object's \"profile\")", NULL},
         {"json", OPT_FLAG, &json, 0, 0, NULL, "print {\"loss\": ...} as JSON", NULL},

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/test_fault.h"
 
 static const char *usage =
     "usage: gpt2c train --model MODEL --data GLOB --out-dir DIR [options]\n\n"
@@ -110,6 +111,7 @@ static void on_hellaswag(void *user, int step, int n, double acc, double acc_nor
 typedef struct train_cli {
     const gpt2c_tokenizer *tok;
     const char *prompt;
+    test_fault fault; /* GPT2C_TEST_FAULT, when set */
 } train_cli;
 
 static void on_sample(void *user, int step, int sample, const uint32_t *ids, size_t n) {
@@ -124,6 +126,10 @@ static void on_sample(void *user, int step, int sample, const uint32_t *ids, siz
     putchar('\n');
     fflush(stdout);
     free(text);
+}
+
+static double scale_micro_batch(void *user, int step, int micro, int rank) {
+    return test_fault_scale(&((train_cli *)user)->fault, step, micro, rank);
 }
 
 static void on_checkpoint(void *user, int step, const char *dir) {
@@ -223,6 +229,7 @@ int cmd_train(int argc, char **argv) {
     if (profile) o.profile = &prof;
     gpt2c_train_callbacks cb = {.user = &t, .on_plan = on_plan, .on_step = on_step, .on_val = on_val,
                                 .on_hellaswag = on_hellaswag, .on_checkpoint = on_checkpoint, .on_sample = on_sample};
+    if (test_fault_read(&t.fault)) cb.scale_micro_batch = scale_micro_batch; /* (tests only) */
     if (rc == 0) rc = gpt2c_train(&o, &cb, &err);
     gpt2c_ids_free(&ids);
     gpt2c_tokenizer_free(tok);

@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "eval/hellaswag.h"
-#include "io/hf_model.h"
-#include "model/gpt2.h"
+#include "model/session.h"
 #include "ops/profiled.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -265,14 +264,15 @@ int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
     if (limit < 0 || o->threads < 0) return err_set(err, "--limit and --threads must not be negative");
     if (!o->model_dir || !fs_is_dir(o->model_dir))
         return err_set(err, "%s is not a model directory", o->model_dir ? o->model_dir : "(none)");
-    gpt2_backend be;
-    gpt2_model m;
-    if (gpt2_backend_open(&be, o->device, o->threads, err) != 0) return -1;
-    if (hf_model_load(&m, o->model_dir, &be, err) != 0) return -1;
-    gpt2c_tokenizer *tok = gpt2c_tokenizer_new(err);
+    session ses;
+    gpt2_model *m = &ses.m;
+    gpt2c_tokenizer *tok = NULL;
     hellaswag_set s = {0};
-    int rc = tok ? hellaswag_read(&s, path, tok, limit, m.cfg.max_seq_len, err) : -1;
-    if (rc == 0) rc = hellaswag_plan(&m, &s, err);
+    int rc = session_open(&ses, o->device, o->threads, o->precision, err);
+    if (rc == 0) rc = session_load(&ses, o->model_dir, err);
+    if (rc == 0 && !(tok = gpt2c_tokenizer_new(err))) rc = -1;
+    if (rc == 0) rc = hellaswag_read(&s, path, tok, limit, m->cfg.max_seq_len, err);
+    if (rc == 0) rc = hellaswag_plan(m, &s, err);
     if (rc == 0) {
         res->label = malloc((size_t)s.n * sizeof *res->label);
         res->pred = malloc((size_t)s.n * sizeof *res->pred);
@@ -280,9 +280,9 @@ int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
         if (!res->label || !res->pred || !res->pred_norm) rc = err_set(err, "out of memory");
     }
     if (rc == 0) {
-        if (o->profile) m.be = prof_start(o->profile, &be);
-        hellaswag_score(&m, &s, 0, s.n, res->pred, res->pred_norm);
-        if (o->profile) prof_stop(), o->profile->steps = (s.n + HELLASWAG_BATCH - 1) / HELLASWAG_BATCH, m.be = &be;
+        if (o->profile) m->be = prof_start(o->profile, &ses.be);
+        hellaswag_score(m, &s, 0, s.n, res->pred, res->pred_norm);
+        if (o->profile) prof_stop(), o->profile->steps = (s.n + HELLASWAG_BATCH - 1) / HELLASWAG_BATCH, m->be = &ses.be;
         res->n = s.n;
         for (int i = 0; i < s.n; i++) {
             res->label[i] = s.ex[i].label;
@@ -293,7 +293,7 @@ int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
     if (rc != 0) gpt2c_hellaswag_result_free(res);
     hellaswag_free(&s);
     gpt2c_tokenizer_free(tok);
-    gpt2_free(&m);
+    session_close(&ses);
     return rc;
 }
 

@@ -1,10 +1,9 @@
 /* gpt2c_sample: a Hugging Face directory in, continuations out through callbacks. */
 #include <string.h>
 
-#include "ops/backend.h"
-#include "ops/profiled.h"
 #include "generate/generate.h"
-#include "io/hf_model.h"
+#include "model/session.h"
+#include "ops/profiled.h"
 #include "util/error.h"
 #include "util/time.h"
 
@@ -19,24 +18,23 @@ int gpt2c_sample(const gpt2c_sample_opts *o, const uint32_t *prompt, size_t n,
     for (size_t i = 0; i < n; i++)
         if (prompt[i] >= GPT2C_VOCAB_SIZE) return err_set(err, "prompt token %zu is %u, outside the vocabulary", i, prompt[i]);
     double t0 = now_ms();
-    gpt2_backend be;
-    gpt2_model m;
-    if (gpt2_backend_open(&be, o->device, o->threads, err) != 0) return -1;
-    gpt2_precision precision;
-    if (gpt2_backend_precision(&be, o->precision, &precision, err) != 0) return -1;
-    if (hf_model_load(&m, o->model_dir, &be, err) != 0) return -1;
+    session ses;
+    gpt2_model *m = &ses.m;
     generator g = {0};
-    int max_prompt = n > (size_t)m.cfg.max_seq_len ? m.cfg.max_seq_len : (int)n;
-    int rc = gpt2_set_precision(&m, precision, err);
-    if (rc == 0) stats->precision_path = be.path[precision];
-    if (rc == 0) rc = generator_init(&g, &m, o, max_prompt, err);
+    int rc = session_open(&ses, o->device, o->threads, o->precision, err);
+    if (rc == 0) rc = session_load(&ses, o->model_dir, err);
+    if (rc == 0) {
+        int max_prompt = n > (size_t)m->cfg.max_seq_len ? m->cfg.max_seq_len : (int)n;
+        stats->precision_path = ses.be.path[ses.precision];
+        rc = generator_init(&g, m, o, max_prompt, err);
+    }
     double load_ms = now_ms() - t0;
     int profiling = rc == 0 && o->profile;
-    if (profiling) m.be = prof_start(o->profile, &be);
-    if (rc == 0) rc = generator_run(&g, &m, prompt, n, cb, stats, err);
-    if (profiling) prof_stop(), o->profile->steps = g.steps_run, m.be = &be;
+    if (profiling) m->be = prof_start(o->profile, &ses.be);
+    if (rc == 0) rc = generator_run(&g, m, prompt, n, cb, stats, err);
+    if (profiling) prof_stop(), o->profile->steps = g.steps_run, m->be = &ses.be;
     stats->load_ms = load_ms;
     generator_free(&g); /* safe after a failed init too */
-    gpt2_free(&m);
+    session_close(&ses);
     return rc;
 }

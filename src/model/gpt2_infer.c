@@ -1,8 +1,10 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/gpt2_infer.h"
 #include "model/layout.h"
+#include "model/memory_fit.h"
 #include "util/error.h"
 
 /* The one layout of the cache's memory (see plan_layout in gpt2.c). */
@@ -39,11 +41,10 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
     layout l = {NULL, 0, be->act_bytes};
     kv_layout(&counting, m, batch, len, max_rows, score_rows, &l);
     size_t total = l.bytes;
-    double avail = be->ops->mem_available();
-    if (avail >= 0 && total > avail)
-        return err_set(err, "a KV cache for %d sample(s) of %d positions needs %.1f GB, the %s "
-                            "has %.1f GB available: ask for fewer samples or tokens", batch, len,
-                       total / 1e9, be->memory, avail / 1e9);
+    char what[80];
+    snprintf(what, sizeof what, "a KV cache for %d sample(s) of %d positions", batch, len);
+    if (memory_fit(be, (double)total, 0, what, "", "ask for fewer samples or tokens", err) != 0)
+        return -1;
     kv->be = be;
     kv->mem = be->ops->alloc(total);
     /* a call has at most one span per row */

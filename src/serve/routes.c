@@ -151,15 +151,16 @@ enum MHD_Result route_metrics(struct MHD_Connection *c, gpt2c_server *s, request
 
 enum MHD_Result route_info(struct MHD_Connection *c, gpt2c_server *s, request *rq) {
     (void)rq;
-    const gpt2_config *cfg = &s->m.cfg;
+    const gpt2_model *m = &s->session.m;
+    const gpt2_config *cfg = &m->cfg;
     if (!s->e) return send_json(c, s, 200, json_pack("{s:n, s:b}", "model", "runs", 1));
     return send_json(c, s, 200,
                      json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:b}", "model",
                                s->model_name, "parameters", (json_int_t)s->params, "n_layer",
                                cfg->n_layer, "n_head", cfg->n_head, "n_embd", cfg->n_embd,
                                "context", cfg->max_seq_len, "slots", engine_slots(s->e), "device",
-                               s->be.name, "precision", s->m.params_bf16 ? "bf16" : "fp32", "runs",
-                               s->o.runs_dir != NULL));
+                               s->session.be.name, "precision", m->params_bf16 ? "bf16" : "fp32",
+                               "runs", s->o.runs_dir != NULL));
 }
 
 /* ---- the runs ---- */

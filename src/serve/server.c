@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/hf_model.h"
 #include "serve/server.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -21,14 +20,11 @@ void gpt2c_serve_opts_default(gpt2c_serve_opts *o) {
 
 /* The model and its engine (serve --model). */
 static int start_model(gpt2c_server *s, const gpt2c_serve_opts *o, gpt2c_error *err) {
-    gpt2_precision precision;
-    int rc = gpt2_backend_open(&s->be, o->device, o->threads, err);
-    if (rc == 0) rc = gpt2_backend_precision(&s->be, o->precision, &precision, err);
-    if (rc == 0) rc = hf_model_load(&s->m, o->model_dir, &s->be, err);
-    s->model_loaded = rc == 0;
-    if (rc == 0) rc = gpt2_set_precision(&s->m, precision, err);
+    gpt2_model *m = &s->session.m;
+    int rc = session_open(&s->session, o->device, o->threads, o->precision, err);
+    if (rc == 0) rc = session_load(&s->session, o->model_dir, err);
     if (rc == 0 && !(s->tok = gpt2c_tokenizer_new(err))) rc = -1;
-    if (rc == 0) rc = engine_start(&s->e, &s->m, s->tok, o->parallel, o->max_queue, err);
+    if (rc == 0) rc = engine_start(&s->e, m, s->tok, o->parallel, o->max_queue, err);
     if (rc == 0) { /* what the routes read, before the first of them can run */
         const char *slash = strrchr(o->model_dir, '/');
         const char *name = slash && slash[1] ? slash + 1 : o->model_dir;
@@ -42,7 +38,7 @@ static int start_model(gpt2c_server *s, const gpt2c_serve_opts *o, gpt2c_error *
             i += (size_t)k;
         }
         s->model_name[n] = 0;
-        s->params = s->m.table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * s->m.cfg.n_embd;
+        s->params = m->table.total - (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * m->cfg.n_embd;
     }
     return rc;
 }
@@ -95,7 +91,7 @@ void gpt2c_server_stop(gpt2c_server *s) {
     guard_stop(s->g);
     engine_free(s->e);
     gpt2c_tokenizer_free(s->tok);
-    if (s->model_loaded) gpt2_free(&s->m);
+    session_close(&s->session); /* after the engine: its thread ran the model */
     free(s->chart_js);
     free(s);
 }

@@ -7,16 +7,13 @@
 #include <netinet/in.h>
 
 #include "gpt2c.h"
-#include "model/gpt2.h"
-#include "ops/backend.h"
+#include "model/session.h"
 #include "serve/engine.h"
 #include "serve/guard.h"
 
 struct gpt2c_server {
     gpt2c_serve_opts o;
-    gpt2_backend be;
-    gpt2_model m;
-    int model_loaded;
+    session session;  /* the backend and the model (serve --model) */
     gpt2c_tokenizer *tok;
     engine *e;        /* NULL: a server of runs alone */
     guard *g;

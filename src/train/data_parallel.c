@@ -95,7 +95,7 @@ void dp_reduce_grads(const data_parallel *d, gpt2_model *m) {
 }
 
 double dp_grad_norm(const data_parallel *d, const gpt2_model *m) {
-    double sq = grad_sum_squares(m, d->lo, d->hi);
+    double sq = adamw_grad_sum_squares(m, d->lo, d->hi);
     /* with ZeRO-1 each rank has the sums of its shard only; else every rank has them all */
     if (d->zero) d->comm->ops->allreduce_sum_f64(d->comm, &sq, 1);
     return sqrt(sq);

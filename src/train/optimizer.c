@@ -4,7 +4,7 @@
 #include "train/optimizer.h"
 #include "util/error.h"
 
-double lr_at(const adamw_config *c, long it) {
+double adamw_lr_at(const adamw_config *c, long it) {
     double min_lr = c->lr * c->min_lr_ratio;
     if (it < c->warmup_steps) return c->lr * (double)(it + 1) / c->warmup_steps;
     if (it > c->max_steps) return min_lr;
@@ -34,7 +34,7 @@ void adamw_state_free(adamw_state *s) {
     s->m = s->v = NULL;
 }
 
-double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
+double adamw_grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
     double sum;
     m->be->ops->sum_squares(&sum, m->grads + lo, hi - lo);
     return sum;
@@ -47,7 +47,7 @@ double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long i
      * divides by norm + 1e-6; the recipe's clip / norm differs from it by 1e-6 relative.) */
     float scale = 1.0f;
     if (c->grad_clip > 0.0 && norm > c->grad_clip) scale = (float)(c->grad_clip / norm);
-    double lr = lr_at(c, it);
+    double lr = adamw_lr_at(c, it);
     s->t++;
     double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);
     /* each tensor's part inside [lo, hi), with its own weight decay */

@@ -1,5 +1,6 @@
 /* The optimizer step of the recipe: global gradient norm, clipping, the learning-rate schedule
- * and AdamW (decay only on 2-D tensors, as the parameter table marks them). */
+ * and AdamW (decay only on 2-D tensors, as the parameter table marks them). The module's prefix
+ * is adamw_. */
 #ifndef GPT2C_OPTIMIZER_H
 #define GPT2C_OPTIMIZER_H
 
@@ -18,13 +19,13 @@ typedef struct adamw_state {
 } adamw_state;
 
 /* Linear warmup for `warmup_steps`, cosine decay to lr * min_lr_ratio at max_steps, then flat. */
-double lr_at(const adamw_config *c, long it);
+double adamw_lr_at(const adamw_config *c, long it);
 
 int adamw_state_alloc(adamw_state *s, const gpt2_backend *be, size_t n, gpt2c_error *err);
 void adamw_state_free(adamw_state *s);
 
 /* This rank's part of the squared global gradient norm: gradients [lo, hi). */
-double grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi);
+double adamw_grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi);
 /* One AdamW step at iteration `it` (0-based) on parameters [lo, hi), given the global gradient
  * norm measured before clipping; it zeroes the gradients it reads. Returns the learning rate. */
 double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long it, size_t lo,

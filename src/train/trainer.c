@@ -7,9 +7,10 @@
 
 #include "data/loader.h"
 #include "eval/hellaswag.h"
+#include "eval/loss.h"
 #include "generate/generate.h"
-#include "io/hf_config.h"
 #include "io/hf_model.h"
+#include "model/session.h"
 #include "ops/profiled.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
@@ -21,89 +22,40 @@
 #include "util/fs.h"
 #include "util/time.h"
 
-/* The shape of the model named by --model: a Hugging Face directory's, or a preset's. */
-static int model_config(const gpt2c_train_opts *o, gpt2_config *cfg, gpt2c_error *err) {
-    if (fs_is_dir(o->model)) return hf_config_read(o->model, cfg, err);
-    if (gpt2_config_preset(o->model, cfg, err) != 0) return -1;
-    cfg->max_seq_len = o->max_seq_len;
-    return 0;
-}
-
-/* The model named by --model: a Hugging Face directory, or a preset initialised at random. */
-static int model_open(gpt2_model *m, const gpt2c_train_opts *o, const gpt2_backend *be,
-                      gpt2c_error *err) {
-    if (fs_is_dir(o->model)) return hf_model_load(m, o->model, be, err);
-    gpt2_config cfg;
-    if (model_config(o, &cfg, err) != 0 || gpt2_create(m, &cfg, be, err) != 0) return -1;
-    return gpt2_init_random(m, o->seed, err);
-}
-
-/* Allocate the plan, after checking that it fits in the memory the backend has available:
- * gpt2_plan_bytes with `moments` AdamW moments (0: not training). */
-static int plan_checked(gpt2_model *m, int B, int T, int training, size_t moments,
-                        gpt2c_error *err) {
-    double params = (double)m->table.total * sizeof(float); /* allocated already */
-    double need = gpt2_plan_bytes(m, B, T, training, moments), avail = m->be->ops->mem_available();
-    if (avail >= 0 && need - params > avail)
-        return err_set(err, "batch %d x %d needs %.1f GB (parameters%s, activations), the %s has "
-                            "%.1f GB available: use a smaller --batch-size or --seq-len%s",
-                       B, T, need / 1e9, training ? ", gradients, AdamW state" : "",
-                       m->be->memory, (avail + params) / 1e9,
-                       training && !m->recompute ? ", or --recompute" : "");
-    return gpt2_plan(m, B, T, training, err);
-}
-
 static int config_equal(const gpt2_config *a, const gpt2_config *b) {
     return a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_embd == b->n_embd &&
            a->max_seq_len == b->max_seq_len;
 }
 
 /* The model and optimizer state to start from: fresh, or the saved state of out_dir. */
-static int start_state(gpt2_model *m, train_state *st, const gpt2c_train_opts *o,
-                       const gpt2_backend *be, gpt2c_error *err) {
+static int start_state(session *ses, train_state *st, const gpt2c_train_opts *o,
+                       gpt2c_error *err) {
     if (!o->resume) {
         if (!o->model) return err_set(err, "--model is required");
         if (ckpt_exists(o->out_dir))
             return err_set(err, "%s already holds a training state: continue it with --resume, "
                                 "or choose another --out-dir", o->out_dir);
-        return model_open(m, o, be, err);
+        return session_load_named(ses, o->model, o->max_seq_len, o->seed, err);
     }
     if (ckpt_read_meta(o->out_dir, st, err) != 0) return -1;
     gpt2_config named;
     if (o->model) { /* if named, it must be the model of the saved run */
-        if (model_config(o, &named, err) != 0) return -1;
+        if (session_named_config(o->model, o->max_seq_len, &named, err) != 0) return -1;
         if (!config_equal(&named, &st->cfg))
             return err_set(err, "--model differs from the model of the saved run in %s", o->out_dir);
     }
-    return gpt2_create(m, &st->cfg, be, err);
-}
-
-/* This rank's sum of the mean losses of batches 0..steps-1 from the start of the data: those
- * of them its loader reads (every nproc-th from its rank on), so that the sum over the ranks is
- * one process's (validation, eval). */
-static int loss_sum(gpt2_model *m, loader *l, int steps, double *sum, gpt2c_error *err) {
-    if (loader_reset(l, err) != 0) return -1;
-    *sum = 0.0;
-    for (int b = l->rank; b < steps; b += l->nproc) {
-        prof_mark data = prof_begin();
-        if (loader_next(l, m->inputs, m->targets, err) != 0) return -1;
-        prof_end(data, GPT2C_PROF_DATA);
-        *sum += gpt2_forward(m, 0.0f);
-    }
-    return 0;
+    return session_create(ses, &st->cfg, err); /* the weights: the checkpoint's, later */
 }
 
 typedef struct run {
     const gpt2c_train_opts *o;
     const gpt2c_train_callbacks *cb;
-    gpt2_model m;
+    session session;       /* --device, --precision, the model (fresh, resumed, another rank's) */
     adamw_state s;
     adamw_config ac;
     loader train, val;
-    int have_val, accum, model_made;
-    gpt2_precision precision;
+    int have_val, accum;
     long steps_run, start; /* steps this call ran; the step it starts at */
-    gpt2_backend be;       /* --device */
     long long total_batch; /* tokens per optimizer step, over all ranks */
     data_parallel dp;
     run_log log;
@@ -112,7 +64,6 @@ typedef struct run {
     gpt2c_tokenizer *tok; /* --tensorboard with samples: their text */
     outlier_window loss_window, norm_window; /* the recent updates' (--skip-loss-z/-norm-z) */
     long skips_in_a_row, skips;
-    struct { long step; int onward; double scale; } fault; /* GPT2C_TEST_FAULT (tests only); step -1: none */
     hellaswag_set hs;    /* --hellaswag: the examples, */
     gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
@@ -124,12 +75,14 @@ static void collect_sample(void *user, int sample, uint32_t id) {
     r->sample_ids[sample][r->sample_len[sample]++] = id;
 }
 
-/* Continuations of the sample prompt with the current weights, handed to the callback. */
-static int print_samples(run *r, long step, gpt2c_error *err) {
+/* Continuations of the sample prompt with the current weights, handed to the callback and
+ * written to the log. */
+static int draw_samples(run *r, long step, gpt2c_error *err) {
     memset(r->sample_len, 0, sizeof r->sample_len);
     gpt2c_sample_callbacks cb = {.user = r, .on_token = collect_sample};
     gpt2c_sample_stats stats;
-    if (generator_run(&r->gen, &r->m, r->o->sample_prompt, r->o->sample_prompt_len, &cb, &stats, err) != 0)
+    if (generator_run(&r->gen, &r->session.m, r->o->sample_prompt, r->o->sample_prompt_len, &cb,
+                      &stats, err) != 0)
         return -1;
     if (r->cb && r->cb->on_sample)
         for (int s = 0; s < GPT2C_TRAIN_SAMPLES; s++)
@@ -162,7 +115,7 @@ static int hellaswag_step(run *r, long step, gpt2c_error *err) {
     double right = 0, right_norm = 0;
     int ok = pred && pred_norm;
     if (ok) {
-        r->hs_model.be = r->m.be; /* (the profiler's table, when profiling) */
+        r->hs_model.be = r->session.m.be; /* (the profiler's table, when profiling) */
         hellaswag_score(&r->hs_model, s, lo, hi - lo, pred, pred_norm);
         for (int i = lo; i < hi; i++)
             right += pred[i - lo] == s->ex[i].label, right_norm += pred_norm[i - lo] == s->ex[i].label;
@@ -183,23 +136,24 @@ static int hellaswag_step(run *r, long step, gpt2c_error *err) {
 static int checkpoint(run *r, long next_step, gpt2c_error *err) {
     data_parallel *d = &r->dp;
     adamw_state whole = r->s;
-    size_t n = r->m.table.total;
+    size_t n = r->session.m.table.total;
     if (d->zero && d->size > 1) { /* rank 0 gathers the shards into whole moments for the file */
-        int ok = d->rank != 0 || adamw_state_alloc(&whole, &r->be, n, err) == 0;
+        int ok = d->rank != 0 || adamw_state_alloc(&whole, &r->session.be, n, err) == 0;
         if (!ok) return -1; /* no collective has started: rank 0's abort ends the others */
         whole.t = r->s.t;   /* the file keeps the step count with the moments */
         dp_gather_moments(d, &r->s, whole.m, whole.v);
     }
     int rc = 0;
     if (d->rank == 0) {
-        train_state st = {.cfg = r->m.cfg, .batch_size = r->o->batch_size, .seq_len = r->o->seq_len,
-                          .nproc = d->size, .total_batch = r->total_batch, .next_step = next_step,
+        train_state st = {.cfg = r->session.m.cfg, .batch_size = r->o->batch_size,
+                          .seq_len = r->o->seq_len, .nproc = d->size,
+                          .total_batch = r->total_batch, .next_step = next_step,
                           .data_shard = r->train.shard, .data_pos = r->train.pos,
                           .data_shards = r->train.nshards, .data_tokens = loader_total_tokens(&r->train),
                           .loss_window = r->loss_window, .norm_window = r->norm_window,
                           .skips_in_a_row = r->skips_in_a_row};
-        rc = hf_model_save(&r->m, r->model_dir, err);
-        if (rc == 0) rc = ckpt_save(r->o->out_dir, &r->m, &whole, &st, err);
+        rc = hf_model_save(&r->session.m, r->model_dir, err);
+        if (rc == 0) rc = ckpt_save(r->o->out_dir, &r->session.m, &whole, &st, err);
         if (rc == 0 && r->cb && r->cb->on_checkpoint)
             r->cb->on_checkpoint(r->cb->user, (int)next_step - 1, r->model_dir);
     }
@@ -222,25 +176,9 @@ static const char *skip_reason(const run *r, double loss, double norm, double *z
     return NULL;
 }
 
-/* GPT2C_TEST_FAULT="STEP:nan" or "STEP:scale=X" ("STEP+:..." from that step on): the first
- * micro-batch of the step has its loss and its gradient multiplied by NaN or X, as a bad batch or
- * an overflow would. For the tests of skipping; nothing else reads it. */
-static void read_fault(run *r) {
-    r->fault.step = -1;
-    const char *f = getenv("GPT2C_TEST_FAULT");
-    char *end;
-    if (!f) return;
-    long step = strtol(f, &end, 10);
-    if (end == f) return;
-    if (*end == '+') r->fault.onward = 1, end++;
-    if (*end != ':') return;
-    if (!strcmp(end, ":nan")) r->fault.step = step, r->fault.scale = NAN;
-    else if (!strncmp(end, ":scale=", 7)) r->fault.step = step, r->fault.scale = strtod(end + 7, NULL);
-}
-
 static int loop(run *r, long start, gpt2c_error *err) {
     const gpt2c_train_opts *o = r->o;
-    gpt2_model *m = &r->m;
+    gpt2_model *m = &r->session.m;
     data_parallel *d = &r->dp;
     int lead = d->rank == 0; /* only rank 0 logs and reports */
     /* each micro-batch's loss is scaled so that the gradients summed over micro-steps and ranks
@@ -251,7 +189,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         if (r->have_val && o->val_every > 0 && o->val_steps > 0 && (step % o->val_every == 0 || last)) {
             double vl;
             prof_mark val = prof_begin_whole();
-            if (loss_sum(m, &r->val, o->val_steps, &vl, err) != 0) return -1;
+            if (eval_loss_sum(m, &r->val, o->val_steps, &vl, err) != 0) return -1;
             vl = dp_sum(d, vl) / o->val_steps;
             prof_end(val, GPT2C_PROF_VALIDATION);
             if (!isfinite(vl)) return err_set(err, "step %ld: the validation loss is %f; stopping", step, vl);
@@ -265,7 +203,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         }
         if (lead && o->sample_every > 0 && ((step > 0 && step % o->sample_every == 0) || last)) {
             prof_mark samples = prof_begin_whole();
-            if (print_samples(r, step, err) != 0) return -1;
+            if (draw_samples(r, step, err) != 0) return -1;
             prof_end(samples, GPT2C_PROF_SAMPLES);
         }
         double t0 = now_ms(), loss = 0.0;
@@ -274,8 +212,9 @@ static int loop(run *r, long start, gpt2c_error *err) {
             prof_mark data = prof_begin();
             if (loader_next(&r->train, m->inputs, m->targets, err) != 0) return -1;
             prof_end(data, GPT2C_PROF_DATA);
-            int hit = r->fault.step >= 0 && (step == r->fault.step || (r->fault.onward && step > r->fault.step));
-            float scale = hit && micro == 0 && d->rank == 0 ? (float)r->fault.scale : 1.0f;
+            float scale = r->cb && r->cb->scale_micro_batch /* (tests only) */
+                              ? (float)r->cb->scale_micro_batch(r->cb->user, (int)step, micro, d->rank)
+                              : 1.0f;
             loss += scale * gpt2_forward(m, scale * dloss);
             gpt2_backward(m);
         }
@@ -284,7 +223,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
         dp_reduce_grads(d, m);
         double norm = dp_grad_norm(d, m); /* its sum of squares is an op: the optimizer's */
         prof_end(comm, GPT2C_PROF_COMM);
-        double z, lr = lr_at(&r->ac, step);
+        double z, lr = adamw_lr_at(&r->ac, step);
         const char *skipped = skip_reason(r, loss, norm, &z);
         if (!skipped) {
             lr = adamw_update(m, &r->s, &r->ac, step, d->lo, d->hi, norm);
@@ -329,11 +268,11 @@ static int start_model(run *r, train_state *st, gpt2c_error *err) {
     data_parallel *d = &r->dp;
     int rc = 0;
     if (d->rank == 0) rc = fs_make_dirs(r->o->out_dir, err);
-    if (rc == 0 && d->rank == 0) rc = start_state(&r->m, st, r->o, &r->be, err);
+    if (rc == 0 && d->rank == 0) rc = start_state(&r->session, st, r->o, err);
     if (rc != 0) return -1; /* rank 0 only: its abort ends the ranks waiting below */
-    if (d->rank == 0) st->cfg = r->m.cfg;
+    if (d->rank == 0) st->cfg = r->session.m.cfg;
     dp_broadcast(d, st, sizeof *st);
-    return d->rank == 0 ? 0 : gpt2_create(&r->m, &st->cfg, &r->be, err);
+    return d->rank == 0 ? 0 : session_create(&r->session, &st->cfg, err);
 }
 
 /* Resume: rank 0 reads the saved weights and moments, every rank gets its part. */
@@ -342,10 +281,10 @@ static int resume_state(run *r, const train_state *st, gpt2c_error *err) {
     adamw_state whole = r->s;
     int rc = 0;
     if (d->rank == 0 && d->zero && d->size > 1) /* the whole moments, scattered below */
-        rc = adamw_state_alloc(&whole, &r->be, r->m.table.total, err);
-    if (rc == 0 && d->rank == 0) rc = ckpt_load(r->o->out_dir, &r->m, &whole, err);
+        rc = adamw_state_alloc(&whole, &r->session.be, r->session.m.table.total, err);
+    if (rc == 0 && d->rank == 0) rc = ckpt_load(r->o->out_dir, &r->session.m, &whole, err);
     if (rc == 0) {
-        dp_share_params(d, &r->m);
+        dp_share_params(d, &r->session.m);
         dp_scatter_moments(d, whole.m, whole.v, &r->s);
         r->s.t = st->adam_t;
         rc = loader_seek(&r->train, st->data_shard, st->data_pos, err);
@@ -358,9 +297,9 @@ static int resume_state(run *r, const train_state *st, gpt2c_error *err) {
 static int hellaswag_open(run *r, gpt2c_error *err) {
     gpt2c_tokenizer *tok = gpt2c_tokenizer_new(err);
     int rc = tok ? hellaswag_read(&r->hs, r->o->hellaswag, tok, r->o->hellaswag_limit,
-                                  r->m.cfg.max_seq_len, err) : -1;
+                                  r->session.m.cfg.max_seq_len, err) : -1;
     gpt2c_tokenizer_free(tok);
-    gpt2_view(&r->hs_model, &r->m);
+    gpt2_view(&r->hs_model, &r->session.m);
     return rc == 0 ? hellaswag_plan(&r->hs_model, &r->hs, err) : -1;
 }
 
@@ -369,8 +308,7 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
     const gpt2c_train_opts *o = r->o;
     gpt2c_comm *comm = o->comm ? o->comm : comm_single();
     if (train_opts_check(o, err) != 0) return -1;
-    if (gpt2_backend_open(&r->be, o->device, o->threads, err) != 0) return -1;
-    if (gpt2_backend_precision(&r->be, o->precision, &r->precision, err) != 0) return -1;
+    if (session_open(&r->session, o->device, o->threads, o->precision, err) != 0) return -1;
     r->ac = (adamw_config){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio, .beta1 = o->beta1,
                            .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
                            .grad_clip = o->grad_clip, .warmup_steps = o->warmup_steps,
@@ -382,20 +320,18 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
         return err_set(err, "--total-batch-size %lld is not a multiple of batch size x sequence "
                             "length x processes (%d x %d x %lld = %lld)", r->total_batch,
                        o->batch_size, o->seq_len, ranks, bt * ranks);
-    if (dp_init(&r->dp, comm, o->zero, &r->be, err) != 0) return -1;
+    if (dp_init(&r->dp, comm, o->zero, &r->session.be, err) != 0) return -1;
     if (dp_check_same(&r->dp, train_opts_hash(o), "training options", err) != 0) return -1;
     if (start_model(r, st, err) != 0) return -1;
-    r->model_made = 1;
     if (o->resume && (st->batch_size != o->batch_size || st->seq_len != o->seq_len ||
                       st->total_batch != r->total_batch))
         return err_set(err, "the saved run used batch %d x %d and a total batch of %lld; resume "
                             "with the same", st->batch_size, st->seq_len, st->total_batch);
-    if (dp_shard(&r->dp, r->m.table.total, err) != 0) return -1;
-    if (gpt2_set_precision(&r->m, r->precision, err) != 0) return -1;
-    r->m.recompute = o->recompute;
-    if (plan_checked(&r->m, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo, err) != 0)
+    if (dp_shard(&r->dp, r->session.m.table.total, err) != 0) return -1;
+    r->session.m.recompute = o->recompute;
+    if (session_plan(&r->session, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo, err) != 0)
         return -1;
-    if (adamw_state_alloc(&r->s, &r->be, r->dp.hi - r->dp.lo, err) != 0) return -1;
+    if (adamw_state_alloc(&r->s, &r->session.be, r->dp.hi - r->dp.lo, err) != 0) return -1;
     if (loader_open(&r->train, o->data, o->batch_size, o->seq_len, r->dp.rank, r->dp.size, err))
         return -1;
     r->have_val = o->val_data != NULL;
@@ -427,17 +363,16 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
         r->loss_window = st->loss_window, r->norm_window = st->norm_window;
         r->skips_in_a_row = st->skips_in_a_row;
     } else {
-        dp_share_params(&r->dp, &r->m);
+        dp_share_params(&r->dp, &r->session.m);
     }
     if (lead && o->sample_every > 0) {
         gpt2c_sample_opts so = {.num_samples = GPT2C_TRAIN_SAMPLES,
                                 .max_tokens = GPT2C_TRAIN_SAMPLE_TOKENS, .top_k = 50,
                                 .top_p = 1.0, .temperature = 1.0, .seed = 42};
         size_t np = o->sample_prompt_len;
-        if (generator_init(&r->gen, &r->m, &so, np > INT32_MAX ? INT32_MAX : (int)np, err) != 0)
+        if (generator_init(&r->gen, &r->session.m, &so, np > INT32_MAX ? INT32_MAX : (int)np, err) != 0)
             return -1;
     }
-    read_fault(r);
     r->model_dir = fs_join(o->out_dir, "model");
     if (!r->model_dir) return err_set(err, "out of memory");
     if (lead && o->tensorboard && o->sample_every > 0 && !(r->tok = gpt2c_tokenizer_new(err)))
@@ -448,7 +383,7 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
 /* The plan line: what runs where, and the memory it took (gpt2_plan_bytes, as checked). */
 static void report_plan(const run *r) {
     const gpt2c_train_opts *o = r->o;
-    const gpt2_model *m = &r->m;
+    const gpt2_model *m = &r->session.m;
     if (r->dp.rank != 0 || !r->cb || !r->cb->on_plan) return;
     size_t padding = (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * m->cfg.n_embd;
     double bytes = gpt2_plan_bytes(m, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo);
@@ -458,8 +393,9 @@ static void report_plan(const run *r) {
                           .n_head = m->cfg.n_head, .n_embd = m->cfg.n_embd,
                           .max_seq_len = m->cfg.max_seq_len,
                           .init = o->resume ? "resume" : fs_is_dir(o->model) ? "hf" : "random",
-                          .precision = r->precision == GPT2_BF16 ? "bf16" : "fp32",
-                          .precision_path = r->be.path[r->precision], .device = r->be.name,
+                          .precision = r->session.precision == GPT2_BF16 ? "bf16" : "fp32",
+                          .precision_path = r->session.be.path[r->session.precision],
+                          .device = r->session.be.name,
                           .ranks = r->dp.size, .zero = o->zero};
     r->cb->on_plan(r->cb->user, &p);
 }
@@ -467,9 +403,9 @@ static void report_plan(const run *r) {
 /* The loop, timed by kind of work under --profile. */
 static int profiled_loop(run *r, gpt2c_error *err) {
     gpt2c_profile *profile = r->o->profile;
-    if (profile) r->m.be = prof_start(profile, &r->be);
+    if (profile) r->session.m.be = prof_start(profile, &r->session.be);
     int rc = loop(r, r->start, err);
-    if (profile) prof_stop(), profile->steps = r->steps_run, r->m.be = &r->be;
+    if (profile) prof_stop(), profile->steps = r->steps_run, r->session.m.be = &r->session.be;
     return rc;
 }
 
@@ -486,7 +422,7 @@ static int teardown(run *r, int rc, gpt2c_error *err) {
     loader_close(&r->val);
     adamw_state_free(&r->s);
     dp_free(&r->dp);
-    if (r->model_made) gpt2_free(&r->m);
+    session_close(&r->session); /* last: everything above held the backend's memory */
     return rc ? -1 : 0;
 }
 
@@ -498,32 +434,4 @@ int gpt2c_train(const gpt2c_train_opts *o, const gpt2c_train_callbacks *cb, gpt2
     if (rc == 0) report_plan(&r);
     if (rc == 0) rc = profiled_loop(&r, err);
     return teardown(&r, rc, err);
-}
-
-void gpt2c_eval_opts_default(gpt2c_eval_opts *o) {
-    *o = (gpt2c_eval_opts){.batch_size = 4, .seq_len = 1024, .steps = 20, .threads = 0};
-}
-
-int gpt2c_eval(const gpt2c_eval_opts *o, double *loss, gpt2c_error *err) {
-    int B = o->batch_size, T = o->seq_len, steps = o->steps;
-    if (B < 1 || T < 1 || steps < 1 || o->threads < 0)
-        return err_set(err, "batch size, sequence length and steps must be positive");
-    if ((long long)B * T > 1LL << 28) return err_set(err, "batch size x sequence length is too large");
-    if (!o->model_dir || !fs_is_dir(o->model_dir))
-        return err_set(err, "%s is not a model directory", o->model_dir ? o->model_dir : "(none)");
-    if (!o->data) return err_set(err, "--data is required");
-    gpt2_backend be;
-    gpt2_model m;
-    if (gpt2_backend_open(&be, o->device, o->threads, err) != 0) return -1;
-    if (hf_model_load(&m, o->model_dir, &be, err) != 0) return -1;
-    loader l = {0};
-    int rc = plan_checked(&m, B, T, 0, 0, err);
-    if (rc == 0) rc = loader_open(&l, o->data, B, T, 0, 1, err);
-    if (rc == 0 && o->profile) m.be = prof_start(o->profile, &be);
-    if (rc == 0 && loss_sum(&m, &l, steps, loss, err) == 0) *loss /= steps;
-    else rc = -1;
-    if (m.be != &be) prof_stop(), o->profile->steps = steps, m.be = &be;
-    loader_close(&l);
-    gpt2_free(&m);
-    return rc;
 }

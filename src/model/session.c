@@ -1,0 +1,71 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "io/hf_config.h"
+#include "io/hf_model.h"
+#include "model/memory_fit.h"
+#include "model/session.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+int session_open(session *s, const char *device, int threads, const char *precision,
+                 gpt2c_error *err) {
+    memset(s, 0, sizeof *s);
+    if (gpt2_backend_open(&s->be, device, threads, err) != 0) return -1;
+    return gpt2_backend_precision(&s->be, precision, &s->precision, err);
+}
+
+/* After the model is made: its precision (a bf16 copy of the weights made now is remade by
+ * whatever fills the weights later). */
+static int made(session *s, int rc, gpt2c_error *err) {
+    if (rc != 0) return -1;
+    s->has_model = 1;
+    return gpt2_set_precision(&s->m, s->precision, err);
+}
+
+int session_load(session *s, const char *dir, gpt2c_error *err) {
+    return made(s, hf_model_load(&s->m, dir, &s->be, err), err);
+}
+
+int session_named_config(const char *name, int max_seq_len, gpt2_config *cfg, gpt2c_error *err) {
+    if (fs_is_dir(name)) return hf_config_read(name, cfg, err);
+    if (gpt2_config_preset(name, cfg, err) != 0) return -1;
+    cfg->max_seq_len = max_seq_len;
+    return 0;
+}
+
+int session_load_named(session *s, const char *name, int max_seq_len, uint64_t seed,
+                       gpt2c_error *err) {
+    if (fs_is_dir(name)) return session_load(s, name, err);
+    gpt2_config cfg;
+    if (session_named_config(name, max_seq_len, &cfg, err) != 0) return -1;
+    if (gpt2_create(&s->m, &cfg, &s->be, err) != 0) return -1;
+    s->has_model = 1;
+    if (gpt2_init_random(&s->m, seed, err) != 0) return -1;
+    return gpt2_set_precision(&s->m, s->precision, err); /* (its copy of the weights just made) */
+}
+
+int session_create(session *s, const gpt2_config *cfg, gpt2c_error *err) {
+    return made(s, gpt2_create(&s->m, cfg, &s->be, err), err);
+}
+
+int session_plan(session *s, int B, int T, int training, size_t moments, gpt2c_error *err) {
+    gpt2_model *m = &s->m;
+    double held = (double)m->table.total * sizeof(float); /* the parameters, allocated already */
+    char what[64], advice[96];
+    snprintf(what, sizeof what, "batch %d x %d", B, T);
+    snprintf(advice, sizeof advice, "use a smaller --batch-size or --seq-len%s",
+             training && !m->recompute ? ", or --recompute" : "");
+    if (memory_fit(m->be, gpt2_plan_bytes(m, B, T, training, moments), held, what,
+                   training ? " (parameters, gradients, AdamW state, activations)"
+                            : " (parameters, activations)",
+                   advice, err) != 0)
+        return -1;
+    return gpt2_plan(m, B, T, training, err);
+}
+
+void session_close(session *s) {
+    if (s->has_model) gpt2_free(&s->m);
+    s->has_model = 0;
+    gpt2_backend_close(&s->be);
+}
