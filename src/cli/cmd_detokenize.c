@@ -43,11 +43,13 @@ int cmd_detokenize(int argc, char **argv) {
     const cli_opt specs[] = {
         {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the text goes", "standard output"},
         CLI_SHORT("o", "output"),
-        {"format", OPT_CHOICE, &format, 0, 0, "u16|text", "u16: little-endian uint16 per id, raw;\n"
-         "text: decimal ids separated by white space", NULL},
+        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
+         "u16: little-endian uint16 per id, raw;\n"
+         "text: decimal ids separated by white space",
+         NULL},
     };
-    int done = cli_parse_opts_args("detokenize", usage, specs, sizeof specs / sizeof *specs, argc, argv,
-                                   &first);
+    int done = cli_parse_opts_args("detokenize", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
     if (done >= 0) return done;
     if (argc - first > 1) return cli_usage_error("detokenize", "takes one input file");
     const char *in_path = first < argc ? argv[first] : NULL;

@@ -34,9 +34,11 @@ int cmd_inspect(int argc, char **argv) {
     unsigned long long head = 0;
     int first = 0;
     const cli_opt specs[] = {
-        {"head", OPT_U64, &head, 0, 1000000, "N", "also print the text of the first N tokens of each shard", ""},
+        {"head", OPT_U64, &head, 0, 1000000, "N",
+         "also print the text of the first N tokens of each shard", ""},
     };
-    int done = cli_parse_opts_args("inspect", usage, specs, sizeof specs / sizeof *specs, argc, argv, &first);
+    int done = cli_parse_opts_args("inspect", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
     if (done >= 0) return done;
     if (first >= argc) return cli_usage_error("inspect", "no shard given");
     gpt2c_error err;

@@ -43,18 +43,24 @@ int cmd_prepare(int argc, char **argv) {
     unsigned long long val_tokens = 32768, shard_tokens = 100000000;
     int format = 0, split = 0, threads = ncpu > 0 ? (int)ncpu : 1, quiet = 0, first = 0;
     const cli_opt specs[] = {
-        {"input", OPT_LIST, &input, 0, 0, "PATH...", "input files, in order (more paths may follow, or repeat --input)", NULL},
+        {"input", OPT_LIST, &input, 0, 0, "PATH...",
+         "input files, in order (more paths may follow, or repeat --input)", NULL},
         {"out-dir", OPT_STR, &out_dir, 0, 0, "DIR", "output directory, created if missing", NULL},
-        {"format", OPT_CHOICE, &format, 0, 0, "text|jsonl", "text: each file is one document;\n"
-         "jsonl: one JSON object per line, its \"text\" a document", NULL},
-        {"split-blank-lines", OPT_FLAG, &split, 0, 0, NULL, "text: a document ends after each \"\\n\\n\" (llm.c's tinyshakespeare)",
+        {"format", OPT_CHOICE, &format, 0, 0, "text|jsonl",
+         "text: each file is one document;\n"
+         "jsonl: one JSON object per line, its \"text\" a document",
          NULL},
-        {"val-tokens", OPT_U64, &val_tokens, 0, 2147483647, "N", "tokens for validation (0: no val shard)", NULL},
-        {"shard-tokens", OPT_U64, &shard_tokens, 1, 2147483647, "N", "tokens per train shard", NULL},
+        {"split-blank-lines", OPT_FLAG, &split, 0, 0, NULL,
+         "text: a document ends after each \"\\n\\n\" (llm.c's tinyshakespeare)", NULL},
+        {"val-tokens", OPT_U64, &val_tokens, 0, 2147483647, "N",
+         "tokens for validation (0: no val shard)", NULL},
+        {"shard-tokens", OPT_U64, &shard_tokens, 1, 2147483647, "N", "tokens per train shard",
+         NULL},
         {"threads", OPT_INT, &threads, 1, 1024, "N", "tokenizer threads", "the number of CPUs"},
         {"quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress bar", NULL},
     };
-    int rc = cli_parse_opts_args("prepare", usage, specs, sizeof specs / sizeof *specs, argc, argv, &first);
+    int rc = cli_parse_opts_args("prepare", usage, specs, sizeof specs / sizeof *specs, argc, argv,
+                                 &first);
     if (rc < 0) {
         if (input.n == 0 && first == argc) rc = cli_usage_error("prepare", "no --input given");
         else if (input.n == 0) rc = cli_usage_error("prepare", "input files follow --input");

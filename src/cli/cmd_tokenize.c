@@ -35,10 +35,13 @@ int cmd_tokenize(int argc, char **argv) {
     const cli_opt specs[] = {
         {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the ids go", "standard output"},
         CLI_SHORT("o", "output"),
-        {"format", OPT_CHOICE, &format, 0, 0, "u16|text", "u16: little-endian uint16 per id, raw;\n"
-         "text: decimal ids separated by spaces, then a newline", NULL},
+        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
+         "u16: little-endian uint16 per id, raw;\n"
+         "text: decimal ids separated by spaces, then a newline",
+         NULL},
     };
-    int done = cli_parse_opts_args("tokenize", usage, specs, sizeof specs / sizeof *specs, argc, argv, &first);
+    int done = cli_parse_opts_args("tokenize", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
     if (done >= 0) return done;
     if (argc - first > 1) return cli_usage_error("tokenize", "takes one input file");
     const char *in_path = first < argc ? argv[first] : NULL;

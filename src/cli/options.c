@@ -170,7 +170,8 @@ static const cli_opt *row_of(const cli_opt *specs, int n, int c) {
     for (int j = 0; j < n; j++)
         if (specs[j].kind == OPT_SHORT && specs[j].name[0] == c)
             for (int i = 0; i < n; i++)
-                if (specs[i].name && specs[i].kind != OPT_SHORT && !strcmp(specs[i].name, specs[j].help))
+                if (specs[i].name && specs[i].kind != OPT_SHORT &&
+                    !strcmp(specs[i].name, specs[j].help))
                     return &specs[i];
     return NULL;
 }
