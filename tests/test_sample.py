@@ -104,7 +104,7 @@ def test_context_window_slides(tmp_path):
     model = make_model(n_positions=32, seed=8)
     ref.save_hf_dir(model.float(), tmp_path)
     out = run_gpt2c("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 2,
-                 "--max-tokens", 60, "--prompt", PROMPT)
+                    "--max-tokens", 60, "--prompt", PROMPT)
     notes = out.stderr.decode().count("window slides")
     assert notes == 1
     got = json.loads(out.stdout)["samples"]
@@ -116,7 +116,7 @@ def test_long_prompt_keeps_its_end(tmp_path):
     ref.save_hf_dir(model.float(), tmp_path)
     text = " ".join("word%d" % i for i in range(40))
     out = run_gpt2c("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 1,
-                 "--max-tokens", 5, "--prompt", text)
+                    "--max-tokens", 5, "--prompt", text)
     assert "only its last 32 are used" in out.stderr.decode()
     got = json.loads(out.stdout)
     assert got["samples"][0]["ids"] == greedy_reference(model, got["prompt_ids"][-32:], 5, keep=16)
@@ -132,10 +132,10 @@ def test_stop_at_eot(model_dir):
 def test_text_output_streams_prompt_and_continuation(model_dir):
     greedy = sample_json(model_dir, "--temperature", 0, "--num-samples", 1, "--max-tokens", 8)
     out = run_gpt2c("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 1,
-                 "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2)
+                    "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2)
     assert out.stdout.decode() == PROMPT + greedy["samples"][0]["text"] + "\n"
     several = run_gpt2c("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 3,
-                     "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2).stdout.decode()
+                        "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2).stdout.decode()
     expected = "".join("[%d] %s\n" % (i + 1, line)
                        for i in range(3) for line in (PROMPT + greedy["samples"][0]["text"]).split("\n"))
     assert sorted(several.splitlines()) == sorted(expected.splitlines())
@@ -145,9 +145,9 @@ def test_text_output_streams_prompt_and_continuation(model_dir):
 def test_prompt_from_file_and_stdin(model_dir, tmp_path):
     (tmp_path / "p.txt").write_text(PROMPT)
     a = json.loads(run_gpt2c("sample", "--model", model_dir, "--json", "--prompt-file", tmp_path / "p.txt",
-                          "--max-tokens", 4).stdout)
+                             "--max-tokens", 4).stdout)
     b = json.loads(run_gpt2c("sample", "--model", model_dir, "--json", "--max-tokens", 4,
-                          input=PROMPT.encode()).stdout)
+                             input=PROMPT.encode()).stdout)
     assert a["prompt_ids"] == b["prompt_ids"] == PROMPT_IDS
     assert a == b
 
@@ -191,8 +191,8 @@ def test_train_prints_the_same_samples(model_dir, tmp_path, tiktoken_gpt2):
     tokens = np.arange(2000, 2000 + 600, dtype=np.uint16)
     ref.write_shard(tmp_path / "train_000000.bin", tokens)
     out = run_gpt2c("train", "--model", model_dir, "--data", tmp_path / "train_*.bin", "--out-dir", tmp_path / "run",
-                 "--batch-size", 2, "--seq-len", 16, "--max-steps", 1, "--val-every", 0,
-                 "--sample-every", 5, "--sample-prompt", PROMPT, "--threads", 2).stdout
+                    "--batch-size", 2, "--seq-len", 16, "--max-steps", 1, "--val-every", 0,
+                    "--sample-every", 5, "--sample-prompt", PROMPT, "--threads", 2).stdout
     want = sample_json(model_dir, "--num-samples", 4, "--max-tokens", 32, "--top-k", 50, "--seed", 42)
     for i, s in enumerate(want["samples"]):
         line = b"step     0 | sample %d: " % (i + 1) + PROMPT.encode() + tiktoken_gpt2.decode_bytes(s["ids"]) + b"\n"
