@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -69,15 +70,39 @@ def gpt2c_pieces_batch():
     return lambda strings: _batch(strings, "--pieces")
 
 
-def run_gpt2c(*args, input=None, check=True):
-    out = subprocess.run([str(GPT2C), *map(str, args)], input=input, capture_output=True, check=False)
-    if check:
-        assert out.returncode == 0, out.stderr.decode(errors="replace")
+# What a sanitizer report or a Python traceback starts with: never acceptable on stderr.
+SANITIZER_MARKS = ("Sanitizer", "runtime error", "Traceback")
+
+
+def assert_ok(out):
+    """A finished gpt2c (or mpirun of it) succeeded: exit status 0 and no sanitizer report."""
+    err = out.stderr.decode(errors="replace")
+    assert out.returncode == 0, err + out.stdout.decode(errors="replace")[-2000:]
+    assert not any(mark in err for mark in SANITIZER_MARKS), err
     return out
 
 
-# What a sanitizer report or a Python traceback starts with: never acceptable on stderr.
-SANITIZER_MARKS = ("Sanitizer", "runtime error", "Traceback")
+def run_gpt2c(*args, input=None, check=True, env=None, timeout=900):
+    """Run the gpt2c build (arguments as str()), its output captured. check: it must succeed
+    (assert_ok). The timeout only catches a hang: it is generous for a sanitizer build on a busy
+    machine, and no test measures time with it."""
+    out = subprocess.run([str(GPT2C), *map(str, args)], input=input, capture_output=True, check=False,
+                         env=env, timeout=timeout)
+    return assert_ok(out) if check else out
+
+
+def wait_for(cond, timeout=60, what="condition"):
+    """Poll cond() until it gives a true value, which is returned: a test waits for what the
+    program does, never for a fixed time. The deadline only catches a hang: it is generous for a
+    sanitizer build on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out (%g s) waiting for %s" % (timeout, what))
+        time.sleep(0.05)
 
 
 def assert_one_line_error(out):

@@ -12,12 +12,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import torch_gpt2 as ref  # noqa: E402
+from conftest import wait_for  # noqa: E402
+
+
+def metrics(url):
+    with urllib.request.urlopen(url + "metrics", timeout=600) as r:
+        return {l.split()[0]: float(l.split()[1]) for l in r.read().decode().splitlines() if l and l[0] != "#"}
 
 
 def main(gpt2c):
@@ -49,13 +54,19 @@ def main(gpt2c):
         while slow.recv(100):  # the deadline thread shuts it down within 30 s
             pass
         slow.close()
+        accepted = metrics(url)["gpt2c_requests_total"]
         s = socket.create_connection(("127.0.0.1", port))
         b = json.dumps({"prompt": "a", "max_tokens": 500, "stream": True}).encode()
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(b) + b)
         s.recv(100)
+        # gone once its request is taken; SIGTERM once the server has seen it go and given its
+        # slot back, so that the disconnect is a path of its own, not one that SIGTERM ends
+        wait_for(lambda: metrics(url)["gpt2c_requests_total"] > accepted, timeout=600,
+                 what="the request taken")
         s.close()
-        time.sleep(1)
+        wait_for(lambda: metrics(url)["gpt2c_slots_active"] == 0, timeout=600,
+                 what="the gone client's slot back")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=600)
         err = err.decode(errors="replace")

@@ -3,25 +3,17 @@ implementation of build-nanogpt's completion-style method, on the same small mod
 few hundred examples of the shipped set: the same choice per example, both rules."""
 import bz2
 import json
-import subprocess
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import torch_gpt2 as ref
-from conftest import GPT2C, ROOT, SANITIZER_MARKS, assert_one_line_error
+from conftest import ROOT, assert_ok, assert_one_line_error, run_gpt2c
 from test_dist import MPIRUN, mpirun
 
 HELLASWAG = ROOT / "data/hellaswag/hellaswag_val_full.txt.bz2"
 LIMIT = 200
-
-
-def run_ok(*args):
-    out = subprocess.run([str(GPT2C), *map(str, args)], capture_output=True, check=False, timeout=900)
-    err = out.stderr.decode(errors="replace")
-    assert out.returncode == 0 and not any(mark in err for mark in SANITIZER_MARKS), err
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +61,7 @@ def torch_choices(model, enc, tasks):
 
 
 def hellaswag(model_dir, path, *flags):
-    got = run_ok("eval", "--model", model_dir, "--hellaswag", path, "--threads", 2, "--json", *flags)
+    got = run_gpt2c("eval", "--model", model_dir, "--hellaswag", path, "--threads", 2, "--json", *flags)
     return json.loads(got.stdout)["hellaswag"]
 
 
@@ -117,8 +109,7 @@ def test_bad_files_are_one_line_errors(model_dir, tmp_path, content, message):
     d, _ = model_dir
     f = tmp_path / "bad"
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
-    out = subprocess.run([str(GPT2C), "eval", "--model", str(d), "--hellaswag", str(f)],
-                         capture_output=True, timeout=120)
+    out = run_gpt2c("eval", "--model", d, "--hellaswag", f, check=False)
     assert_one_line_error(out)
     assert message in out.stderr.decode(), out.stderr.decode()
 
@@ -129,8 +120,7 @@ def train_log(tmp_path, name, shard, hs, ranks=0):
             "--out-dir", out, "--batch-size", 2, "--seq-len", 32, "--total-batch-size", 128,
             "--max-steps", 5, "--val-every", 0, "--hellaswag", hs, "--hellaswag-every", 2,
             "--threads", 1]
-    got = mpirun(ranks, *args) if ranks else run_ok(*args)
-    assert got.returncode == 0, got.stderr.decode()
+    got = assert_ok(mpirun(ranks, *args)) if ranks else run_gpt2c(*args)
     recs = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     return [r for r in recs if "hellaswag_acc_norm" in r], got.stdout.decode()
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import GPT2C, assert_one_line_error
+from conftest import assert_one_line_error, run_gpt2c
 
 pytestmark = pytest.mark.skipif(subprocess.run(["which", "gnuplot"], capture_output=True).returncode != 0,
                                 reason="gnuplot not installed (scripts/install-deps.sh)")
@@ -32,10 +32,6 @@ def write_run(d, steps=40, val=True, hellaswag=True, cut=False):
     return d
 
 
-def plot(*args):
-    return subprocess.run([str(GPT2C), "plot", *map(str, args)], capture_output=True, timeout=120)
-
-
 def svg_text(path):
     root = ET.parse(path).getroot()
     assert root.tag.endswith("svg")
@@ -46,8 +42,7 @@ def test_svg_has_every_panel_the_runs_and_the_baseline(tmp_path):
     a = write_run(tmp_path / "run_a")
     b = write_run(tmp_path / "run-b", steps=25, hellaswag=False, cut=True)
     out = tmp_path / "curves.svg"
-    got = plot(a, b, "-o", out, "--baseline", "gpt2-124m")
-    assert got.returncode == 0, got.stderr.decode()
+    run_gpt2c("plot", a, b, "-o", out, "--baseline", "gpt2-124m")
     text = svg_text(out)
     for words in ("train loss", "validation loss", "HellaSwag", "learning rate", "gradient norm",
                   "throughput", "step", "loss (nats per token)", "tokens per second",
@@ -60,12 +55,11 @@ def test_svg_has_every_panel_the_runs_and_the_baseline(tmp_path):
 def test_png_and_panels_without_data(tmp_path):
     a = write_run(tmp_path / "r", val=False, hellaswag=False)
     out = tmp_path / "c.png"
-    got = plot(a, "--output", out)
-    assert got.returncode == 0, got.stderr.decode()
+    run_gpt2c("plot", a, "--output", out)
     head = out.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1500, 900)
     svg = tmp_path / "c.svg"
-    assert plot(a, "-o", svg).returncode == 0
+    run_gpt2c("plot", a, "-o", svg)
     text = svg_text(svg)
     assert "no validation in these runs" in text and "no HellaSwag in these runs" in text
 
@@ -87,16 +81,16 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         (("-o", tmp_path / "x.svg"), "run directories"),
     ]
     for args, message in cases:
-        got = plot(*args)
+        got = run_gpt2c("plot", *args, check=False)
         assert_one_line_error(got)
         assert message in got.stderr.decode(), (args, got.stderr.decode())
     assert not (tmp_path / "x.svg").exists()
     # a file that exists stays as it was when the plot fails
     keep = tmp_path / "keep.svg"
     keep.write_text("old")
-    assert plot(empty, "-o", keep).returncode != 0 and keep.read_text() == "old"
+    assert run_gpt2c("plot", empty, "-o", keep, check=False).returncode != 0 and keep.read_text() == "old"
     # without gnuplot on the PATH
-    got = subprocess.run([str(GPT2C), "plot", str(good), "-o", str(tmp_path / "y.svg")], capture_output=True,
-                         env=dict(os.environ, PATH="/nonexistent"), timeout=60)
+    got = run_gpt2c("plot", good, "-o", tmp_path / "y.svg", env=dict(os.environ, PATH="/nonexistent"),
+                    check=False)
     assert_one_line_error(got)
     assert "gnuplot" in got.stderr.decode() and not (tmp_path / "y.svg").exists()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import torch_gpt2 as ref
-from conftest import GPT2C, SANITIZER_MARKS
-from test_serve import browser, wait_for  # noqa: F401  (the fixture)
+from conftest import GPT2C, SANITIZER_MARKS, run_gpt2c, wait_for
+from test_serve import browser  # noqa: F401  (the fixture)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,8 @@ def shard(tmp_path_factory):
     return d
 
 
-def train_cmd(shard, out, steps):
-    return [str(GPT2C), "train", "--model", "d2", "--max-seq-len", "64", "--data", str(shard / "train_*.bin"),
+def train_args(shard, out, steps):
+    return ["train", "--model", "d2", "--max-seq-len", "64", "--data", str(shard / "train_*.bin"),
             "--out-dir", str(out), "--batch-size", "2", "--seq-len", "32", "--max-steps", str(steps),
             "--val-every", "0", "--ckpt-every", "0", "--threads", "1"]
 
@@ -32,11 +32,11 @@ def train_cmd(shard, out, steps):
 def runs(tmp_path_factory, shard):
     """DIR with a finished run ("done") and one that trains while the tests run ("live")."""
     d = tmp_path_factory.mktemp("runs")
-    subprocess.run(train_cmd(shard, d / "done", 12), check=True, capture_output=True, timeout=300)
+    run_gpt2c(*train_args(shard, d / "done", 12))
     (d / ".hidden").mkdir()
     (d / "not-a-run").mkdir()
-    live = subprocess.Popen(train_cmd(shard, d / "live", 100000), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    live = subprocess.Popen([str(GPT2C), *train_args(shard, d / "live", 100000)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (d / "live" / "log.jsonl").exists(), what="the live run's log")
     yield d
     live.send_signal(signal.SIGKILL)

@@ -4,13 +4,12 @@ input. The model is a tiny random GPT-2 with its weights scaled up, so that its 
 from uniform and greedy choices are not near-ties (asserted: every reference step's top-2 margin
 is checked)."""
 import json
-import subprocess
 
 import pytest
 import torch
 
 import torch_gpt2 as ref
-from conftest import GPT2C, SANITIZER_MARKS, assert_one_line_error
+from conftest import assert_one_line_error, run_gpt2c
 
 PROMPT = "Hello, I'm a language model,"
 PROMPT_IDS = [15496, 11, 314, 1101, 257, 3303, 2746, 11]
@@ -18,24 +17,11 @@ EOT = 50256
 MARGIN = 1e-3  # smallest top-2 logit gap for a greedy step to be well defined in float32
 
 
-def run(*args, stdin=None):
-    return subprocess.run([str(GPT2C), *map(str, args)], capture_output=True, check=False, timeout=600,
-                          input=stdin)
-
-
-def run_ok(*args, stdin=None):
-    out = run(*args, stdin=stdin)
-    err = out.stderr.decode(errors="replace")
-    assert out.returncode == 0, err
-    assert not any(mark in err for mark in SANITIZER_MARKS), err
-    return out
-
-
 def sample_json(model_dir, *flags, prompt=PROMPT):
     args = ["sample", "--model", model_dir, "--json", "--threads", 2, *flags]
     if prompt is not None:
         args += ["--prompt", prompt]
-    return json.loads(run_ok(*args).stdout)
+    return json.loads(run_gpt2c(*args).stdout)
 
 
 def make_model(n_positions=64, seed=5):
@@ -117,8 +103,8 @@ def test_empty_prompt_starts_from_endoftext(model_dir, reference):
 def test_context_window_slides(tmp_path):
     model = make_model(n_positions=32, seed=8)
     ref.save_hf_dir(model.float(), tmp_path)
-    out = run_ok("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 2,
-                 "--max-tokens", 60, "--prompt", PROMPT)
+    out = run_gpt2c("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 2,
+                    "--max-tokens", 60, "--prompt", PROMPT)
     notes = out.stderr.decode().count("window slides")
     assert notes == 1
     got = json.loads(out.stdout)["samples"]
@@ -129,8 +115,8 @@ def test_long_prompt_keeps_its_end(tmp_path):
     model = make_model(n_positions=32, seed=8)
     ref.save_hf_dir(model.float(), tmp_path)
     text = " ".join("word%d" % i for i in range(40))
-    out = run_ok("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 1,
-                 "--max-tokens", 5, "--prompt", text)
+    out = run_gpt2c("sample", "--model", tmp_path, "--json", "--temperature", 0, "--num-samples", 1,
+                    "--max-tokens", 5, "--prompt", text)
     assert "only its last 32 are used" in out.stderr.decode()
     got = json.loads(out.stdout)
     assert got["samples"][0]["ids"] == greedy_reference(model, got["prompt_ids"][-32:], 5, keep=16)
@@ -145,11 +131,11 @@ def test_stop_at_eot(model_dir):
 
 def test_text_output_streams_prompt_and_continuation(model_dir):
     greedy = sample_json(model_dir, "--temperature", 0, "--num-samples", 1, "--max-tokens", 8)
-    out = run_ok("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 1,
-                 "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2)
+    out = run_gpt2c("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 1,
+                    "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2)
     assert out.stdout.decode() == PROMPT + greedy["samples"][0]["text"] + "\n"
-    several = run_ok("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 3,
-                     "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2).stdout.decode()
+    several = run_gpt2c("sample", "--model", model_dir, "--temperature", 0, "--num-samples", 3,
+                        "--max-tokens", 8, "--prompt", PROMPT, "--threads", 2).stdout.decode()
     expected = "".join("[%d] %s\n" % (i + 1, line)
                        for i in range(3) for line in (PROMPT + greedy["samples"][0]["text"]).split("\n"))
     assert sorted(several.splitlines()) == sorted(expected.splitlines())
@@ -158,10 +144,10 @@ def test_text_output_streams_prompt_and_continuation(model_dir):
 
 def test_prompt_from_file_and_stdin(model_dir, tmp_path):
     (tmp_path / "p.txt").write_text(PROMPT)
-    a = json.loads(run_ok("sample", "--model", model_dir, "--json", "--prompt-file", tmp_path / "p.txt",
-                          "--max-tokens", 4).stdout)
-    b = json.loads(run_ok("sample", "--model", model_dir, "--json", "--max-tokens", 4,
-                          stdin=PROMPT.encode()).stdout)
+    a = json.loads(run_gpt2c("sample", "--model", model_dir, "--json", "--prompt-file", tmp_path / "p.txt",
+                             "--max-tokens", 4).stdout)
+    b = json.loads(run_gpt2c("sample", "--model", model_dir, "--json", "--max-tokens", 4,
+                             input=PROMPT.encode()).stdout)
     assert a["prompt_ids"] == b["prompt_ids"] == PROMPT_IDS
     assert a == b
 
@@ -193,7 +179,8 @@ def broken_vocab(model_dir, tmp_path):
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_is_one_line_error(model_dir, tmp_path, case):
-    out = run("sample", "--prompt", PROMPT, "--max-tokens", 2, *BAD[case](model_dir, tmp_path))
+    out = run_gpt2c("sample", "--prompt", PROMPT, "--max-tokens", 2, *BAD[case](model_dir, tmp_path),
+                    check=False)
     assert_one_line_error(out)
 
 
@@ -203,9 +190,9 @@ def test_train_prints_the_same_samples(model_dir, tmp_path, tiktoken_gpt2):
     import numpy as np
     tokens = np.arange(2000, 2000 + 600, dtype=np.uint16)
     ref.write_shard(tmp_path / "train_000000.bin", tokens)
-    out = run_ok("train", "--model", model_dir, "--data", tmp_path / "train_*.bin", "--out-dir", tmp_path / "run",
-                 "--batch-size", 2, "--seq-len", 16, "--max-steps", 1, "--val-every", 0,
-                 "--sample-every", 5, "--sample-prompt", PROMPT, "--threads", 2).stdout
+    out = run_gpt2c("train", "--model", model_dir, "--data", tmp_path / "train_*.bin", "--out-dir", tmp_path / "run",
+                    "--batch-size", 2, "--seq-len", 16, "--max-steps", 1, "--val-every", 0,
+                    "--sample-every", 5, "--sample-prompt", PROMPT, "--threads", 2).stdout
     want = sample_json(model_dir, "--num-samples", 4, "--max-tokens", 32, "--top-k", 50, "--seed", 42)
     for i, s in enumerate(want["samples"]):
         line = b"step     0 | sample %d: " % (i + 1) + PROMPT.encode() + tiktoken_gpt2.decode_bytes(s["ids"]) + b"\n"

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -16,7 +15,7 @@ import openai
 import pytest
 
 import torch_gpt2 as ref
-from conftest import GPT2C, SANITIZER_MARKS
+from conftest import GPT2C, SANITIZER_MARKS, assert_one_line_error, run_gpt2c, wait_for
 
 PROMPT = "Hello, I'm a language model,"
 THREADS = 2
@@ -84,11 +83,9 @@ def client(server):
 def sample(model_dir, n, max_tokens, seed, top_k, temperature=1.0, prompt=PROMPT):
     """`gpt2c sample`'s texts for the same model, prompt and flags (ending at <|endoftext|>, as
     the server's choices do)."""
-    out = subprocess.run([str(GPT2C), "sample", "--model", str(model_dir), "--prompt", prompt,
-                          "--num-samples", str(n), "--max-tokens", str(max_tokens), "--seed", str(seed),
-                          "--top-k", str(top_k), "--temperature", str(temperature),
-                          "--threads", str(THREADS), "--stop-at-eot", "--json"],
-                         capture_output=True, check=True, timeout=300)
+    out = run_gpt2c("sample", "--model", model_dir, "--prompt", prompt, "--num-samples", n,
+                    "--max-tokens", max_tokens, "--seed", seed, "--top-k", top_k, "--temperature", temperature,
+                    "--threads", THREADS, "--stop-at-eot", "--json")
     return [s["text"] for s in json.loads(out.stdout)["samples"]]
 
 
@@ -371,9 +368,7 @@ def test_sigterm_ends_streams_and_frees_the_port(model_dir):
 
 def test_bad_flags_are_one_line_errors(model_dir):
     for flags in (["--parallel", "9"], ["--host", "nowhere"], ["--precision", "fp16"]):
-        out = subprocess.run([str(GPT2C), "serve", "--model", str(model_dir), "--port", "0", *flags],
-                             capture_output=True, timeout=60)
-        assert out.returncode in (1, 2) and len(out.stderr.decode().strip().splitlines()) == 1, out
+        assert_one_line_error(run_gpt2c("serve", "--model", model_dir, "--port", 0, *flags, check=False))
 
 
 @pytest.fixture(scope="module")
@@ -390,16 +385,6 @@ def browser():
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     yield driver
     driver.quit()
-
-
-def wait_for(cond, timeout=60, what="condition"):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_page_in_a_browser(server, browser):
@@ -427,11 +412,12 @@ def test_the_page_in_a_browser(server, browser):
     b.find_element(By.ID, "stop").click()
     wait_for(lambda: not b.find_element(By.ID, "go").get_attribute("disabled"), what="Generate again")
     stopped = sum(map(len, outs()))
-    time.sleep(0.5)
-    assert sum(map(len, outs())) == stopped  # nothing more arrives
+    # Generate is enabled once the page's read loop has ended, and once the server has given the
+    # streams' slots back nothing more can be sent: the text must not have grown
+    wait_for(lambda: server.metrics()["gpt2c_slots_active"] == 0, what="the stopped stream's slots back")
+    assert sum(map(len, outs())) == stopped
     assert stopped < 2 * 500 * 20  # it ended before its 500 tokens each
     b.set_window_size(390, 844)  # a phone: nothing wider than the screen
     assert b.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     if shots:
         b.save_screenshot(os.path.join(shots, "serve-page-phone.png"))
-    wait_for(lambda: server.metrics()["gpt2c_slots_active"] == 0, what="the stopped stream's slots back")

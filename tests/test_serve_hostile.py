@@ -7,6 +7,7 @@ timeout and every loop a bound: a server that hangs fails a test, it never hangs
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import GPT2C, SANITIZER_MARKS
+from conftest import GPT2C, SANITIZER_MARKS, wait_for
 from test_serve import PROMPT, model_dir  # noqa: F401  (model_dir: the fixture, context 1024)
 
 # ---------------------------------------------------------------------------------------------
@@ -232,15 +233,6 @@ def closed_by_peer(sock):
     return False
 
 
-def wait_for(cond, timeout, what):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out (%g s) waiting for %s" % (timeout, what))
-
-
 def jsonl(recs):
     """Log lines as `gpt2c train` writes them: compact JSON, one a line."""
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs)
@@ -441,8 +433,8 @@ class TestSlowloris:
 
     def test_one_address_gets_at_most_64_connections(self, model_dir):  # noqa: F811
         """100 connections from 127.0.0.7 that send nothing. Promised: at most 64 per client
-        address; the server closes the others at once (long before the 30 s head deadline),
-        and the ones it keeps are served."""
+        address; the server closes the others at once, and the ones it keeps are served. (Were
+        the 36 closed by the 30 s head deadline instead, so would the 64 be.)"""
         socks = []
         with serving(model=model_dir) as s:
             try:
@@ -455,11 +447,13 @@ class TestSlowloris:
                     return len(closed) >= 100 - 64
 
                 try:
-                    wait_for(enough, 20, "the server to close the connections past 64 from one address")
+                    wait_for(enough, 60, "the server to close the connections past 64 from one address")
                 except AssertionError:
-                    raise AssertionError("%d of 100 connections from 127.0.0.7 still open after 20 s"
+                    raise AssertionError("%d of 100 connections from 127.0.0.7 still open after 60 s"
                                          % (100 - len(closed)))
-                kept = [c for i, c in enumerate(socks) if i not in closed][0]
+                kept = [c for i, c in enumerate(socks) if i not in closed]
+                assert len(kept) == 64, "%d connections kept" % len(kept)
+                kept = kept[0]
                 kept.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % s.port)
                 assert read_response(kept).status == 200
             finally:
@@ -500,9 +494,9 @@ def test_an_unknown_path_does_not_wait_for_the_body(srv):
     """A POST to an unknown path declaring a 1 MB body, head only: the 404 waited for the body.
     Promised: the 404 comes without it."""
     try:
-        r = srv.request("POST", "/nope", b"x" * 1000000, send_body=False, timeout=20)
+        r = srv.request("POST", "/nope", b"x" * 1000000, send_body=False, timeout=60)
     except socket.timeout:
-        raise AssertionError("no 404 within 20 s: the server waits for the body")
+        raise AssertionError("no 404 within 60 s: the server waits for the body")
     assert r.status == 404, r
 
 
@@ -511,9 +505,9 @@ def test_no_key_does_not_wait_for_the_body(model_dir):  # noqa: F811
     head only: the 401 waited for the body. Promised: the 401 comes without it."""
     with serving("--api-key", "K", model=model_dir) as s:
         try:
-            r = s.request("POST", "/v1/completions", b"x" * 1000000, send_body=False, timeout=20)
+            r = s.request("POST", "/v1/completions", b"x" * 1000000, send_body=False, timeout=60)
         except socket.timeout:
-            raise AssertionError("no 401 within 20 s: the server waits for the body")
+            raise AssertionError("no 401 within 60 s: the server waits for the body")
         assert r.status == 401, r
 
 
@@ -713,7 +707,8 @@ def test_a_log_that_is_a_symlink_outside_is_not_served(runs_srv):
 
 def test_a_log_that_is_a_fifo_does_not_hang(tmp_path):
     """DIR/fifo/log.jsonl is a FIFO: /runs/log?name=fifo blocked in open() for ever (a thread
-    and a connection gone). Promised: /runs.json and /runs/log answer at once, the log 404."""
+    and a connection gone). Promised: /runs.json and /runs/log answer (a blocked open() would
+    never), the log 404."""
     d = tmp_path / "runs"
     write_log(d / "good" / "log.jsonl", records(2))
     (d / "fifo").mkdir()
@@ -722,18 +717,23 @@ def test_a_log_that_is_a_fifo_does_not_hang(tmp_path):
     with serving("--runs", d) as s:
         try:
             try:
-                assert names(s.request("GET", "/runs.json", timeout=20)) == ["good"]
-                r = s.request("GET", "/runs/log?name=fifo", timeout=20)
+                assert names(s.request("GET", "/runs.json", timeout=60)) == ["good"]
+                r = s.request("GET", "/runs/log?name=fifo", timeout=60)
             except socket.timeout:
-                raise AssertionError("no answer within 20 s: the server blocks on the FIFO")
+                raise AssertionError("no answer within 60 s: the server blocks on the FIFO")
             assert r.status == 404, r
         finally:
-            for _ in range(50):  # a reader stuck in open(): give it a writer, then EOF
-                try:
-                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-                except OSError:
-                    pass
-                time.sleep(0.02)
+            wait_for(lambda: no_reader(fifo), what="no reader left in the FIFO")
+
+
+def no_reader(fifo):
+    """True once nobody holds the FIFO open for reading (a writer's non-blocking open() fails
+    with ENXIO); a reader stuck in open() is given a writer, then EOF."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as e:
+        return e.errno == errno.ENXIO
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

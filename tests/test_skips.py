@@ -5,26 +5,18 @@ uninterrupted one. The faults are injected with GPT2C_TEST_FAULT (the first micr
 has its loss and gradient multiplied by NaN or a factor); the expected weights are PyTorch's
 (tests/torch_gpt2.py) with the same steps' updates left out, or the same factor applied."""
 import os
-import subprocess
 
 import pytest
 
 import torch_gpt2 as ref
-from conftest import GPT2C, SANITIZER_MARKS, assert_one_line_error
+from conftest import assert_one_line_error, run_gpt2c
 from test_train import (LOSS_ATOL, assert_weights_close, data, init_dir, read_log, read_weights,  # noqa: F401
                         reference_args, train_cmd, train_records, without_timing)
 
 
-def run(cmd, fault=None):
-    env = dict(os.environ, GPT2C_TEST_FAULT=fault) if fault else None
-    return subprocess.run([str(GPT2C), *map(str, cmd)], capture_output=True, env=env, timeout=900)
-
-
-def run_ok(cmd, fault=None):
-    out = run(cmd, fault)
-    err = out.stderr.decode(errors="replace")
-    assert out.returncode == 0 and not any(m in err for m in SANITIZER_MARKS), err
-    return out
+def fault(spec):
+    """The environment under which gpt2c injects the fault spec (GPT2C_TEST_FAULT)."""
+    return dict(os.environ, GPT2C_TEST_FAULT=spec)
 
 
 def reference(init_dir, data, **kw):
@@ -42,7 +34,7 @@ def check_losses(log, want, skipped):
 
 
 def test_a_non_finite_loss_never_reaches_the_weights(tmp_path, data, init_dir):
-    out = run_ok(train_cmd(init_dir, data.train, data.val, tmp_path / "run"), fault="6:nan")
+    out = run_gpt2c(*train_cmd(init_dir, data.train, data.val, tmp_path / "run"), env=fault("6:nan"))
     log = read_log(tmp_path / "run")
     rec = train_records(log)[6]
     assert rec["loss"] is None and rec["skipped"] == "non-finite" and rec["skips"] == 1
@@ -60,7 +52,7 @@ def test_an_outlier_is_skipped_only_when_asked(tmp_path, data, init_dir, flags, 
     """The first micro-batch of step 12 counts 40 times: its loss and norm are far outside the
     recent ones. Skipped with --skip-loss-z or --skip-norm-z; applied (clipped) without."""
     flags = dict(flags)
-    run_ok(train_cmd(init_dir, data.train, data.val, tmp_path / "run", **flags), fault="12:scale=40")
+    run_gpt2c(*train_cmd(init_dir, data.train, data.val, tmp_path / "run", **flags), env=fault("12:scale=40"))
     log = read_log(tmp_path / "run")
     rec = train_records(log)[12]
     assert rec.get("skipped", False) == skipped
@@ -76,12 +68,12 @@ def test_an_outlier_is_skipped_only_when_asked(tmp_path, data, init_dir, flags, 
 def test_skips_in_a_row_stop_the_run_and_the_checkpoint_stays(tmp_path, data, init_dir):
     out_dir = tmp_path / "run"
     cmd = train_cmd(init_dir, data.train, data.val, out_dir, ckpt_every=5, max_skips=3)
-    got = run(cmd, fault="6+:nan")
+    got = run_gpt2c(*cmd, env=fault("6+:nan"), check=False)
     assert_one_line_error(got)
     assert "3 updates skipped in a row" in got.stderr.decode()
     assert [r["step"] for r in train_records(read_log(out_dir))][-3:] == [6, 7, 8]
     # the checkpoint after step 4 is whole: the run goes on from it without the fault
-    run_ok(train_cmd(init_dir, data.train, data.val, out_dir, ckpt_every=5, resume=True))
+    run_gpt2c(*train_cmd(init_dir, data.train, data.val, out_dir, ckpt_every=5, resume=True))
     want, _ = reference(init_dir, data)
     assert_weights_close(read_weights(out_dir / "model"), want)
 
@@ -91,9 +83,9 @@ def test_a_resumed_run_skips_as_an_uninterrupted_one(tmp_path, data, init_dir):
     resumed run still sees step 12 as an outlier, and ends byte for byte as the whole run."""
     flags = dict(skip_loss_z=3, ckpt_every=4)
     a, b = tmp_path / "a", tmp_path / "b"
-    run_ok(train_cmd(init_dir, data.train, data.val, a, **flags), fault="12:scale=40")
-    run_ok(train_cmd(init_dir, data.train, data.val, b, stop_after=8, **flags), fault="12:scale=40")
-    run_ok(train_cmd(init_dir, data.train, data.val, b, resume=True, **flags), fault="12:scale=40")
+    run_gpt2c(*train_cmd(init_dir, data.train, data.val, a, **flags), env=fault("12:scale=40"))
+    run_gpt2c(*train_cmd(init_dir, data.train, data.val, b, stop_after=8, **flags), env=fault("12:scale=40"))
+    run_gpt2c(*train_cmd(init_dir, data.train, data.val, b, resume=True, **flags), env=fault("12:scale=40"))
     assert train_records(read_log(a))[12]["skipped"] == "loss outlier"
     assert without_timing(read_log(b)) == without_timing(read_log(a))
     assert (b / "model" / "model.safetensors").read_bytes() == (a / "model" / "model.safetensors").read_bytes()
@@ -101,4 +93,5 @@ def test_a_resumed_run_skips_as_an_uninterrupted_one(tmp_path, data, init_dir):
 
 def test_bad_skip_flags_are_one_line_errors(tmp_path, data, init_dir):
     for flags in (dict(skip_loss_z=-1), dict(max_skips=0), dict(skip_norm_z="x")):
-        assert_one_line_error(run(train_cmd(init_dir, data.train, data.val, tmp_path / "r", **flags)))
+        cmd = train_cmd(init_dir, data.train, data.val, tmp_path / "r", **flags)
+        assert_one_line_error(run_gpt2c(*cmd, check=False))

@@ -27,9 +27,6 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the error and a pointer to --help; return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* For getopt's '?' and ':' (the optstring starts with ':', so getopt prints nothing). */
-int cli_bad_option(const char *cmd, char **argv);
-
 /* Whole file (or stdin for NULL or "-") into a malloc'ed buffer. */
 int cli_read_all(const char *path, unsigned char **data, size_t *len, gpt2c_error *err);
 /* stdout for NULL or "-", else the file, truncated. */
@@ -54,18 +51,40 @@ int cli_print_json(json_t *root);
 /* A command's option table (options.c): each flag, where its value goes, its range and its
  * help. Parsing, --help and the defaults follow from it; a default is what the field holds
  * before parsing (the library's *_opts_default), unless default_text says it in words ("" for
- * none). OPT_HEADING rows title the groups of --help. */
-typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DOUBLE, OPT_FLAG, OPT_HEADING } cli_opt_kind;
+ * none). OPT_HEADING rows title the groups of --help.
+ *   OPT_CHOICE: one of the words in arg ("text|jsonl"); dst is an int, the word's index.
+ *   OPT_LIST:   the flag may repeat; each value is appended to the cli_list at dst.
+ *   OPT_SHORT:  a one-letter alias (CLI_SHORT), not a flag of its own: "-o" for "--output". */
+typedef enum {
+    OPT_STR,
+    OPT_INT,
+    OPT_I64,
+    OPT_U64,
+    OPT_DOUBLE,
+    OPT_FLAG,
+    OPT_CHOICE,
+    OPT_LIST,
+    OPT_SHORT,
+    OPT_HEADING
+} cli_opt_kind;
 typedef struct cli_opt {
-    const char *name; /* the flag, without "--" */
+    const char *name; /* the flag, without "--" (OPT_SHORT: the letter, without "-") */
     cli_opt_kind kind;
-    void *dst;        /* const char *, int, long long, unsigned long long, double; int for flags */
+    void *dst;        /* const char *, int, long long, unsigned long long, double, cli_list;
+                         int for flags and choices */
     double min, max;  /* numbers: the range accepted */
     const char *arg;  /* the value's name in --help ("N", "DIR"); NULL for flags */
-    const char *help; /* lines after the first are indented under it */
+    const char *help; /* lines after the first are indented under it (OPT_SHORT: the long flag) */
     const char *default_text;
 } cli_opt;
+/* A repeatable flag's values; items has room for argc entries (no flag can repeat more often),
+ * so parsing allocates nothing. */
+typedef struct cli_list {
+    const char **items;
+    int n;
+} cli_list;
 #define CLI_HEADING(text) {NULL, OPT_HEADING, NULL, 0, 0, NULL, text, NULL}
+#define CLI_SHORT(letter, flag) {letter, OPT_SHORT, NULL, 0, 0, NULL, flag, NULL}
 /* Parse argv by the table: -1 to go on, or the exit status when the command is done (--help
  * shown: 0; a bad flag or value: EXIT_USAGE, said on stderr). */
 int cli_parse_opts(const char *cmd, const char *usage, const cli_opt *specs, int n, int argc,
@@ -78,13 +97,7 @@ int cli_parse_opts_args(const char *cmd, const char *usage, const cli_opt *specs
 /* Strict floating-point parsing: the whole string, a finite number. */
 int cli_parse_double(const char *s, double *out);
 
-/* The flags tokenize and detokenize share: [FILE|-] [-o OUT] [--format u16|text] [--help].
- * Returns -1 to go on, or the exit status when the command is done (help shown, bad flags). */
+/* How tokenize writes and detokenize reads ids: --format u16|text, in that order. */
 typedef enum { IDS_U16, IDS_TEXT } ids_format;
-typedef struct ids_io {
-    const char *in_path, *out_path; /* NULL: standard input / output */
-    ids_format format;
-} ids_io;
-int cli_parse_ids_io(const char *cmd, const char *help, int argc, char **argv, ids_io *io);
 
 #endif

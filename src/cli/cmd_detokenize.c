@@ -5,13 +5,10 @@
 #include "cli/cli.h"
 #include "util/error.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c detokenize [FILE|-] [-o OUT] [--format u16|text]\n\n"
     "Decode GPT-2 token ids back to the bytes they stand for (the inverse of tokenize).\n\n"
-    "  FILE              ids to decode (default: standard input)\n"
-    "  -o, --output OUT  where the text goes (default: standard output)\n"
-    "  --format u16      little-endian uint16 per id, raw (default)\n"
-    "  --format text     decimal ids separated by white space\n";
+    "  FILE                   ids to decode (default: standard input)\n";
 
 static int is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
@@ -41,25 +38,37 @@ static int parse_ids(const unsigned char *data, size_t len, ids_format fmt, gpt2
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    ids_io io;
-    int done = cli_parse_ids_io("detokenize", help, argc, argv, &io);
+    const char *out_path = NULL;
+    int format = IDS_U16, first = 0;
+    const cli_opt specs[] = {
+        {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the text goes", "standard output"},
+        CLI_SHORT("o", "output"),
+        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
+         "u16: little-endian uint16 per id, raw;\n"
+         "text: decimal ids separated by white space",
+         NULL},
+    };
+    int done = cli_parse_opts_args("detokenize", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
     if (done >= 0) return done;
+    if (argc - first > 1) return cli_usage_error("detokenize", "takes one input file");
+    const char *in_path = first < argc ? argv[first] : NULL;
 
     gpt2c_error err;
     unsigned char *data = NULL;
     size_t len = 0;
-    if (cli_read_all(io.in_path, &data, &len, &err)) return cli_error("%s", err.msg);
+    if (cli_read_all(in_path, &data, &len, &err)) return cli_error("%s", err.msg);
     gpt2c_ids ids = {0};
     gpt2c_tokenizer *tok = NULL;
     char *text = NULL;
     size_t text_len = 0;
-    int rc = parse_ids(data, len, io.format, &ids, &err) || !(tok = gpt2c_tokenizer_new(&err)) ||
+    int rc = parse_ids(data, len, format, &ids, &err) || !(tok = gpt2c_tokenizer_new(&err)) ||
              gpt2c_decode(tok, ids.data, ids.len, &text, &text_len, &err);
     free(data);
-    FILE *out = rc ? NULL : cli_open_output(io.out_path, &err);
+    FILE *out = rc ? NULL : cli_open_output(out_path, &err);
     if (out) {
         size_t w = fwrite(text, 1, text_len, out);
-        rc = cli_close_output(out, io.out_path, &err) != 0 || w != text_len;
+        rc = cli_close_output(out, out_path, &err) != 0 || w != text_len;
     } else rc = 1;
     free(text);
     gpt2c_ids_free(&ids);

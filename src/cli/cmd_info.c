@@ -1,14 +1,13 @@
 /* gpt2c info [--json]: what this machine and build run. */
-#include <getopt.h>
 #include <jansson.h>
 
 #include "cli/cli.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c info [--json]\n\n"
     "What this machine and build run: the CPU instruction sets the kernels can use (the best,\n"
     "or the cap in GPT2C_CPU_ISA: x86-64, avx2, avx512, avx512_bf16, amx), the routes fp32 and\n"
-    "bf16 take, oneDNN's and OpenBLAS's kernels, and whether CUDA and MPI are built in.\n";
+    "bf16 take, oneDNN's and OpenBLAS's kernels, and whether CUDA and MPI are built in.\n\n";
 
 static json_t *info_json(const gpt2c_system_info *in) {
     json_t *isas = json_array();
@@ -21,17 +20,12 @@ static json_t *info_json(const gpt2c_system_info *in) {
 }
 
 int cmd_info(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int json = 0, c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'j') json = 1;
-        else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else return cli_bad_option("info", argv);
-    }
-    if (optind < argc) return cli_usage_error("info", "unexpected argument '%s'", argv[optind]);
+    int json = 0;
+    const cli_opt specs[] = {
+        {"json", OPT_FLAG, &json, 0, 0, NULL, "print it as one JSON object", NULL},
+    };
+    int done = cli_parse_opts("info", usage, specs, sizeof specs / sizeof *specs, argc, argv);
+    if (done >= 0) return done;
     gpt2c_error err;
     gpt2c_system_info in;
     if (gpt2c_system_info_get(&in, &err) != 0) return cli_error("%s", err.msg);

@@ -1,14 +1,12 @@
 /* gpt2c inspect SHARD... [--head N] */
-#include <getopt.h>
 #include <stdlib.h>
 
 #include "cli/cli.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c inspect SHARD... [--head N]\n\n"
     "Check llm.c token shards (header, size, every id in the vocabulary) and print what each\n"
-    "holds: tokens and documents (<|endoftext|> tokens).\n\n"
-    "  --head N   also print the text of the first N tokens of each shard\n";
+    "holds: tokens and documents (<|endoftext|> tokens).\n\n";
 
 static int print_head(const gpt2c_tokenizer *tok, const char *path, uint64_t n, gpt2c_error *err) {
     uint16_t *tokens;
@@ -33,25 +31,22 @@ static int print_head(const gpt2c_tokenizer *tok, const char *path, uint64_t n, 
 }
 
 int cmd_inspect(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"head", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    uint64_t head = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'n') {
-            if (cli_parse_u64(optarg, 0, 1000000, &head)) return cli_usage_error("inspect", "--head must be 0..1000000");
-        } else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else return cli_bad_option("inspect", argv);
-    }
-    if (optind >= argc) return cli_usage_error("inspect", "no shard given");
+    unsigned long long head = 0;
+    int first = 0;
+    const cli_opt specs[] = {
+        {"head", OPT_U64, &head, 0, 1000000, "N",
+         "also print the text of the first N tokens of each shard", ""},
+    };
+    int done = cli_parse_opts_args("inspect", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
+    if (done >= 0) return done;
+    if (first >= argc) return cli_usage_error("inspect", "no shard given");
     gpt2c_error err;
     gpt2c_tokenizer *tok = head ? gpt2c_tokenizer_new(&err) : NULL;
     if (head && !tok) return cli_error("%s", err.msg);
     uint64_t total = 0, docs = 0;
     int rc = 0;
-    for (int i = optind; i < argc && rc == 0; i++) {
+    for (int i = first; i < argc && rc == 0; i++) {
         gpt2c_shard_info info;
         if (gpt2c_shard_inspect(argv[i], &info, &err)) {
             rc = cli_error("%s", err.msg);
@@ -63,9 +58,9 @@ int cmd_inspect(int argc, char **argv) {
         docs += info.eot_count;
         if (head && print_head(tok, argv[i], head, &err)) rc = cli_error("%s", err.msg);
     }
-    if (rc == 0 && argc - optind > 1)
+    if (rc == 0 && argc - first > 1)
         printf("total: %llu tokens, %llu documents in %d shards\n", (unsigned long long)total,
-               (unsigned long long)docs, argc - optind);
+               (unsigned long long)docs, argc - first);
     gpt2c_tokenizer_free(tok);
     return rc;
 }

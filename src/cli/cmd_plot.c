@@ -219,12 +219,10 @@ int cmd_plot(int argc, char **argv) {
     const char *out = NULL, *baseline = NULL;
     const cli_opt specs[] = {
         {"output", OPT_STR, &out, 0, 0, "FILE", "the picture: .svg or .png", NULL},
+        CLI_SHORT("o", "output"),
         {"baseline", OPT_STR, &baseline, 0, 0, "NAME", "gpt2-124m: GPT-2 124M's validation loss and HellaSwag, and\n"
          "GPT-3 Small's HellaSwag, as dashed lines", "none"},
     };
-    /* -o as the short form of --output */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-o")) argv[i] = "--output";
     int first = 0;
     int done = cli_parse_opts_args("plot", usage, specs, sizeof specs / sizeof *specs, argc, argv, &first);
     if (done >= 0) return done;

@@ -1,28 +1,18 @@
 /* gpt2c prepare --input PATH... --out-dir DIR [...] */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c prepare --input PATH... --out-dir DIR [--format text|jsonl]\n"
     "                     [--split-blank-lines] [--val-tokens N] [--shard-tokens N]\n"
     "                     [--threads N] [--quiet]\n\n"
     "Tokenize documents into llm.c token shards: DIR/val_000000.bin holds the first N tokens,\n"
     "DIR/train_000000.bin, train_000001.bin, ... the rest. Each document starts with\n"
     "<|endoftext|> (50256). Shards are written under a temporary name and renamed when complete;\n"
-    "on any error no shard of this run is left behind.\n\n"
-    "  --input PATH...        input files, in order (more paths may follow, or repeat --input)\n"
-    "  --out-dir DIR          output directory, created if missing\n"
-    "  --format text          each file is one document (default)\n"
-    "  --format jsonl         one JSON object per line; its \"text\" string is a document\n"
-    "  --split-blank-lines    text: a document ends after each \"\\n\\n\" (llm.c's tinyshakespeare)\n"
-    "  --val-tokens N         tokens for validation (default 32768; 0: no val shard)\n"
-    "  --shard-tokens N       tokens per train shard (default 100000000)\n"
-    "  --threads N            tokenizer threads (default: the number of CPUs)\n"
-    "  --quiet                no progress bar\n";
+    "on any error no shard of this run is left behind.\n\n";
 
 static void fmt_duration(char *buf, size_t n, double s) {
     if (s < 0 || s > 359999) snprintf(buf, n, "--:--");
@@ -45,56 +35,46 @@ static void show_progress(const gpt2c_prepare_progress *p, void *user) {
 }
 
 int cmd_prepare(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},       {"out-dir", required_argument, 0, 'o'},
-        {"format", required_argument, 0, 'f'},      {"split-blank-lines", no_argument, 0, 'b'},
-        {"val-tokens", required_argument, 0, 'v'},  {"shard-tokens", required_argument, 0, 's'},
-        {"threads", required_argument, 0, 't'},     {"quiet", no_argument, 0, 'q'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
     if (!inputs) return cli_error("out of memory");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    gpt2c_prepare_opts o = {.inputs = inputs, .format = GPT2C_FORMAT_TEXT, .val_tokens = 32768,
-                            .shard_tokens = 100000000, .threads = ncpu > 0 ? (int)ncpu : 1};
-    int quiet = 0, c, rc = -1;
-    uint64_t v;
-    while (rc < 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'i': inputs[o.ninputs++] = optarg; break;
-        case 'o': o.out_dir = optarg; break;
-        case 'f':
-            if (!strcmp(optarg, "text")) o.format = GPT2C_FORMAT_TEXT;
-            else if (!strcmp(optarg, "jsonl")) o.format = GPT2C_FORMAT_JSONL;
-            else rc = cli_usage_error("prepare", "--format must be text or jsonl");
-            break;
-        case 'b': o.split_blank_lines = 1; break;
-        case 'v':
-            if (cli_parse_u64(optarg, 0, 2147483647, &o.val_tokens))
-                rc = cli_usage_error("prepare", "--val-tokens must be 0..2147483647");
-            break;
-        case 's':
-            if (cli_parse_u64(optarg, 1, 2147483647, &o.shard_tokens))
-                rc = cli_usage_error("prepare", "--shard-tokens must be 1..2147483647");
-            break;
-        case 't':
-            if (cli_parse_u64(optarg, 1, 1024, &v)) rc = cli_usage_error("prepare", "--threads must be 1..1024");
-            o.threads = (int)v;
-            break;
-        case 'q': quiet = 1; break;
-        case 'h': fputs(help, stdout); rc = 0; break;
-        default: rc = cli_bad_option("prepare", argv);
-        }
-    }
+    cli_list input = {inputs, 0};
+    const char *out_dir = NULL;
+    unsigned long long val_tokens = 32768, shard_tokens = 100000000;
+    int format = 0, split = 0, threads = ncpu > 0 ? (int)ncpu : 1, quiet = 0, first = 0;
+    const cli_opt specs[] = {
+        {"input", OPT_LIST, &input, 0, 0, "PATH...",
+         "input files, in order (more paths may follow, or repeat --input)", NULL},
+        {"out-dir", OPT_STR, &out_dir, 0, 0, "DIR", "output directory, created if missing", NULL},
+        {"format", OPT_CHOICE, &format, 0, 0, "text|jsonl",
+         "text: each file is one document;\n"
+         "jsonl: one JSON object per line, its \"text\" a document",
+         NULL},
+        {"split-blank-lines", OPT_FLAG, &split, 0, 0, NULL,
+         "text: a document ends after each \"\\n\\n\" (llm.c's tinyshakespeare)", NULL},
+        {"val-tokens", OPT_U64, &val_tokens, 0, 2147483647, "N",
+         "tokens for validation (0: no val shard)", NULL},
+        {"shard-tokens", OPT_U64, &shard_tokens, 1, 2147483647, "N", "tokens per train shard",
+         NULL},
+        {"threads", OPT_INT, &threads, 1, 1024, "N", "tokenizer threads", "the number of CPUs"},
+        {"quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress bar", NULL},
+    };
+    int rc = cli_parse_opts_args("prepare", usage, specs, sizeof specs / sizeof *specs, argc, argv,
+                                 &first);
     if (rc < 0) {
-        if (o.ninputs == 0 && optind == argc) rc = cli_usage_error("prepare", "no --input given");
-        else if (o.ninputs == 0) rc = cli_usage_error("prepare", "input files follow --input");
-        else if (!o.out_dir) rc = cli_usage_error("prepare", "no --out-dir given");
+        if (input.n == 0 && first == argc) rc = cli_usage_error("prepare", "no --input given");
+        else if (input.n == 0) rc = cli_usage_error("prepare", "input files follow --input");
+        else if (!out_dir) rc = cli_usage_error("prepare", "no --out-dir given");
     }
-    while (rc < 0 && optind < argc) inputs[o.ninputs++] = argv[optind++];
     if (rc >= 0) {
         free(inputs);
         return rc;
     }
+    while (first < argc) inputs[input.n++] = argv[first++];
+    gpt2c_prepare_opts o = {.inputs = inputs, .ninputs = input.n, .out_dir = out_dir,
+                            .format = format ? GPT2C_FORMAT_JSONL : GPT2C_FORMAT_TEXT,
+                            .split_blank_lines = split, .val_tokens = val_tokens,
+                            .shard_tokens = shard_tokens, .threads = threads};
     int bar = !quiet && isatty(STDERR_FILENO);
     if (bar) o.progress = show_progress;
 

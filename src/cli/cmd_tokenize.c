@@ -5,14 +5,11 @@
 
 #include "cli/cli.h"
 
-static const char *help =
+static const char *usage =
     "usage: gpt2c tokenize [FILE|-] [-o OUT] [--format u16|text]\n\n"
     "Encode UTF-8 text (any bytes, in fact) to GPT-2 token ids, exactly as tiktoken's \"gpt2\"\n"
     "encoding does with encode_ordinary: \"<|endoftext|>\" in the text is ordinary text.\n\n"
-    "  FILE              input (default: standard input)\n"
-    "  -o, --output OUT  where the ids go (default: standard output)\n"
-    "  --format u16      little-endian uint16 per id, raw (default)\n"
-    "  --format text     decimal ids separated by spaces, then a newline\n";
+    "  FILE                   input (default: standard input)\n";
 
 static void write_ids(FILE *out, const gpt2c_ids *ids, ids_format fmt) {
     if (fmt == IDS_TEXT) {
@@ -33,24 +30,36 @@ static void write_ids(FILE *out, const gpt2c_ids *ids, ids_format fmt) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    ids_io io;
-    int done = cli_parse_ids_io("tokenize", help, argc, argv, &io);
+    const char *out_path = NULL;
+    int format = IDS_U16, first = 0;
+    const cli_opt specs[] = {
+        {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the ids go", "standard output"},
+        CLI_SHORT("o", "output"),
+        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
+         "u16: little-endian uint16 per id, raw;\n"
+         "text: decimal ids separated by spaces, then a newline",
+         NULL},
+    };
+    int done = cli_parse_opts_args("tokenize", usage, specs, sizeof specs / sizeof *specs, argc,
+                                   argv, &first);
     if (done >= 0) return done;
-    if (io.format == IDS_U16 && (!io.out_path || !strcmp(io.out_path, "-")) && isatty(STDOUT_FILENO))
+    if (argc - first > 1) return cli_usage_error("tokenize", "takes one input file");
+    const char *in_path = first < argc ? argv[first] : NULL;
+    if (format == IDS_U16 && (!out_path || !strcmp(out_path, "-")) && isatty(STDOUT_FILENO))
         return cli_usage_error("tokenize", "refusing to write binary ids to a terminal: use -o FILE or --format text");
 
     gpt2c_error err;
     unsigned char *text = NULL;
     size_t len = 0;
-    if (cli_read_all(io.in_path, &text, &len, &err)) return cli_error("%s", err.msg);
+    if (cli_read_all(in_path, &text, &len, &err)) return cli_error("%s", err.msg);
     gpt2c_tokenizer *tok = NULL;
     gpt2c_ids ids = {0};
     int rc = cli_encode_text(text, len, &tok, &ids, &err) != 0;
     free(text);
-    FILE *out = rc ? NULL : cli_open_output(io.out_path, &err);
+    FILE *out = rc ? NULL : cli_open_output(out_path, &err);
     if (out) {
-        write_ids(out, &ids, io.format); /* a failed write shows in the stream's error flag */
-        rc = cli_close_output(out, io.out_path, &err) != 0;
+        write_ids(out, &ids, format); /* a failed write shows in the stream's error flag */
+        rc = cli_close_output(out, out_path, &err) != 0;
     } else rc = 1;
     gpt2c_ids_free(&ids);
     gpt2c_tokenizer_free(tok);

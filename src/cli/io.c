@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,13 +25,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see gpt2c %s --help)\n", cmd);
     va_end(ap);
     return EXIT_USAGE;
-}
-
-int cli_bad_option(const char *cmd, char **argv) {
-    const char *arg = argv[optind - 1];
-    if (optopt && arg[0] == '-' && arg[1] != '-') /* a short option, perhaps with others */
-        return cli_usage_error(cmd, "unknown option or missing value: -%c", optopt);
-    return cli_usage_error(cmd, "unknown option or missing value: %s", arg);
 }
 
 static int is_stdio(const char *path) { return !path || strcmp(path, "-") == 0; }
@@ -112,25 +104,4 @@ int cli_parse_double(const char *s, double *out) {
     if (*end || errno == ERANGE || !isfinite(v)) return -1;
     *out = v;
     return 0;
-}
-
-int cli_parse_ids_io(const char *cmd, const char *help, int argc, char **argv, ids_io *io) {
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"format", required_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    *io = (ids_io){.format = IDS_U16};
-    int c;
-    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
-        if (c == 'o') io->out_path = optarg;
-        else if (c == 'f' && strcmp(optarg, "u16") == 0) io->format = IDS_U16;
-        else if (c == 'f' && strcmp(optarg, "text") == 0) io->format = IDS_TEXT;
-        else if (c == 'f') return cli_usage_error(cmd, "--format must be u16 or text");
-        else if (c == 'h') {
-            fputs(help, stdout);
-            return 0;
-        } else return cli_bad_option(cmd, argv);
-    }
-    if (argc - optind > 1) return cli_usage_error(cmd, "takes one input file");
-    io->in_path = optind < argc ? argv[optind] : NULL;
-    return -1;
 }
