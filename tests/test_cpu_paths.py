@@ -68,7 +68,7 @@ def test_plan_and_sample_name_the_route(shard, model_dir, tmp_path):
 
 TRAIN_KINDS = {"matmul_fwd", "matmul_bwd", "attention", "lm_head", "elementwise", "optimizer",
                "data", "comm", "checkpoint", "validation", "samples", "other"}
-PRODUCTS = {"matmul_fwd", "matmul_bwd", "lm_head"}
+PRODUCTS = {"matmul_fwd", "matmul_bwd", "lm_head", "attention"}
 
 
 def check_profile(p, kinds, steps):
