@@ -99,5 +99,11 @@ int cli_parse_double(const char *s, double *out);
 
 /* How tokenize writes and detokenize reads ids: --format u16|text, in that order. */
 typedef enum { IDS_U16, IDS_TEXT } ids_format;
+/* tokenize's and detokenize's flags, [FILE|-] [-o OUT] [--format u16|text] (out_help and
+ * text_help say what goes out and what the text form is): -1 to go on, with in_path (NULL:
+ * standard input), out_path and format set; else the exit status (--help, a bad flag). */
+int cli_parse_ids_io(const char *cmd, const char *usage, const char *out_help,
+                     const char *text_help, int argc, char **argv, const char **in_path,
+                     const char **out_path, int *format);
 
 #endif

@@ -38,21 +38,12 @@ static int parse_ids(const unsigned char *data, size_t len, ids_format fmt, gpt2
 }
 
 int cmd_detokenize(int argc, char **argv) {
-    const char *out_path = NULL;
-    int format = IDS_U16, first = 0;
-    const cli_opt specs[] = {
-        {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the text goes", "standard output"},
-        CLI_SHORT("o", "output"),
-        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
-         "u16: little-endian uint16 per id, raw;\n"
-         "text: decimal ids separated by white space",
-         NULL},
-    };
-    int done = cli_parse_opts_args("detokenize", usage, specs, sizeof specs / sizeof *specs, argc,
-                                   argv, &first);
+    const char *in_path, *out_path;
+    int format;
+    int done = cli_parse_ids_io("detokenize", usage, "where the text goes",
+                                "decimal ids separated by white space", argc, argv,
+                                &in_path, &out_path, &format);
     if (done >= 0) return done;
-    if (argc - first > 1) return cli_usage_error("detokenize", "takes one input file");
-    const char *in_path = first < argc ? argv[first] : NULL;
 
     gpt2c_error err;
     unsigned char *data = NULL;

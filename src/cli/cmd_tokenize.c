@@ -30,21 +30,12 @@ static void write_ids(FILE *out, const gpt2c_ids *ids, ids_format fmt) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *out_path = NULL;
-    int format = IDS_U16, first = 0;
-    const cli_opt specs[] = {
-        {"output", OPT_STR, &out_path, 0, 0, "OUT", "where the ids go", "standard output"},
-        CLI_SHORT("o", "output"),
-        {"format", OPT_CHOICE, &format, 0, 0, "u16|text",
-         "u16: little-endian uint16 per id, raw;\n"
-         "text: decimal ids separated by spaces, then a newline",
-         NULL},
-    };
-    int done = cli_parse_opts_args("tokenize", usage, specs, sizeof specs / sizeof *specs, argc,
-                                   argv, &first);
+    const char *in_path, *out_path;
+    int format;
+    int done = cli_parse_ids_io("tokenize", usage, "where the ids go",
+                                "decimal ids separated by spaces, then a newline", argc, argv,
+                                &in_path, &out_path, &format);
     if (done >= 0) return done;
-    if (argc - first > 1) return cli_usage_error("tokenize", "takes one input file");
-    const char *in_path = first < argc ? argv[first] : NULL;
     if (format == IDS_U16 && (!out_path || !strcmp(out_path, "-")) && isatty(STDOUT_FILENO))
         return cli_usage_error("tokenize", "refusing to write binary ids to a terminal: use -o FILE or --format text");
 

@@ -223,3 +223,24 @@ int cli_parse_opts_args(const char *cmd, const char *usage, const cli_opt *specs
     free(shorts);
     return rc;
 }
+
+int cli_parse_ids_io(const char *cmd, const char *usage, const char *out_help,
+                     const char *text_help, int argc, char **argv, const char **in_path,
+                     const char **out_path, int *format) {
+    char format_help[160];
+    snprintf(format_help, sizeof format_help, "u16: little-endian uint16 per id, raw;\ntext: %s",
+             text_help);
+    const cli_opt specs[] = {
+        {"output", OPT_STR, out_path, 0, 0, "OUT", out_help, "standard output"},
+        CLI_SHORT("o", "output"),
+        {"format", OPT_CHOICE, format, 0, 0, "u16|text", format_help, NULL},
+    };
+    int first = 0;
+    *out_path = NULL, *format = IDS_U16;
+    int done = cli_parse_opts_args(cmd, usage, specs, sizeof specs / sizeof *specs, argc, argv,
+                                   &first);
+    if (done >= 0) return done;
+    if (argc - first > 1) return cli_usage_error(cmd, "takes one input file");
+    *in_path = first < argc ? argv[first] : NULL;
+    return -1;
+}
