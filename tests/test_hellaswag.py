@@ -150,7 +150,7 @@ def test_eval_precision(model_dir, shard):
     d, _ = model_dir
 
     def evaluate(*precision):
-        out = run_ok("eval", "--model", d, "--data", shard / "val_*.bin", "--batch-size", 2,
+        out = run_gpt2c("eval", "--model", d, "--data", shard / "val_*.bin", "--batch-size", 2,
                      "--seq-len", 32, "--steps", 2, "--hellaswag", HELLASWAG, "--limit", 40,
                      "--threads", 2, "--json", *precision)
         return json.loads(out.stdout)
@@ -160,7 +160,7 @@ def test_eval_precision(model_dir, shard):
     assert bf16["loss"] == pytest.approx(fp32["loss"], rel=2e-3) and bf16["loss"] != fp32["loss"]
     same = sum(a == b for a, b in zip(bf16["hellaswag"]["pred_norm"], fp32["hellaswag"]["pred_norm"]))
     assert same >= 0.9 * 40, same
-    out = subprocess.run([str(GPT2C), "eval", "--model", str(d), "--data", str(shard / "val_*.bin"),
-                          "--precision", "fp16"], capture_output=True, timeout=120)
+    out = run_gpt2c("eval", "--model", d, "--data", shard / "val_*.bin", "--precision", "fp16",
+                    check=False)
     assert_one_line_error(out)
     assert "--precision must be fp32 or bf16, not 'fp16'" in out.stderr.decode(), out.stderr.decode()
