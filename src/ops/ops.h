@@ -19,14 +19,14 @@
  * gradient accumulates there over the branches); all of them add to parameter gradients (dw, db),
  * so that gradients accumulate over micro-batches.
  *
- * Rows. Unless an op says otherwise, the rows of its output (tokens) are computed each the same
- * whatever the other rows of the call: matmul_forward up to GPT2_FEW_ROWS rows and
- * matmul_forward_rowwise for any number promise it; a GEMM library's matmul_forward beyond that
- * does not. Generation relies on it: a server's requests batched together get the bits each
- * gets alone in `gpt2c sample` (model/gpt2_infer.h). The CPU backend keeps it, at every
- * instruction-set level; the CUDA backend's products do not yet, and its handle says so
- * (rows_chunk 0: prompts never share a product there). tests/test_ops.c checks it on every
- * backend that claims it.
+ * Rows. The forward ops compute the rows of their output (tokens) each the same whatever the
+ * other rows of the call, but for the products: matmul_forward and logits_forward promise it up
+ * to GPT2_FEW_ROWS rows, matmul_forward_rowwise for any number; beyond that a GEMM library's
+ * product does not (nor do the backward ops, whose sums run over the rows). Generation relies
+ * on it: a server's requests batched together get the bits each gets alone in `gpt2c sample`
+ * (model/gpt2_infer.h). The CPU backend keeps it, at every instruction-set level; the CUDA
+ * backend's products do not yet, and its handle says so (rows_chunk 0: prompts never share a
+ * product there). tests/test_ops.c checks it on every backend that claims it.
  *
  * Determinism. Every op is deterministic: for the same inputs it gives the same bits, whatever
  * the number of threads or the launch configuration (a fixed reduction order, no floating-point
