@@ -315,15 +315,22 @@ static void rows_call(const gpt2_backend *be, const op_case *c, void *const *dev
                                 dev[MR_INP], dev[MR_W], w16, dev[MR_BIAS], n, C, OC, scratch);
 }
 
+/* The first `rows` rows of a product's output (C inputs, OC outputs, from product_inputs)
+ * against the float64 reference (bf16: on inputs rounded to bf16, within fp32's tolerance). */
+static void check_product_rows(const op_case *c, const op_data *d, int rows, int C, int OC,
+                               const double *got, const char *label, const char *tag) {
+    ref_mm ctx = {rows, C, OC};
+    double *x = product_x(d, rows, C, OC, c->bf16), *y = doubles((size_t)rows * OC);
+    char part[64];
+    ref_matmul(x, y, &ctx);
+    snprintf(part, sizeof part, c->bf16 ? "%s (rounded inputs)" : "%s", label);
+    check_near(what(tag, part), got, y, (size_t)rows * OC, 1e-5, 1e-5);
+    free(x), free(y);
+}
+
 static void rows_reference(const op_case *c, const op_data *d, double *const *got,
                            const char *tag) {
-    int C = c->n[0], OC = c->n[1];
-    ref_mm ctx = {FEW, C, OC};
-    double *x = product_x(d, FEW, C, OC, c->bf16), *y = doubles((size_t)FEW * OC);
-    ref_matmul(x, y, &ctx);
-    check_near(what(tag, c->bf16 ? "rows alone (rounded inputs)" : "rows alone"), got[MR_ALONE], y,
-               (size_t)FEW * OC, 1e-5, 1e-5);
-    free(x), free(y);
+    check_product_rows(c, d, FEW, c->n[0], c->n[1], got[MR_ALONE], "rows alone", tag);
 }
 
 static void rows_contract(const op_case *c, const op_data *d, double *const *got,
@@ -390,13 +397,7 @@ static void rowwise_call(const gpt2_backend *be, const op_case *c, void *const *
 
 static void rowwise_reference(const op_case *c, const op_data *d, double *const *got,
                               const char *tag) {
-    int C = c->n[0], OC = c->n[1];
-    ref_mm ctx = {RW_ROWS, C, OC};
-    double *x = product_x(d, RW_ROWS, C, OC, c->bf16), *y = doubles((size_t)RW_ROWS * OC);
-    ref_matmul(x, y, &ctx);
-    check_near(what(tag, c->bf16 ? "all rows (rounded inputs)" : "all rows"), got[RW_ALL], y,
-               (size_t)RW_ROWS * OC, 1e-5, 1e-5);
-    free(x), free(y);
+    check_product_rows(c, d, RW_ROWS, c->n[0], c->n[1], got[RW_ALL], "all rows", tag);
 }
 
 static void rowwise_contract(const op_case *c, const op_data *d, double *const *got,
@@ -770,13 +771,7 @@ static void logits_call(const gpt2_backend *be, const op_case *c, void *const *d
 
 static void logits_reference(const op_case *c, const op_data *d, double *const *got,
                              const char *tag) {
-    int N = c->n[0], C = c->n[1], Vp = c->n[2];
-    ref_mm ctx = {N, C, Vp};
-    double *x = product_x(d, N, C, Vp, c->bf16), *y = doubles((size_t)N * Vp);
-    ref_matmul(x, y, &ctx);
-    check_near(what(tag, c->bf16 ? "logits (rounded inputs)" : "logits"), got[LO_LOGITS], y,
-               (size_t)N * Vp, 1e-5, 1e-5);
-    free(x), free(y);
+    check_product_rows(c, d, c->n[0], c->n[1], c->n[2], got[LO_LOGITS], "logits", tag);
 }
 
 static const op_test logits_test = {

@@ -29,11 +29,8 @@ static void detached_free(void *p) {
     if (p) test_live_buffers--;
     free(p);
 }
+/* copy, upload and download alike: the "device" memory is the host's */
 static void detached_copy(void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
-static void detached_upload(void *dst, const void *host, size_t bytes) { memmove(dst, host, bytes); }
-static void detached_download(void *host, const void *src, size_t bytes) {
-    memmove(host, src, bytes);
-}
 
 /* The activations of a call, doubles to floats in place (front to back: float i is written
  * after double i, and every double before it, was read) and back (back to front); a pointer
@@ -75,8 +72,7 @@ static int test_backends_open(int threads, gpt2c_error *err) {
     if (gpt2_backend_open(&test_cpu, "cpu", threads, err) != 0) return -1;
     test_detached_ops = *test_cpu.ops;
     test_detached_ops.alloc = detached_alloc, test_detached_ops.free = detached_free;
-    test_detached_ops.copy = detached_copy, test_detached_ops.upload = detached_upload;
-    test_detached_ops.download = detached_download;
+    test_detached_ops.copy = test_detached_ops.upload = test_detached_ops.download = detached_copy;
     test_detached = test_cpu;
     test_detached.name = "detached", test_detached.host_memory = 0;
     test_detached.ops = &test_detached_ops;

@@ -43,7 +43,7 @@ void gpt2_unplan(gpt2_model *m) {
     free(m->targets);
     m->acts = NULL, m->layer_acts = NULL, m->inputs = m->targets = NULL;
     m->inputs_dev = m->targets_dev = m->tokens_dev = NULL, m->losses_host = NULL;
-    m->B = m->T = m->training = 0, m->plan_bytes = 0;
+    m->B = m->T = m->training = 0;
 }
 
 void gpt2_free(gpt2_model *m) {
@@ -190,7 +190,6 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         return err_set(err, "out of memory planning activations for batch %d x %d (%.0f MB)", B,
                        T, total / 1e6);
     m->B = B, m->T = T, m->training = training;
-    m->plan_bytes = total;
     layout l = {m->acts, 0, m->be->act_bytes};
     plan_layout(m, B, T, training, &l);
     return 0;

@@ -49,7 +49,6 @@ typedef struct gpt2_model {
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
     float *losses_host;        /* on a device: the losses brought back to average them */
-    size_t plan_bytes;         /* the plan's allocation (acts) */
 } gpt2_model;
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */

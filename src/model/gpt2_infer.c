@@ -65,7 +65,6 @@ int gpt2_kv_plan(gpt2_kv *kv, const gpt2_model *m, int batch, int len, int max_r
                        len, total / 1e6);
     }
     kv->batch = batch, kv->len = len, kv->max_rows = max_rows, kv->score_rows = score_rows;
-    kv->plan_bytes = total;
     l = (layout){kv->mem, 0, be->act_bytes};
     kv_layout(kv, m, batch, len, max_rows, score_rows, &l);
     kv->logits = be->host_memory ? kv->logits_dev : kv->logits_host;

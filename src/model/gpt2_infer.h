@@ -30,7 +30,6 @@ typedef struct gpt2_kv {
     void *mem;        /* the backend's allocation holding the buffers above */
     float *logits_host, *scores_host;
     const gpt2_backend *be;
-    size_t plan_bytes;
 } gpt2_kv;
 
 /* batch sequences of len positions, max_rows new tokens per call; score_rows > 0 also plans

@@ -39,10 +39,8 @@ int session_load_named(session *s, const char *name, int max_seq_len, uint64_t s
     if (fs_is_dir(name)) return session_load(s, name, err);
     gpt2_config cfg;
     if (session_named_config(name, max_seq_len, &cfg, err) != 0) return -1;
-    if (gpt2_create(&s->m, &cfg, &s->be, err) != 0) return -1;
-    s->has_model = 1;
-    if (gpt2_init_random(&s->m, seed, err) != 0) return -1;
-    return gpt2_set_precision(&s->m, s->precision, err); /* (its copy of the weights just made) */
+    if (session_create(s, &cfg, err) != 0) return -1;
+    return gpt2_init_random(&s->m, seed, err); /* (which refreshes the bf16 copy) */
 }
 
 int session_create(session *s, const gpt2_config *cfg, gpt2c_error *err) {

@@ -122,8 +122,10 @@ void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kc
     float *vcache = cpu_f(vcache_);
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t row = 0;
-    for (int s = 0; s < nspans; s++)
+    if (nspans <= 0) return;
+    size_t first[nspans], row = 0; /* each span's first row */
+    for (int s = 0; s < nspans; s++) {
+        first[s] = row;
         for (int i = 0; i < spans[s].n; i++, row++) {
             const float *qkv_row = qkv + row * 3 * C;
             for (int h = 0; h < NH; h++) {
@@ -132,14 +134,14 @@ void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kc
                 memcpy(vcache + at, qkv_row + 2 * C + (size_t)h * hs, hs * sizeof(float));
             }
         }
+    }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int s = 0; s < nspans; s++)
         for (int h = 0; h < NH; h++) {
-            size_t first = 0; /* the span's first row */
-            for (int p = 0; p < s; p++) first += (size_t)spans[p].n;
             size_t off = ((size_t)spans[s].seq * NH + h) * len * hs;
-            attend(out + first * C + (size_t)h * hs, C, NULL, qkv + first * 3 * C + (size_t)h * hs,
-                   3 * C, kcache + off, vcache + off, hs, spans[s].pos, spans[s].n, hs, scale,
+            attend(out + first[s] * C + (size_t)h * hs, C, NULL,
+                   qkv + first[s] * 3 * C + (size_t)h * hs, 3 * C, kcache + off, vcache + off, hs,
+                   spans[s].pos, spans[s].n, hs, scale,
                    scratch + (size_t)omp_get_thread_num() * CPU_ATTN_SCRATCH(len));
         }
 }
