@@ -46,7 +46,8 @@ typedef struct gpt2c_system_info {
     const char *kernel_width;        /* gpt2c's vector kernels: "avx512", "avx2" or "x86-64" */
     const char *onednn_isa;          /* oneDNN's instruction set under the cap */
     const char *blas_core;           /* the kernels OpenBLAS loaded */
-    int cuda_built, cuda_devices, mpi_built;
+    /* cuda_emulated: the CUDA backend runs on the CPU (gpt2c's CUDA-on-CPU runtime, for tests) */
+    int cuda_built, cuda_emulated, cuda_devices, mpi_built;
 } gpt2c_system_info;
 
 /* What this machine and build run. Fails when GPT2C_CPU_ISA is not a level this CPU can run. */

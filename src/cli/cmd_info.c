@@ -12,10 +12,10 @@ static const char *usage =
 static json_t *info_json(const gpt2c_system_info *in) {
     json_t *isas = json_array();
     for (int i = 0; i < in->n_cpu_isas; i++) json_array_append_new(isas, json_string(in->cpu_isas[i]));
-    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:b}", "version",
+    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:i, s:b}", "version",
                      GPT2C_VERSION, "cpu_isa", in->cpu_isa, "cpu_isas", isas, "fp32", in->fp32_path,
                      "bf16", in->bf16_path, "kernels", in->kernel_width, "onednn", in->onednn_isa,
-                     "openblas", in->blas_core, "cuda", in->cuda_built, "cuda_devices",
+                     "openblas", in->blas_core, "cuda", in->cuda_built, "cuda_emulated", in->cuda_emulated, "cuda_devices",
                      in->cuda_devices, "mpi", in->mpi_built);
 }
 
@@ -36,7 +36,9 @@ int cmd_info(int argc, char **argv) {
     printf(" (in use: %s; GPT2C_CPU_ISA caps it)\n", in.cpu_isa);
     printf("fp32: %s\nbf16: %s\n", in.fp32_path, in.bf16_path);
     printf("kernels: gpt2c %s, oneDNN %s, OpenBLAS %s\n", in.kernel_width, in.onednn_isa, in.blas_core);
-    printf("cuda: %s", in.cuda_built ? "built" : "not built");
+    printf("cuda: %s", !in.cuda_built      ? "not built"
+                       : in.cuda_emulated ? "built, emulated on the CPU (a test build: no GPU runs it)"
+                                          : "built");
     if (in.cuda_built) printf(" (%d device%s)", in.cuda_devices, in.cuda_devices == 1 ? "" : "s");
     printf("\nmpi: %s\n", in.mpi_built ? "built" : "not built");
     return 0;

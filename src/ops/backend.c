@@ -30,6 +30,7 @@ int gpt2_backend_open(gpt2_backend *be, const char *device, int threads, gpt2c_e
         return err_set(err, "--device must be cpu, cuda or auto, not '%s'", device);
 #ifdef GPT2C_HAVE_CUDA
     if (autodetect) {
+        if (cuda_emulated()) return cpu_backend_open(be, threads, err); /* only when asked */
         int n = cuda_device_count(err);
         if (n < 0) return -1; /* a driver that fails is an error, not "no GPU" */
         if (n == 0) return cpu_backend_open(be, threads, err);

@@ -42,6 +42,7 @@ int gpt2c_system_info_get(gpt2c_system_info *info, gpt2c_error *err) {
     info->blas_core = openblas_get_corename();
 #ifdef GPT2C_HAVE_CUDA
     info->cuda_built = 1;
+    info->cuda_emulated = cuda_emulated();
     info->cuda_devices = cuda_device_count(err);
     if (info->cuda_devices < 0) return -1; /* a driver that fails, not one that is absent */
 #endif

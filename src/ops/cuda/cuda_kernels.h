@@ -30,6 +30,8 @@ GPT2_OPS(CUDA_OP_PROTO)
 /* Devices visible: 0 when there is no driver or no GPU (an answer, not an error); -1 with the
  * reason in err when the driver fails otherwise (err may be NULL). */
 int cuda_device_count(gpt2c_error *err);
+/* 1 when this backend runs on gpt2c's CUDA-on-CPU runtime (-DGPT2C_CUDA_EMULATE=ON), not a GPU. */
+int cuda_emulated(void);
 /* The first call picks device 0 and makes the stream, the cuBLASLt handle and workspace. */
 int cuda_init(gpt2c_error *err);
 /* The end of what cuda_init made (the handle's close). */

@@ -45,10 +45,17 @@ static void close_backend(gpt2_backend *be) {
 extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
     if (cuda_init(err) != 0) return -1;
     *be = gpt2_backend{};
-    be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0, be->memory = "GPU";
+    be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0;
     be->act_bytes = sizeof(float), be->default_precision = GPT2_BF16, be->threads = threads;
+#ifdef GPT2C_CUDA_EMULATED /* the same kernels on the CPU, for tests: say so wherever it shows */
+    be->memory = "GPU emulated on the CPU";
+    be->path[GPT2_FP32] = "fp32 (emulated GPU: kernels as fibers, a cuBLASLt stand-in, TF32 unless turned off)";
+    be->path[GPT2_BF16] = "bf16 (emulated GPU: kernels as fibers, a cuBLASLt stand-in, fp32 accumulation)";
+#else
+    be->memory = "GPU";
     be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
     be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
+#endif
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
     be->check_shapes = cuda_check_shapes;
     be->close = close_backend;

@@ -11,6 +11,14 @@ static void *workspace;
 static const size_t WORKSPACE_BYTES = (size_t)32 << 20; /* what cuBLASLt asks for on Hopper */
 static int use_tf32 = 1;
 
+extern "C" int cuda_emulated(void) {
+#ifdef GPT2C_CUDA_EMULATED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 extern "C" int cuda_device_count(gpt2c_error *err) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
