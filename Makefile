@@ -15,10 +15,11 @@ build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The test suite, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# The test suite, built with AddressSanitizer and UndefinedBehaviorSanitizer, the CUDA backend on
+# the CUDA-on-CPU runtime (src/ops/cuda/emulate/: every kernel runs without a GPU).
 test: deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPT2C_SANITIZE=ON \
-	      -DGPT2C_WERROR=ON -DGPT2C_PYTHON=$(PYTHON) >/dev/null
+	      -DGPT2C_WERROR=ON -DGPT2C_CUDA_EMULATE=ON -DGPT2C_PYTHON=$(PYTHON) >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 

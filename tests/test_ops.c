@@ -277,14 +277,18 @@ static void test_bf16_conversions(void) {
     CHECK(memcmp(in, widened, sizeof in) == 0);
 }
 
-int main(void) {
+/* test_ops [LABEL]: every backend, or only the reference and the backend LABEL (the CUDA
+ * backend in each emulated thread order: tests/CMakeLists.txt). */
+int main(int argc, char **argv) {
     gpt2c_error err;
     slot slots[NBACKENDS] = {{0}};
+    const char *only = argc > 1 ? argv[1] : NULL;
 #ifdef GPT2C_HAVE_CUDA
     cuda_set_tf32(0); /* the CUDA kernels' fp32 products in fp32, so that fp32's tolerances hold */
 #endif
     for (int k = 0; k < NBACKENDS; k++) {
         const test_backend *t = slots[k].t = &backends[k];
+        if (k > 0 && only && strcmp(t->label, only) != 0) continue;
         slots[k].open = (t->open ? t->open(&slots[k].be, &err)
                                  : gpt2_backend_open(&slots[k].be, t->device, t->threads, &err)) == 0;
         if (slots[k].open) continue;
@@ -293,6 +297,7 @@ int main(void) {
             return 77;
         }
         fprintf(stderr, "%s: skipped: %s\n", backends[k].label, err.msg);
+        if (only) return 1; /* the one backend asked for must run */
     }
     fprintf(stderr, "instruction set %s: %s, %s\n", cpu_isa_name(cpu_isa()),
             slots[0].be.path[GPT2_FP32], slots[0].be.path[GPT2_BF16]);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -48,7 +49,8 @@ void fail(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    abort();
+    fflush(stderr);
+    _exit(3); /* now: neither the half-run block's fibers nor exit handlers run on */
 }
 
 thread_order order_from_env() {
@@ -134,6 +136,7 @@ struct block_run {
 #else
     void *sched_sp;
 #endif
+    std::vector<void *> fresh; /* static shared variables refilled for this block */
     void *sched_fake_stack;
     const void *sched_bottom;
     size_t sched_size;
@@ -438,6 +441,14 @@ uint64_t warp_collective(collective_kind kind, unsigned mask, uint64_t value, in
     }
     yield(r, me, false);
     return me->result;
+}
+
+void fresh_shared(void *p, size_t bytes) {
+    block_run *r = running_block("a __shared__ variable", __FILE__, __LINE__);
+    for (void *q : r->fresh)
+        if (q == p) return;
+    r->fresh.push_back(p);
+    memset(p, 0xff, bytes);
 }
 
 void *dynamic_shared() {

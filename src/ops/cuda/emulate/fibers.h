@@ -17,7 +17,8 @@ thread_order order_from_env();
 void run_block(const char *name, const block_context &ctx, thread_order order,
                const std::function<void()> &thread);
 
-/* Stops the process with "gpt2c: CUDA emulation: <message>" (a bug in a kernel or its launch). */
+/* Stops the process (status 3) with "gpt2c: CUDA emulation: <message>": a bug in a kernel or
+ * in its launch. */
 [[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 } // namespace cuemu

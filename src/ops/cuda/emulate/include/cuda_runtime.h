@@ -142,7 +142,8 @@ const char *cudaGetErrorName(cudaError_t e);
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
 #define __constant__
-/* One block runs at a time on an OS thread, so a block's shared variables can be the thread's. */
+/* One block runs at a time on an OS thread, so a block's shared variables can be the thread's
+ * (the build's rewrite also refills them each block: cmake/CudaEmulate.cmake). */
 #define __shared__ static thread_local
 
 namespace cuemu {
@@ -164,6 +165,8 @@ uint64_t warp_collective(collective_kind kind, unsigned mask, uint64_t value, in
                          const char *file, int line);
 /* The start of the block's dynamic shared memory (extern __shared__ T name[]). */
 void *dynamic_shared();
+/* A static __shared__ variable reached by a thread: the block's first fills it with 0xff. */
+void fresh_shared(void *p, size_t bytes);
 
 } // namespace cuemu
 
