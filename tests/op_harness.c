@@ -113,7 +113,14 @@ void op_run(const gpt2_backend *be, const op_case *c, const op_data *d, double *
         }
     }
     size_t scratch_floats = c->test->scratch ? c->test->scratch(be, c) : 0;
-    float *scratch = ops->alloc((scratch_floats ? scratch_floats : 1) * sizeof(float));
+    /* scratch starts as NaN bytes (0xff), not the zeros of alloc: what an op reads there it
+     * must have written in the same call (ops.h: shared by all ops, one at a time) */
+    size_t scratch_bytes = (scratch_floats ? scratch_floats : 1) * sizeof(float);
+    float *scratch = ops->alloc(scratch_bytes);
+    void *nan_bytes = malloc(scratch_bytes);
+    memset(nan_bytes, 0xff, scratch_bytes);
+    ops->upload(scratch, nan_bytes, scratch_bytes);
+    free(nan_bytes);
     c->test->call(be, c, dev, scratch);
     for (int i = 0; i < d->n; i++) {
         const op_buf *b = &d->b[i];

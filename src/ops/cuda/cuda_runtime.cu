@@ -32,6 +32,9 @@ extern "C" int cuda_device_count(gpt2c_error *err) {
 
 extern "C" int cuda_init(gpt2c_error *err) {
     if (lt) return 0;
+    /* GPT2C_CUDA_TF32=0: fp32 products in fp32 (parity runs against the CPU) */
+    const char *tf32 = getenv("GPT2C_CUDA_TF32");
+    if (tf32 && !strcmp(tf32, "0")) use_tf32 = 0;
     int n = cuda_device_count(err);
     if (n < 0) return -1;
     if (n == 0) {

@@ -64,8 +64,9 @@ thread_order order_from_env() {
 namespace {
 
 #ifndef CUEMU_UCONTEXT
-/* Saves the callee-saved registers, the SSE and x87 control words on the current stack, stores
- * its pointer in *save and continues on the stack `load` (one saved the same way). */
+/* Saves the callee-saved registers on the current stack, stores its pointer in *save and
+ * continues on the stack `load` (one saved the same way). The SSE and x87 control words are not
+ * switched: nothing in a kernel changes them (saving them made a switch twice as slow). */
 extern "C" void cuemu_switch(void **save, void *load);
 asm(R"(
     .pushsection .text
@@ -78,14 +79,8 @@ cuemu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -106,7 +101,7 @@ struct fiber {
 #else
     void *sp;
 #endif
-    char *stack;
+    char *stack; /* NULL until it first runs */
     uint3 idx;
     fiber_state state;
     const char *file; /* where it waits */
@@ -123,14 +118,28 @@ struct fiber {
 const size_t STACK_BYTES = (size_t)128 << 10, GUARD_BYTES = 4096;
 const int MAX_THREADS = 1024;
 
+/* The lanes of a warp waiting at one collective (lanes at others have disjoint masks). */
+struct warp_group {
+    unsigned mask, arrived;
+    collective_kind kind;
+    const char *file;
+    int line;
+};
+
 struct block_run {
     const char *name;
     const block_context *ctx;
     thread_order order;
     const std::function<void()> *thread;
     int n, running;
-    std::vector<fiber> f;
+    fiber *f;
+    warp_group *groups; /* 32 a warp */
+    int ngroups[MAX_THREADS / 32];
     uint64_t ready[MAX_THREADS / 64]; /* runnable fibers, not running now */
+    /* Stacks: a thread gets one when it first runs and gives it back when it ends, so the
+     * threads of a kernel without barriers all run on one stack, warm in the cache. */
+    std::vector<char *> free_stacks;
+    size_t stacks_made;
 #ifdef CUEMU_UCONTEXT
     ucontext_t sched;
 #else
@@ -144,6 +153,8 @@ struct block_run {
 
 thread_local block_run *run;
 thread_local std::vector<char *> stacks; /* this OS thread's, reused by every block */
+thread_local std::vector<fiber> fiber_pool;
+thread_local std::vector<warp_group> group_pool;
 
 char *stack_for(size_t i) {
     while (stacks.size() <= i) {
@@ -200,24 +211,24 @@ void start_fiber(fiber *f) {
     f->uc.uc_link = nullptr;
     makecontext(&f->uc, fiber_main, 0);
 #else
-    /* the frame cuemu_switch pops: control words, six registers, then "returns" into fiber_main
-     * with the stack as after a call (a null return address above it) */
+    /* the frame cuemu_switch pops: six registers, then "returns" into fiber_main with the stack
+     * as after a call (a null return address above it) */
     void **sp = (void **)(((uintptr_t)(f->stack + STACK_BYTES)) & ~(uintptr_t)15);
     *--sp = nullptr;
     *--sp = (void *)fiber_main;
     for (int i = 0; i < 6; i++) *--sp = nullptr;
-    uint32_t mxcsr = 0;
-    uint16_t fpucw = 0;
-    asm volatile("stmxcsr %0" : "=m"(mxcsr));
-    asm volatile("fnstcw %0" : "=m"(fpucw));
-    uint64_t words = mxcsr | (uint64_t)fpucw << 32;
-    memcpy(--sp, &words, sizeof words);
     f->sp = sp;
 #endif
 }
 
 void resume(block_run *r, int i) {
     fiber *f = &r->f[i];
+    if (!f->stack) {
+        if (r->free_stacks.empty()) r->free_stacks.push_back(stack_for(r->stacks_made++));
+        f->stack = r->free_stacks.back();
+        r->free_stacks.pop_back();
+        start_fiber(f);
+    }
     r->running = i;
     current_thread = &f->idx;
     asan_start(&r->sched_fake_stack, f->stack, STACK_BYTES);
@@ -402,10 +413,10 @@ uint64_t warp_collective(collective_kind kind, unsigned mask, uint64_t value, in
              kind_name(kind), file, line, width);
     me->state = AT_WARP, me->kind = kind, me->mask = mask, me->value = value, me->arg = arg;
     me->width = width, me->file = file, me->line = line;
-    unsigned arrived = 0;
-    for (int l = 0; l < 32 && warp * 32 + l < r->n; l++) {
-        const fiber &g = r->f[warp * 32 + l];
-        if (g.state != AT_WARP) continue;
+    warp_group *groups = r->groups + warp * 32, *mine = nullptr;
+    int &ngroups = r->ngroups[warp];
+    for (int k = 0; k < ngroups; k++) {
+        warp_group &g = groups[k];
         if (g.mask == mask && g.kind != kind)
             fail("%s, warp %d: lanes of a warp meet at different warp collectives: a %s (%s:%d) "
                  "and a %s (%s:%d)",
@@ -415,9 +426,15 @@ uint64_t warp_collective(collective_kind kind, unsigned mask, uint64_t value, in
             fail("%s, warp %d: lanes of a warp wait at warp collectives with overlapping masks "
                  "0x%08x (%s:%d) and 0x%08x (%s:%d)",
                  where_block(r).c_str(), warp, g.mask, g.file, g.line, mask, file, line);
-        if (g.mask == mask) arrived |= 1u << l;
+        if (g.mask == mask) mine = &g;
     }
-    if (arrived == mask) { /* the last lane: every lane gets its result and runs on */
+    if (!mine) {
+        mine = &groups[ngroups++];
+        *mine = {mask, 0, kind, file, line};
+    }
+    mine->arrived |= 1u << lane;
+    if (mine->arrived == mask) { /* the last lane: every lane gets its result and runs on */
+        *mine = groups[--ngroups];
         unsigned ballot = 0;
         for (unsigned m = mask; m; m &= m - 1) {
             int l = __builtin_ctz(m);
@@ -462,15 +479,18 @@ void run_block(const char *name, const block_context &ctx, thread_order order,
     r.name = name, r.ctx = &ctx, r.order = order, r.thread = &thread;
     const dim3 &d = ctx.block_dim;
     r.n = (int)(d.x * d.y * d.z);
-    r.f.resize((size_t)r.n);
+    if (fiber_pool.size() < (size_t)r.n) fiber_pool.resize((size_t)r.n);
+    if (group_pool.size() < (size_t)MAX_THREADS) group_pool.resize(MAX_THREADS);
+    r.f = fiber_pool.data(), r.groups = group_pool.data();
+    uint3 idx = {0, 0, 0};
     for (int i = 0; i < r.n; i++) {
-        fiber &f = r.f[(size_t)i];
-        f.idx = {(unsigned)i % d.x, ((unsigned)i / d.x) % d.y, (unsigned)i / (d.x * d.y)};
-        f.stack = stack_for((size_t)i);
-        f.state = RUNNABLE;
-        start_fiber(&f);
-        set_ready(&r, i);
+        fiber &f = r.f[i];
+        f.idx = idx;
+        f.stack = nullptr, f.state = RUNNABLE, f.asan_fake_stack = nullptr;
+        if (++idx.x == d.x && (idx.x = 0, ++idx.y == d.y)) idx.y = 0, idx.z++;
     }
+    for (int w = 0; w < (r.n + 63) / 64; w++)
+        r.ready[w] = r.n - w * 64 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (r.n - w * 64)) - 1;
     block_run *outer = run;
     const block_context *outer_block = current_block;
     const uint3 *outer_thread = current_thread;
@@ -485,6 +505,7 @@ void run_block(const char *name, const block_context &ctx, thread_order order,
         r.ready[i / 64] &= ~((uint64_t)1 << (i % 64));
         last = i;
         resume(&r, i);
+        if (r.f[i].state == EXITED) r.free_stacks.push_back(r.f[i].stack); /* off it now */
     }
     run = outer, current_block = outer_block, current_thread = outer_thread;
 }

@@ -1,0 +1,96 @@
+"""`--device cuda` end to end on the emulated GPU (a build with -DGPT2C_CUDA_EMULATE=ON, as make
+test's): the CUDA backend's kernels run on gpt2c's CUDA-on-CPU runtime. Training a d2 model for
+a few steps (B=2, T=64) follows the CPU's run within the tolerance of the CUDA path's precision,
+a resume there equals the uninterrupted run byte for byte, its checkpoint continues on the CPU,
+and greedy sampling gives the CPU's tokens. Skipped in a build without the emulated backend."""
+import json
+
+import pytest
+
+from conftest import run_gpt2c
+from test_train import data, read_log, train_cmd, train_records, val_records, without_timing  # noqa: F401
+
+INFO = json.loads(run_gpt2c("info", "--json").stdout)
+pytestmark = pytest.mark.skipif(not INFO.get("cuda_emulated"), reason="the CUDA backend is not emulated in this build")
+
+# d2 at B=2, T=64 for a few steps, one micro-batch a step
+FLAGS = dict(batch_size=2, seq_len=64, total_batch_size=128, max_steps=4, warmup_steps=2, val_every=4,
+             val_steps=1, ckpt_every=4, seed=1234)
+# how far the emulated GPU may be from the CPU: its products' own summation order (the cuBLASLt
+# stand-in), float atomics in its backwards; bf16 products round their inputs as the CPU's do,
+# but a different sum before the rounding may round the other way
+TOLERANCE = {"fp32": 1e-4, "bf16": 2e-2}
+NO_TF32 = {"GPT2C_CUDA_TF32": "0"}
+
+
+def env(**extra):
+    import os
+    return dict(os.environ, **extra)
+
+
+def test_info_says_the_device_is_emulated():
+    out = run_gpt2c("info").stdout.decode()
+    assert "cuda: built, emulated on the CPU" in out
+    assert INFO["cuda_devices"] == 1
+
+
+def follows(cpu_log, gpu_log, precision):
+    """The emulated GPU's run against the CPU's: every step's loss, gradient norm and learning
+    rate, and the validation losses."""
+    cpu, gpu = train_records(cpu_log), train_records(gpu_log)
+    assert [r["step"] for r in gpu] == [r["step"] for r in cpu] == list(range(FLAGS["max_steps"]))
+    tol = TOLERANCE[precision]
+    for a, b in zip(cpu, gpu):
+        assert b["loss"] == pytest.approx(a["loss"], rel=tol), (a, b)
+        assert b["norm"] == pytest.approx(a["norm"], rel=10 * tol), (a, b)
+        assert b["lr"] == a["lr"]
+    assert len(val_records(gpu_log)) == len(val_records(cpu_log)) > 0
+    for a, b in zip(val_records(cpu_log), val_records(gpu_log)):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=tol), (a, b)
+
+
+def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
+    """bf16, the GPU's default precision."""
+    for device in ("cpu", "cuda"):
+        run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / device, device=device,
+                             precision="bf16", **FLAGS))
+    follows(read_log(tmp_path / "cpu"), read_log(tmp_path / "cuda"), "bf16")
+
+
+def test_fp32_training_follows_the_cpu_resumes_and_continues_on_the_cpu(tmp_path, data):  # noqa: F811
+    """fp32 without TF32: the run follows the CPU's; stopped after 2 steps and resumed on the
+    emulated GPU, the same log and bytes as the uninterrupted run; the same checkpoint resumed
+    on the CPU goes on to the end within fp32's tolerance of the GPU's run."""
+    import shutil
+    flags = dict(FLAGS, precision="fp32")
+    a, b, c, cpu = tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path / "cpu"
+    run_gpt2c(*train_cmd("d2", data.train, data.val, a, device="cuda", **flags), env=env(**NO_TF32))
+    run_gpt2c(*train_cmd("d2", data.train, data.val, cpu, device="cpu", **flags))
+    follows(read_log(cpu), read_log(a), "fp32")
+
+    run_gpt2c(*train_cmd("d2", data.train, data.val, b, device="cuda", stop_after=2, **flags), env=env(**NO_TF32))
+    assert [r["step"] for r in train_records(read_log(b))] == [0, 1]
+    shutil.copytree(b, c)
+    run_gpt2c(*train_cmd("d2", data.train, data.val, b, device="cuda", resume=True, **flags), env=env(**NO_TF32))
+    assert without_timing(read_log(b)) == without_timing(read_log(a))
+    assert (b / "model" / "model.safetensors").read_bytes() == (a / "model" / "model.safetensors").read_bytes()
+
+    run_gpt2c(*train_cmd("d2", data.train, data.val, c, device="cpu", resume=True, **flags))
+    full, resumed = train_records(read_log(a)), train_records(read_log(c))
+    assert [r["step"] for r in resumed] == list(range(FLAGS["max_steps"]))
+    for x, y in zip(full[2:], resumed[2:]):
+        assert y["loss"] == pytest.approx(x["loss"], rel=TOLERANCE["fp32"]), (x, y)
+
+
+def test_greedy_sampling_gives_the_cpus_tokens(tmp_path, data):  # noqa: F811
+    """A model trained a few steps (so that its next-token choices are not near ties), 24 greedy
+    tokens from two prompts' worth of samples, fp32 without TF32."""
+    model = tmp_path / "run"
+    run_gpt2c(*train_cmd("d2", data.train, data.val, model, **dict(FLAGS, max_steps=12, lr=3e-3, val_every=None)))
+    samples = {}
+    for device in ("cpu", "cuda"):
+        out = run_gpt2c("sample", "--model", model / "model", "--prompt", "First Citizen:",
+                        "--num-samples", 2, "--max-tokens", 24, "--temperature", 0, "--precision", "fp32",
+                        "--device", device, "--json", env=env(**NO_TF32))
+        samples[device] = [s["ids"] for s in json.loads(out.stdout)["samples"]]
+    assert samples["cuda"] == samples["cpu"]
