@@ -94,3 +94,31 @@ def test_greedy_sampling_gives_the_cpus_tokens(tmp_path, data):  # noqa: F811
                         "--device", device, "--json", env=env(**NO_TF32))
         samples[device] = [s["ids"] for s in json.loads(out.stdout)["samples"]]
     assert samples["cuda"] == samples["cpu"]
+
+
+def test_eval_and_serve_run_on_the_emulated_gpu(tmp_path, data):  # noqa: F811
+    """eval's loss is the CPU's within fp32's tolerance; serve answers two requests at once
+    with `sample --device cuda`'s greedy tokens (each request alone: the CUDA backend shares no
+    product between prompts, ops.h's rows promise)."""
+    from test_serve import Server
+    model = tmp_path / "run"
+    run_gpt2c(*train_cmd("d2", data.train, data.val, model, **dict(FLAGS, max_steps=8, lr=3e-3, val_every=None)))
+    losses = {}
+    for device in ("cpu", "cuda"):
+        out = run_gpt2c("eval", "--model", model / "model", "--data", data.val, "--batch-size", 2, "--seq-len", 64,
+                        "--steps", 1, "--precision", "fp32", "--device", device, "--json", env=env(**NO_TF32))
+        losses[device] = json.loads(out.stdout.decode().splitlines()[-1])["loss"]
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=TOLERANCE["fp32"])
+
+    want = run_gpt2c("sample", "--model", model / "model", "--prompt", "ROMEO:", "--num-samples", 1,
+                     "--max-tokens", 12, "--temperature", 0, "--device", "cuda", "--json")
+    want = json.loads(want.stdout)["samples"][0]["text"]
+    server = Server(model / "model", "--device", "cuda", "--parallel", 2)
+    try:
+        status, _, body = server.request("/v1/completions", {"prompt": "ROMEO:", "max_tokens": 12,
+                                                              "temperature": 0, "n": 2})
+        assert status == 200, body
+        assert [c["text"] for c in body["choices"]] == [want, want]
+    finally:
+        rc, err = server.stop()
+    assert rc == 0, err
