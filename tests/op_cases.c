@@ -963,9 +963,14 @@ const op_case op_cases[] = {
     {.test = &attention_test, .n = {1, 70, 4, 2}, .atol = 1e-5, .rtol = 1e-5}, /* two blocks of CPU_ATTN_ROWS */
     {.test = &attention_test, .n = {1, 9, 64, 2}, .atol = 1e-5, .rtol = 1e-5}, /* heads of 32 */
     {.test = &attention_test, .n = {2, 5, 64, 1}, .atol = 1e-5, .rtol = 1e-5}, /* heads of 64 */
+    /* shapes the CUDA kernels run (heads of 32 to 128): 140 query rows over 18 blocks of 8
+     * warps, the last one part full; the largest head */
+    {.test = &attention_test, .n = {1, 70, 64, 2}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &attention_test, .n = {1, 12, 128, 1}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {8, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {4, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {64, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5}, /* heads of 32 */
+    {.test = &kv_test, .n = {64, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
     /* the CPU's tanh is a fast one: another backend's accurate one differs by the CPU's error */
     {.test = &gelu_test, .n = {257}, .atol = 2e-6, .rtol = 2e-5},
     {.test = &gelu_test, .n = {1001}, .atol = 2e-6, .rtol = 2e-5},

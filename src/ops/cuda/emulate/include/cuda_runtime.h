@@ -1,5 +1,5 @@
-/* gpt2c's CUDA-on-CPU runtime (src/ops/cuda/emulate/README.md): this header stands in for the
- * toolkit's cuda_runtime.h when the backend's .cu files are built as C++ for the CPU
+/* gpt2c's CUDA-on-CPU runtime (README: "How GPU code is tested without a GPU"): this header
+ * stands in for the toolkit's cuda_runtime.h when the backend's .cu files are built as C++ for the CPU
  * (-DGPT2C_CUDA_EMULATE=ON). It declares the part of the runtime API the backend calls (on host
  * memory, with streams that run when synchronized) and the kernel language its kernels use:
  * threadIdx and friends, __shared__, barriers, warp shuffles and votes, atomics, math. A launch
