@@ -277,18 +277,33 @@ static void test_bf16_conversions(void) {
     CHECK(memcmp(in, widened, sizeof in) == 0);
 }
 
-/* test_ops [LABEL]: every backend, or only the reference and the backend LABEL (the CUDA
- * backend in each emulated thread order: tests/CMakeLists.txt). */
+/* Whether backend `label` is one of the command line's (none: every backend). */
+static int asked_for(int argc, char **argv, const char *label) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], label)) return 1;
+    return argc < 2;
+}
+
+/* test_ops [LABEL...]: every backend, or the reference and the backends named (the CPU's at
+ * each instruction-set level, the CUDA backend in each emulated thread order:
+ * tests/CMakeLists.txt). */
 int main(int argc, char **argv) {
     gpt2c_error err;
     slot slots[NBACKENDS] = {{0}};
-    const char *only = argc > 1 ? argv[1] : NULL;
+    for (int i = 1; i < argc; i++) {
+        int known = 0;
+        for (int k = 0; k < NBACKENDS; k++) known |= !strcmp(argv[i], backends[k].label);
+        if (!known) {
+            fprintf(stderr, "test_ops: no backend '%s'\n", argv[i]);
+            return 2;
+        }
+    }
 #ifdef GPT2C_HAVE_CUDA
     cuda_set_tf32(0); /* the CUDA kernels' fp32 products in fp32, so that fp32's tolerances hold */
 #endif
     for (int k = 0; k < NBACKENDS; k++) {
         const test_backend *t = slots[k].t = &backends[k];
-        if (k > 0 && only && strcmp(t->label, only) != 0) continue;
+        if (k > 0 && !asked_for(argc, argv, t->label)) continue;
         slots[k].open = (t->open ? t->open(&slots[k].be, &err)
                                  : gpt2_backend_open(&slots[k].be, t->device, t->threads, &err)) == 0;
         if (slots[k].open) continue;
@@ -297,7 +312,7 @@ int main(int argc, char **argv) {
             return 77;
         }
         fprintf(stderr, "%s: skipped: %s\n", backends[k].label, err.msg);
-        if (only) return 1; /* the one backend asked for must run */
+        if (argc > 1) return 1; /* a backend asked for by name must run */
     }
     fprintf(stderr, "instruction set %s: %s, %s\n", cpu_isa_name(cpu_isa()),
             slots[0].be.path[GPT2_FP32], slots[0].be.path[GPT2_BF16]);
