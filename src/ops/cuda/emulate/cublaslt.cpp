@@ -111,15 +111,13 @@ cublasStatus_t check(const cuemu_lt_desc *d, const cuemu_lt_layout *a, const cue
     return CUBLAS_STATUS_SUCCESS;
 }
 
-/* op(X) as a dense column-major fp32 matrix (rows x cols of the op's result). */
-std::vector<float> widen(const void *x, const cuemu_lt_layout *l, cublasOperation_t op,
-                         uint64_t rows, uint64_t cols, bool round_tf32) {
-    std::vector<float> out(rows * cols);
-    for (uint64_t j = 0; j < cols; j++)
-        for (uint64_t i = 0; i < rows; i++) {
-            size_t at = op == CUBLAS_OP_N ? i + j * (size_t)l->ld : j + i * (size_t)l->ld;
-            float v = load(l->type, x, at);
-            out[i + j * rows] = round_tf32 ? tf32(v) : v;
+/* X as stored, dense (leading dimension its rows) in fp32: the product's input. */
+std::vector<float> widen(const void *x, const cuemu_lt_layout *l, bool round_tf32) {
+    std::vector<float> out(l->rows * l->cols);
+    for (uint64_t j = 0; j < l->cols; j++)
+        for (uint64_t i = 0; i < l->rows; i++) {
+            float v = load(l->type, x, i + j * (size_t)l->ld);
+            out[i + j * l->rows] = round_tf32 ? tf32(v) : v;
         }
     return out;
 }
@@ -256,12 +254,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                                   ((s.n - 1) * (size_t)d.aux_ld + s.m) * type_bytes(ld.type));
     cuemu::enqueue(stream, [=] {
         bool round = d.compute == CUBLAS_COMPUTE_32F_FAST_TF32;
-        std::vector<float> x = widen(A, &la, d.transa, s.m, s.k, round);
-        std::vector<float> y = widen(B, &lb, d.transb, s.k, s.n, round);
+        std::vector<float> x = widen(A, &la, round), y = widen(B, &lb, round);
         std::vector<float> acc(s.m * s.n, 0.0f);
         if (s.k)
-            cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)s.m, (int)s.n, (int)s.k,
-                        1.0f, x.data(), (int)s.m, y.data(), (int)s.k, 0.0f, acc.data(), (int)s.m);
+            cblas_sgemm(CblasColMajor, d.transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                        d.transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, (int)s.m, (int)s.n,
+                        (int)s.k, 1.0f, x.data(), (int)la.rows, y.data(), (int)lb.rows, 0.0f,
+                        acc.data(), (int)s.m);
         int out = ld.type;
         for (uint64_t j = 0; j < s.n; j++)
             for (uint64_t i = 0; i < s.m; i++) {
