@@ -491,10 +491,7 @@ void run_block(const char *name, const block_context &ctx, thread_order order,
     }
     for (int w = 0; w < (r.n + 63) / 64; w++)
         r.ready[w] = r.n - w * 64 >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << (r.n - w * 64)) - 1;
-    block_run *outer = run;
-    const block_context *outer_block = current_block;
-    const uint3 *outer_thread = current_thread;
-    run = &r, current_block = &ctx;
+    run = &r, current_block = &ctx; /* (never nested: kernels launch nothing) */
     for (int last = -1;;) {
         int i = pick(&r, last);
         if (i < 0) {
@@ -507,7 +504,7 @@ void run_block(const char *name, const block_context &ctx, thread_order order,
         resume(&r, i);
         if (r.f[i].state == EXITED) r.free_stacks.push_back(r.f[i].stack); /* off it now */
     }
-    run = outer, current_block = outer_block, current_thread = outer_thread;
+    run = nullptr, current_block = nullptr, current_thread = nullptr;
 }
 
 } // namespace cuemu
