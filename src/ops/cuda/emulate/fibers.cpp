@@ -38,8 +38,10 @@
 
 namespace cuemu {
 
-thread_local const block_context *current_block;
-thread_local const uint3 *current_thread;
+/* Plain globals, not thread-local (whose every access was a call under the sanitizers): one
+ * block runs at a time in the whole process, under runtime.cpp's lock. */
+const block_context *current_block;
+const uint3 *current_thread;
 
 void fail(const char *fmt, ...) {
     va_list ap;
@@ -151,10 +153,10 @@ struct block_run {
     size_t sched_size;
 };
 
-thread_local block_run *run;
-thread_local std::vector<char *> stacks; /* this OS thread's, reused by every block */
-thread_local std::vector<fiber> fiber_pool;
-thread_local std::vector<warp_group> group_pool;
+block_run *run;
+std::vector<char *> stacks; /* reused by every block */
+std::vector<fiber> fiber_pool;
+std::vector<warp_group> group_pool;
 
 char *stack_for(size_t i) {
     while (stacks.size() <= i) {

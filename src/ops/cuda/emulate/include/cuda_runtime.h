@@ -142,9 +142,9 @@ const char *cudaGetErrorName(cudaError_t e);
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
 #define __constant__
-/* One block runs at a time on an OS thread, so a block's shared variables can be the thread's
- * (the build's rewrite also refills them each block: cmake/CudaEmulate.cmake). */
-#define __shared__ static thread_local
+/* One block runs at a time in the process, so a block's shared variables can be static (the
+ * build's rewrite also refills them each block: cmake/CudaEmulate.cmake). */
+#define __shared__ static
 
 namespace cuemu {
 
@@ -154,8 +154,8 @@ struct block_context {
     dim3 block_dim, grid_dim;
     void *dynamic_shared;
 };
-extern thread_local const block_context *current_block;
-extern thread_local const uint3 *current_thread;
+extern const block_context *current_block;
+extern const uint3 *current_thread;
 
 /* __syncthreads; a warp collective: the calling lane's 8 bytes in, the named lane's out (or a
  * vote's mask). file and line are the call's, for messages. */
