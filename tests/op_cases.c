@@ -933,10 +933,14 @@ const op_case op_cases[] = {
     {.test = &layernorm_test, .n = {7, 5}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &layernorm_test, .n = {130, 6}, .atol = 1e-5, .rtol = 1e-5}, /* more rows than CPU_LN_BLOCKS */
     {.test = &layernorm_test, .n = {14, 96}, .atol = 1e-5, .rtol = 1e-5},
+    /* the parameters' gradients over several chunks of rows, the last part full (the CUDA
+     * backend's COLUMN_CHUNK_ROWS, 256) */
+    {.test = &layernorm_test, .n = {600, 3}, .atol = 1e-5, .rtol = 1e-5},
     /* few rows: the generation kernel (odd OC); more: the GEMM library */
     {.test = &matmul_test, .n = {5, 7, 9}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {13, 7, 10}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {37, 16, 24}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &matmul_test, .n = {600, 3, 5}, .atol = 1e-5, .rtol = 1e-5}, /* the bias over chunks */
     /* bf16: few rows, the kernel reading bf16 weights (even C); an odd C, the GEMM route; that
      * kernel where bf16 is emulated, oneDNN's where native; the GEMM route */
     {.test = &matmul_test, .n = {5, 8, 9}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},

@@ -32,8 +32,8 @@
  * the number of threads or the launch configuration (a fixed reduction order, no floating-point
  * atomics), except inside a vendor library's GEMM, which is deterministic for a fixed thread count.
  * The CPU backend meets this. The CUDA backend does not yet, and the GPU work must fix it:
- * embed_backward, layernorm_backward (dw, db) and attention_backward (dq, dk, dv) sum with float
- * atomicAdd, and its bias gradient is a serial column sum (deterministic, but slow). The tests'
+ * embed_backward and attention_backward (dq, dk, dv) sum with float atomicAdd (its LayerNorm
+ * and bias gradients sum over fixed chunks of rows, then in order: cuda_common.cuh). The tests'
  * emulated GPU (ops/cuda/emulate/) cannot show those atomics' varying order: it runs one block
  * at a time on one OS thread, so every atomic there is applied in one fixed order. */
 #ifndef GPT2C_OPS_H

@@ -31,6 +31,15 @@ static inline gpt2_bf16 *bf16_after(gpt2_bf16 *a, size_t n) {
     return a + ((n + 127) & ~(size_t)127);
 }
 
+/* Column sums without float atomics, the same bits on every GPU: rows in fixed chunks of
+ * COLUMN_CHUNK_ROWS (not a number of blocks that would follow the SM count), each chunk's sums
+ * by one thread per column with the rows in order, then each column's chunk sums added in order.
+ * The partials take column_partials_floats(N, C) floats of scratch. */
+#define COLUMN_CHUNK_ROWS 256
+static inline size_t column_partials_floats(size_t N, size_t C) {
+    return (N + COLUMN_CHUNK_ROWS - 1) / COLUMN_CHUNK_ROWS * C;
+}
+
 /* The sum over a warp's 32 lanes, in every lane. */
 __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);

@@ -18,10 +18,10 @@ __global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, c
     if (lane == 0) mean[row] = m, rstd[row] = r;
 }
 
-/* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)); dw and db: atomics. */
-__global__ void layernorm_backward_kernel(float *dinp, float *dw, float *db, const float *dout,
-                                          const float *inp, const float *w, const float *mean,
-                                          const float *rstd, int N, int C) {
+/* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), a warp per row. */
+__global__ void layernorm_backward_kernel(float *dinp, const float *dout, const float *inp,
+                                          const float *w, const float *mean, const float *rstd,
+                                          int N, int C) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const float *x = inp + (size_t)row * C, *d = dout + (size_t)row * C;
@@ -35,10 +35,39 @@ __global__ void layernorm_backward_kernel(float *dinp, float *dw, float *db, con
     float *di = dinp + (size_t)row * C;
     for (int c = lane; c < C; c += 32) {
         float norm = (x[c] - m) * r, dnorm = w[c] * d[c];
-        atomicAdd(&db[c], d[c]);
-        atomicAdd(&dw[c], norm * d[c]);
         di[c] += r * (dnorm - dnorm_mean - norm * dnorm_norm_mean);
     }
+}
+
+/* dw += column sums of norm * dout, db += those of dout, as cuda_common.cuh's column sums
+ * without atomics: chunk k's into partial[k][c] (dw's) and partial[chunks + k][c] (db's). */
+__global__ void layernorm_param_partials_kernel(float *partial, const float *dout,
+                                                const float *inp, const float *mean,
+                                                const float *rstd, int N, int C, int chunks) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
+    if (c >= C) return;
+    int r1 = min(N, (k + 1) * COLUMN_CHUNK_ROWS);
+    float sw = 0.0f, sb = 0.0f;
+    for (int n = k * COLUMN_CHUNK_ROWS; n < r1; n++) {
+        float d = dout[(size_t)n * C + c];
+        sw += (inp[(size_t)n * C + c] - mean[n]) * rstd[n] * d;
+        sb += d;
+    }
+    partial[(size_t)k * C + c] = sw;
+    partial[(size_t)(chunks + k) * C + c] = sb;
+}
+
+__global__ void layernorm_param_reduce_kernel(float *dw, float *db, const float *partial, int C,
+                                              int chunks) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int k = 0; k < chunks; k++) {
+        sw += partial[(size_t)k * C + c];
+        sb += partial[(size_t)(chunks + k) * C + c];
+    }
+    dw[c] += sw;
+    db[c] += sb;
 }
 
 extern "C" void cuda_layernorm_forward(gpt2_act *out_, float *mean, float *rstd,
@@ -58,8 +87,15 @@ extern "C" void cuda_layernorm_backward(gpt2_act *dinp_, float *dw, float *db,
     float *dinp = cuda_f(dinp_);
     const float *dout = cuda_cf(dout_);
     const float *inp = cuda_cf(inp_);
-    (void)scratch;
+    if (N == 0) return;
     layernorm_backward_kernel<<<blocks_for((size_t)N, 8), 256, 0, cuda_stream>>>(
-        dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+        dinp, dout, inp, w, mean, rstd, N, C);
+    CUDA_LAUNCHED();
+    int chunks = (N + COLUMN_CHUNK_ROWS - 1) / COLUMN_CHUNK_ROWS; /* partials: 2 chunks x C */
+    layernorm_param_partials_kernel<<<dim3(blocks_for((size_t)C, 256), chunks), 256, 0,
+                                      cuda_stream>>>(scratch, dout, inp, mean, rstd, N, C, chunks);
+    CUDA_LAUNCHED();
+    layernorm_param_reduce_kernel<<<blocks_for((size_t)C, 256), 256, 0, cuda_stream>>>(
+        dw, db, scratch, C, chunks);
     CUDA_LAUNCHED();
 }

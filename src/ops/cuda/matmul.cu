@@ -27,13 +27,34 @@ extern "C" void cuda_matmul_forward_rowwise(gpt2_act *out, const gpt2_act *inp, 
     cuda_matmul_forward(out, inp, w, w_bf16, bias, N, C, OC, scratch);
 }
 
-/* dbias[o] += sum over rows of dout[:, o]: a thread per column walks the rows in order. */
-__global__ void column_sums_kernel(float *dbias, const float *dout, int N, int OC) {
+/* dbias[o] += sum over rows of dout[:, o], as cuda_common.cuh's column sums: chunk k's sums
+ * into partial[k][o] (blockIdx.y is the chunk), then the chunks' in order. */
+__global__ void column_partials_kernel(float *partial, const float *dout, int N, int OC) {
+    int o = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
+    if (o >= OC) return;
+    int r1 = min(N, (k + 1) * COLUMN_CHUNK_ROWS);
+    float s = 0.0f;
+    for (int n = k * COLUMN_CHUNK_ROWS; n < r1; n++) s += dout[(size_t)n * OC + o];
+    partial[(size_t)k * OC + o] = s;
+}
+
+__global__ void column_reduce_kernel(float *dbias, const float *partial, int chunks, int OC) {
     int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= OC) return;
     float s = 0.0f;
-    for (int n = 0; n < N; n++) s += dout[(size_t)n * OC + o];
+    for (int k = 0; k < chunks; k++) s += partial[(size_t)k * OC + o];
     dbias[o] += s;
+}
+
+static void bias_gradient(float *dbias, const float *dout, int N, int OC, float *partial) {
+    int chunks = (N + COLUMN_CHUNK_ROWS - 1) / COLUMN_CHUNK_ROWS;
+    if (chunks == 0) return;
+    column_partials_kernel<<<dim3(blocks_for((size_t)OC, 256), chunks), 256, 0, cuda_stream>>>(
+        partial, dout, N, OC);
+    CUDA_LAUNCHED();
+    column_reduce_kernel<<<blocks_for((size_t)OC, 256), 256, 0, cuda_stream>>>(dbias, partial,
+                                                                              chunks, OC);
+    CUDA_LAUNCHED();
 }
 
 extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias,
@@ -43,8 +64,10 @@ extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias,
     float *dinp = cuda_f(dinp_);
     const float *dout = cuda_cf(dout_);
     const float *inp = cuda_cf(inp_);
+    float *partial = scratch; /* the bias gradient's, after the bf16 copies when there are some */
     if (w_bf16) {
         gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = bf16_after(dout_bf16, (size_t)N * OC);
+        partial = (float *)bf16_after(inp_bf16, (size_t)N * C);
         cuda_to_bf16(dout_bf16, dout, (size_t)N * OC);
         cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
         cuda_gemm(1, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
@@ -53,8 +76,5 @@ extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias,
         cuda_gemm(0, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
         cuda_gemm(0, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
     }
-    if (dbias) {
-        column_sums_kernel<<<blocks_for((size_t)OC, 256), 256, 0, cuda_stream>>>(dbias, dout, N, OC);
-        CUDA_LAUNCHED();
-    }
+    if (dbias) bias_gradient(dbias, dout, N, OC, partial);
 }
