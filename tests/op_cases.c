@@ -93,11 +93,14 @@ static void embed_make(const op_case *c, op_data *d, rng *r) {
     d->b[EM_DWTE].tol = 10; /* sums of the repeated tokens' rows */
 }
 
+static size_t embed_scratch(const gpt2_backend *be, const op_case *c) {
+    return be->ops->scratch_floats(c->n[0], c->n[1], c->n[2], 1, c->n[3], 0);
+}
+
 static void embed_call(const gpt2_backend *be, const op_case *c, void *const *dev, float *s) {
-    (void)s;
     int B = c->n[0], T = c->n[1], C = c->n[2];
     be->ops->embed_forward(dev[EM_OUT], dev[EM_TOKENS], dev[EM_WTE], dev[EM_WPE], B, T, C);
-    be->ops->embed_backward(dev[EM_DWTE], dev[EM_DWPE], dev[EM_DOUT], dev[EM_TOKENS], B, T, C);
+    be->ops->embed_backward(dev[EM_DWTE], dev[EM_DWPE], dev[EM_DOUT], dev[EM_TOKENS], B, T, C, s);
 }
 
 static void embed_reference(const op_case *c, const op_data *d, double *const *got,
@@ -119,6 +122,7 @@ static const op_test embed_test = {
     .ops = "embed_forward embed_backward",
     .dims = {"B", "T", "C", "V"},
     .make = embed_make,
+    .scratch = embed_scratch,
     .call = embed_call,
     .reference = embed_reference,
 };

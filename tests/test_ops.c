@@ -61,7 +61,7 @@ static const test_backend backends[] = {
     {"cpu", "cpu", 0, NULL, CPU_REFERENCE, NULL},
     {"wide", NULL, 0, open_wide, CPU_KERNELS, NULL},
     {"detached", NULL, 0, open_detached, CPU_KERNELS, NULL},
-    {"cuda", "cuda", 0, NULL, OWN_KERNELS, "embed_backward attention_backward"},
+    {"cuda", "cuda", 0, NULL, OWN_KERNELS, "attention_backward"},
 };
 enum { NBACKENDS = sizeof backends / sizeof *backends };
 

@@ -291,7 +291,7 @@ void gpt2_backward(gpt2_model *m) {
         op->layernorm_backward(dres, g[P_LN1_W], g[P_LN1_B], dC, res, w[P_LN1_W], a->ln1_mean,
                                a->ln1_rstd, N, C, m->scratch);
     }
-    op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs_dev, B, T, C);
+    op->embed_backward(m->g.wte, m->g.wpe, dres, m->inputs_dev, B, T, C, m->scratch);
 }
 
 #undef BF16

@@ -32,8 +32,9 @@
  * the number of threads or the launch configuration (a fixed reduction order, no floating-point
  * atomics), except inside a vendor library's GEMM, which is deterministic for a fixed thread count.
  * The CPU backend meets this. The CUDA backend does not yet, and the GPU work must fix it:
- * embed_backward and attention_backward (dq, dk, dv) sum with float atomicAdd (its LayerNorm
- * and bias gradients sum over fixed chunks of rows, then in order: cuda_common.cuh). The tests'
+ * attention_backward (dq, dk, dv) sums with float atomicAdd (its LayerNorm and bias gradients
+ * sum over fixed chunks of rows, then in order: cuda_common.cuh; the embedding's sorts the
+ * positions by token, then sums each token's in order: cuda/embed.cu). The tests'
  * emulated GPU (ops/cuda/emulate/) cannot show those atomics' varying order: it runs one block
  * at a time on one OS thread, so every atomic there is applied in one fixed order. */
 #ifndef GPT2C_OPS_H
@@ -107,8 +108,9 @@ typedef struct gpt2_op_act {
        int C),                                                                                     \
       (out, tokens, wte, wpe, B, T, C), ELEMENTWISE, 0, ({out, (size_t)B * T * C}))                \
     X(embed_backward,                                                                              \
-      (float *dwte, float *dwpe, const gpt2_act *dout, const int32_t *tokens, int B, int T, int C), \
-      (dwte, dwpe, dout, tokens, B, T, C), ELEMENTWISE, 0, ({dout, (size_t)B * T * C}))            \
+      (float *dwte, float *dwpe, const gpt2_act *dout, const int32_t *tokens, int B, int T, int C, \
+       float *scratch),                                                                            \
+      (dwte, dwpe, dout, tokens, B, T, C, scratch), ELEMENTWISE, 0, ({dout, (size_t)B * T * C}))   \
     /* out = (inp - mean) * rstd * w + b per row, with rstd = 1 / sqrt(variance + GPT2_LN_EPS)  \
      * (the biased variance, as PyTorch's); saves mean and rstd. */                              \
     X(layernorm_forward,                                                                           \

@@ -16,7 +16,8 @@ void cpu_embed_forward(gpt2_act *out_, const int32_t *tokens, const float *wte, 
 /* Several positions may hold the same token, so rows of dwte are shared: threads split the
  * channels instead, and each walks all positions in order (deterministic, no atomics). */
 void cpu_embed_backward(float *dwte, float *dwpe, const gpt2_act *dout_, const int32_t *tokens,
-                        int B, int T, int C) {
+                        int B, int T, int C, float *scratch) {
+    (void)scratch;
     const float *dout = cpu_cf(dout_);
     enum { CHUNK = 32 };
     int nchunks = (C + CHUNK - 1) / CHUNK;

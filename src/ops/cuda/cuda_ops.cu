@@ -8,7 +8,7 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
     (void)NH, (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
     /* bf16 copies of a product's two inputs (up to 4C outputs), the bias gradient's partials;
-     * LayerNorm's partials (2 per column) are fewer */
+     * LayerNorm's partials (2 per column) and the embedding's sort keys (at most 4N) are fewer */
     size_t matmul = 5 * N * C / 2 + 512 + column_partials_floats(N, 4 * (size_t)C);
     size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
     size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
