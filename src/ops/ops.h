@@ -31,12 +31,12 @@
  * Determinism. Every op is deterministic: for the same inputs it gives the same bits, whatever
  * the number of threads or the launch configuration (a fixed reduction order, no floating-point
  * atomics), except inside a vendor library's GEMM, which is deterministic for a fixed thread count.
- * The CPU backend meets this. The CUDA backend does not yet, and the GPU work must fix it:
- * attention_backward (dq, dk, dv) sums with float atomicAdd (its LayerNorm and bias gradients
- * sum over fixed chunks of rows, then in order: cuda_common.cuh; the embedding's sorts the
- * positions by token, then sums each token's in order: cuda/embed.cu). The tests'
- * emulated GPU (ops/cuda/emulate/) cannot show those atomics' varying order: it runs one block
- * at a time on one OS thread, so every atomic there is applied in one fixed order. */
+ * The CPU backend meets this. The CUDA backend's kernels are written to (no float atomics: its
+ * LayerNorm and bias gradients sum over fixed chunks of rows, then in order, cuda_common.cuh;
+ * the embedding's sorts the positions by token, then sums each token's rows in order; the
+ * attention backward writes each row of dq, dk and dv from one warp), but that is tested only
+ * on the emulated GPU (ops/cuda/emulate/), which could not show an atomic's varying order
+ * anyway: it runs one block at a time on one OS thread. A GPU run must confirm it. */
 #ifndef GPT2C_OPS_H
 #define GPT2C_OPS_H
 

@@ -1,9 +1,10 @@
 /* Causal self-attention, one warp per query row, streaming over the keys with a running max and
  * sum (the online softmax of FlashAttention): no T x T matrix in memory, only each row's
- * log-sum-exp for the backward, which recomputes the probabilities. Each lane holds hs/32 of the
- * head's channels. This is the correct-first kernel: one key at a time per warp, no tiling in
- * shared memory and no tensor cores (a tiled FlashAttention-2 kernel or cuDNN's fused attention
- * is the next step). */
+ * log-sum-exp for the backward, which recomputes the probabilities (one warp per query row for
+ * dq, one per key row for dk and dv: no atomics). Each lane holds hs/32 of the head's channels.
+ * This is the correct-first kernel: one key at a time per warp, no tiling in shared memory and
+ * no tensor cores (a tiled FlashAttention-2 kernel or cuDNN's fused attention is the next
+ * step). */
 #include "ops/cuda/cuda_common.cuh"
 
 #define R_MAX (CUDA_ATTN_MAX_HS / 32)
@@ -52,40 +53,84 @@ __global__ void attention_forward_kernel(float *out, float *lse, const float *qk
     if (lane == 0) lse[row] = m + logf(l);
 }
 
-/* With p = exp(s - lse), D = dO . O: dS = p (dO . v - D); dq = sum dS k * scale; dk += dS q *
- * scale and dv += p dO, by atomics (several query rows touch each key). dqkv is zeroed first. */
-__global__ void attention_backward_kernel(float *dqkv, const float *dout, const float *qkv,
-                                          const float *out, const float *lse, int B, int T, int C,
-                                          int NH) {
+/* The backward, with p = exp(s - lse) recomputed and D = dO . O per query row: dS = p (dO . v -
+ * D); dq = sum over keys u <= t of dS k_u * scale; dk_u = sum over queries t >= u of dS q_t *
+ * scale and dv_u = sum of p dO_t. Two passes, each output row written by one warp summing in a
+ * fixed order: no atomics, the same bits on any GPU. */
+
+/* D[row] = dO . O of each query row (b, h, t), a warp per row. */
+__global__ void attention_rowdot_kernel(float *D, const float *dout, const float *out, int B, int T,
+                                        int C, int NH) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= B * NH * T) return;
+    int t = row % T, h = (row / T) % NH, b = row / (T * NH), hs = C / NH;
+    size_t o = ((size_t)b * T + t) * C + h * hs;
+    float s = 0.0f;
+    for (int c = lane; c < hs; c += 32) s += dout[o + c] * out[o + c];
+    s = warp_sum(s);
+    if (lane == 0) D[row] = s;
+}
+
+/* dq of query row (b, h, t), a warp per row, over the keys u <= t. */
+__global__ void attention_dq_kernel(float *dqkv, const float *dout, const float *qkv,
+                                    const float *lse, const float *D, int B, int T, int C, int NH) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= B * NH * T) return;
     int t = row % T, h = (row / T) % NH, b = row / (T * NH), hs = C / NH, R = hs / 32;
     float scale = rsqrtf((float)hs);
     size_t qoff = ((size_t)b * T + t) * 3 * C + h * hs, ooff = ((size_t)b * T + t) * C + h * hs;
-    float q[R_MAX], dO[R_MAX], dq[R_MAX], tmp[R_MAX];
+    float q[R_MAX], dO[R_MAX], dq[R_MAX], kk[R_MAX], vv[R_MAX];
     for (int i = 0; i < R; i++) {
         q[i] = qkv[qoff + lane + 32 * i];
         dO[i] = dout[ooff + lane + 32 * i];
-        tmp[i] = out[ooff + lane + 32 * i];
         dq[i] = 0.0f;
     }
-    float D = warp_dot(dO, tmp, R), L = lse[row];
+    float L = lse[row], Dt = D[row];
     const float *base = qkv + (size_t)b * T * 3 * C + h * hs;
-    float *dbase = dqkv + (size_t)b * T * 3 * C + h * hs;
-    float kk[R_MAX], vv[R_MAX];
     for (int u = 0; u <= t; u++) {
         const float *k = base + (size_t)u * 3 * C + C, *v = k + C;
         for (int i = 0; i < R; i++) kk[i] = k[lane + 32 * i], vv[i] = v[lane + 32 * i];
         float p = expf(warp_dot(q, kk, R) * scale - L);
-        float ds = p * (warp_dot(dO, vv, R) - D);
-        float *dk = dbase + (size_t)u * 3 * C + C, *dv = dk + C;
-        for (int i = 0; i < R; i++) {
-            dq[i] += ds * kk[i] * scale;
-            atomicAdd(&dk[lane + 32 * i], ds * q[i] * scale);
-            atomicAdd(&dv[lane + 32 * i], p * dO[i]);
-        }
+        float ds = p * (warp_dot(dO, vv, R) - Dt);
+        for (int i = 0; i < R; i++) dq[i] += ds * kk[i] * scale;
     }
     for (int i = 0; i < R; i++) dqkv[qoff + lane + 32 * i] = dq[i];
+}
+
+/* dk and dv of key row (b, h, u), a warp per row, over the queries t >= u. */
+__global__ void attention_dkv_kernel(float *dqkv, const float *dout, const float *qkv,
+                                     const float *lse, const float *D, int B, int T, int C,
+                                     int NH) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= B * NH * T) return;
+    int u = row % T, h = (row / T) % NH, b = row / (T * NH), hs = C / NH, R = hs / 32;
+    float scale = rsqrtf((float)hs);
+    size_t koff = ((size_t)b * T + u) * 3 * C + C + h * hs;
+    float kk[R_MAX], vv[R_MAX], dk[R_MAX], dv[R_MAX], q[R_MAX], dO[R_MAX];
+    for (int i = 0; i < R; i++) {
+        kk[i] = qkv[koff + lane + 32 * i];
+        vv[i] = qkv[koff + C + lane + 32 * i];
+        dk[i] = dv[i] = 0.0f;
+    }
+    const float *qbase = qkv + (size_t)b * T * 3 * C + h * hs;
+    const float *obase = dout + (size_t)b * T * C + h * hs;
+    const float *lrow = lse + ((size_t)b * NH + h) * T, *drow = D + ((size_t)b * NH + h) * T;
+    for (int t = u; t < T; t++) {
+        for (int i = 0; i < R; i++) {
+            q[i] = qbase[(size_t)t * 3 * C + lane + 32 * i];
+            dO[i] = obase[(size_t)t * C + lane + 32 * i];
+        }
+        float p = expf(warp_dot(q, kk, R) * scale - lrow[t]);
+        float ds = p * (warp_dot(dO, vv, R) - drow[t]);
+        for (int i = 0; i < R; i++) {
+            dk[i] += ds * q[i] * scale;
+            dv[i] += p * dO[i];
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        dqkv[koff + lane + 32 * i] = dk[i];
+        dqkv[koff + C + lane + 32 * i] = dv[i];
+    }
 }
 
 extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B,
@@ -98,19 +143,24 @@ extern "C" void cuda_attention_forward(gpt2_act *out_, float *lse, const gpt2_ac
     CUDA_LAUNCHED();
 }
 
+/* Scratch: D, B * NH * T floats. Every value of dqkv is written, by one of the two passes. */
 extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_,
                                         const gpt2_act *qkv_, const gpt2_act *out_,
                                         const float *lse, int B, int T, int C, int NH,
                                         float *scratch) {
-    float *dqkv = cuda_f(dqkv_);
+    float *dqkv = cuda_f(dqkv_), *D = scratch;
     const float *dout = cuda_cf(dout_);
     const float *qkv = cuda_cf(qkv_);
     const float *out = cuda_cf(out_);
-    (void)scratch;
-    cuda_memset0(dqkv, (size_t)B * T * 3 * C * sizeof *dqkv);
     size_t rows = (size_t)B * NH * T;
-    attention_backward_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(dqkv, dout, qkv, out,
-                                                                            lse, B, T, C, NH);
+    if (!rows) return;
+    attention_rowdot_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(D, dout, out, B, T, C, NH);
+    CUDA_LAUNCHED();
+    attention_dq_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(dqkv, dout, qkv, lse, D, B, T,
+                                                                     C, NH);
+    CUDA_LAUNCHED();
+    attention_dkv_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(dqkv, dout, qkv, lse, D, B,
+                                                                      T, C, NH);
     CUDA_LAUNCHED();
 }
 
