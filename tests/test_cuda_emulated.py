@@ -51,10 +51,11 @@ def follows(cpu_log, gpu_log, precision):
 
 
 def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
-    """bf16, the GPU's default precision."""
+    """bf16, the GPU's default precision; the GPU run with every op checked as it ends
+    (GPT2C_CUDA_SYNC_CHECK=1: the checked table must change nothing)."""
     for device in ("cpu", "cuda"):
         run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / device, device=device,
-                             precision="bf16", **FLAGS))
+                             precision="bf16", **FLAGS), env=env(GPT2C_CUDA_SYNC_CHECK="1"))
     follows(read_log(tmp_path / "cpu"), read_log(tmp_path / "cuda"), "bf16")
 
 

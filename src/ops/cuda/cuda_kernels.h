@@ -22,6 +22,10 @@ GPT2_OPS(CUDA_OP_PROTO)
 #undef CUDA_SERVICE_PROTO
 #undef CUDA_OP_PROTO
 
+/* The ops, each followed by a synchronize and an error check naming it and its shapes
+ * (GPT2C_CUDA_SYNC_CHECK=1: sync_check.cu). */
+extern const gpt2_ops cuda_checked_ops;
+
 /* Rows of logits the fused classifier holds at once (1024 x 50304 floats: 206 MB). */
 #define CUDA_CLASSIFIER_ROWS 1024
 /* Head sizes the attention kernels handle: multiples of 32 up to 128 (GPT-2's are all 64). */

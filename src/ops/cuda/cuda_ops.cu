@@ -1,4 +1,6 @@
 /* The CUDA backend: its handle, its table of ops, and the scratch its kernels share. */
+#include <string.h>
+
 #include "ops/backend.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "util/mem.h"
@@ -58,6 +60,8 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
     be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
 #endif
+    const char *sync_check = getenv("GPT2C_CUDA_SYNC_CHECK");
+    if (sync_check && !strcmp(sync_check, "1")) be->ops = &cuda_checked_ops;
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
     be->check_shapes = cuda_check_shapes;
     be->close = close_backend;
