@@ -2,6 +2,7 @@
 #ifndef GPT2C_CUDA_COMMON_CUH
 #define GPT2C_CUDA_COMMON_CUH
 
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,13 @@
 #define CUDA_LAUNCHED() CUDA_CHECK(cudaGetLastError())
 
 extern cudaStream_t cuda_stream;
+/* cuBLASLt's handle and workspace (cuda_runtime.cu), TF32 for fp32 products or not. */
+extern cublasLtHandle_t cuda_lt;
+extern void *cuda_lt_workspace;
+extern int cuda_tf32;
+static const size_t CUDA_LT_WORKSPACE_BYTES = (size_t)32 << 20; /* what cuBLASLt asks for on Hopper */
+/* The products' resolved descriptors and algorithms (gemm.cu), freed at the backend's close. */
+void cuda_gemm_plans_free(void);
 
 static inline unsigned blocks_for(size_t n, unsigned threads) {
     return (unsigned)((n + threads - 1) / threads);

@@ -1,0 +1,127 @@
+/* The products through cuBLASLt. Each shape the model runs is resolved once, the first time it
+ * runs (descriptor, layouts, the heuristic's algorithm), and kept: one fixed algorithm per
+ * shape, none of that work per call, and the same algorithm (so the same bits) every call. */
+#include <map>
+#include <tuple>
+
+#include "ops/cuda/cuda_common.cuh"
+
+#define LT_CHECK(call)                                                                            \
+    do {                                                                                          \
+        cublasStatus_t s_ = (call);                                                               \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+            fprintf(stderr, "gpt2c: cuBLASLt error %d at %s:%d\n", (int)s_, __FILE__, __LINE__);  \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* What decides a product's algorithm; the pointers' alignments among it, as the heuristic was
+ * told them. */
+struct gemm_key {
+    int bf16, tf32, ta, tb, M, N, K, bias;
+    uint32_t align_a, align_b, align_c;
+    bool operator<(const gemm_key &o) const {
+        return std::tie(bf16, tf32, ta, tb, M, N, K, bias, align_a, align_b, align_c) <
+               std::tie(o.bf16, o.tf32, o.ta, o.tb, o.M, o.N, o.K, o.bias, o.align_a, o.align_b,
+                        o.align_c);
+    }
+};
+
+struct gemm_plan {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
+
+/* (Generation runs a few products at every row count up to its chunk: a few thousand plans.) */
+static std::map<gemm_key, gemm_plan> plans;
+
+/* The largest power of two (up to 256) that divides the address. */
+static uint32_t alignment(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uint32_t n = 256;
+    while (n > 1 && a % n) n >>= 1;
+    return n;
+}
+
+void cuda_gemm_plans_free(void) {
+    for (auto &kp : plans) {
+        gemm_plan &p = kp.second;
+        cublasLtMatrixLayoutDestroy(p.la), cublasLtMatrixLayoutDestroy(p.lb);
+        cublasLtMatrixLayoutDestroy(p.lc), cublasLtMatmulDescDestroy(p.desc);
+    }
+    plans.clear();
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt (column-major) gets
+ * B as its first operand and A as its second, each transposed where the row-major one is not.
+ * The bias epilogue adds a vector along cuBLASLt's rows, which are C's columns: bias[N]. */
+static const gemm_plan &resolve(const gemm_key &k) {
+    auto found_plan = plans.find(k);
+    if (found_plan != plans.end()) return found_plan->second;
+    gemm_plan p;
+    cudaDataType_t in = k.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t compute = k.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    LT_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
+    cublasOperation_t opa = k.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = k.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    cublasLtEpilogue_t epi = k.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    if (k.bias) { /* a placeholder the heuristic can see; each call sets its own */
+        const void *any = cuda_lt_workspace;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &any,
+                                                sizeof any));
+    }
+    /* stored shapes, column-major: B row-major [K,N] (or [N,K]) is [N,K] (or [K,N]) */
+    int rows_a = k.tb ? k.K : k.N, cols_a = k.tb ? k.N : k.K;
+    int rows_b = k.ta ? k.M : k.K, cols_b = k.ta ? k.K : k.M;
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p.la, in, rows_a, cols_a, rows_a));
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lb, in, rows_b, cols_b, rows_b));
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lc, CUDA_R_32F, k.N, k.M, k.N));
+    cublasLtMatmulPreference_t pref;
+    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = CUDA_LT_WORKSPACE_BYTES;
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &ws, sizeof ws));
+    /* the heuristic assumes 256-byte aligned operands unless told: tell it what these are */
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                  &k.align_a, sizeof k.align_a));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                  &k.align_b, sizeof k.align_b));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                  &k.align_c, sizeof k.align_c));
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                  &k.align_c, sizeof k.align_c));
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(cuda_lt, p.desc, p.la, p.lb, p.lc, p.lc,
+                                                       pref, 1, &h, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found < 1) {
+        fprintf(stderr,
+                "gpt2c: cuBLASLt has no algorithm (status %d) for C[%d,%d] fp32 = A%s[%d,%d] x "
+                "B%s[%d,%d], %s inputs, compute %s, row-major leading dimensions %d, %d, %d, "
+                "epilogue %s, alignments A %u, B %u, C %u bytes\n",
+                (int)st, k.M, k.N, k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
+                k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, k.bf16 ? "bf16" : "fp32",
+                k.tf32 ? "32F_FAST_TF32" : "32F", k.ta ? k.M : k.K, k.tb ? k.K : k.N, k.N,
+                k.bias ? "bias (fp32)" : "none", k.align_b, k.align_a, k.align_c);
+        abort();
+    }
+    p.algo = h.algo;
+    return plans[k] = p;
+}
+
+extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
+                          const void *B, const float *bias, float *C, int accumulate) {
+    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL,
+                  alignment(B), alignment(A), alignment(C)};
+    const gemm_plan &p = resolve(k);
+    if (bias)
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof bias));
+    float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    LT_CHECK(cublasLtMatmul(cuda_lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, C, p.lc,
+                            &p.algo, cuda_lt_workspace, CUDA_LT_WORKSPACE_BYTES, cuda_stream));
+}
