@@ -76,9 +76,12 @@ extern "C" void *cuda_alloc(size_t bytes) {
     return p;
 }
 extern "C" void cuda_free(void *p) { cudaFree(p); }
+/* No synchronize: from pageable host memory, CUDA stages the bytes before the call returns, so
+ * the caller may reuse its buffer at once (the emulated runtime stages them the same way), and
+ * the stream orders the copy before the kernels that read it: a micro-step's token uploads cost
+ * no host sync. */
 extern "C" void cuda_upload(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
-    CUDA_CHECK(cudaStreamSynchronize(cuda_stream));
 }
 extern "C" void cuda_download(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));
