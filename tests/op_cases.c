@@ -842,11 +842,21 @@ static void adamw_make(const op_case *c, op_data *d, rng *r) {
     d->b[AD_P16].tol = 1e4;
 }
 
+/* Runs with and without weight decay: one value, a long run, the last reaching the end. */
+static const gpt2_decay_run ad_runs[] = {{0, 1}, {300, 0}, {301, 1}, {700, 0}};
+enum { AD_NRUNS = sizeof ad_runs / sizeof *ad_runs };
+
+static int ad_decays(size_t i) {
+    int decay = 0;
+    for (int r = 0; r < AD_NRUNS && ad_runs[r].start <= i; r++) decay = ad_runs[r].decay;
+    return decay;
+}
+
 static void adamw_call(const gpt2_backend *be, const op_case *c, void *const *dev, float *s) {
     (void)s;
-    be->ops->adamw(dev[AD_P], dev[AD_P16], dev[AD_G], dev[AD_M], dev[AD_V], (size_t)c->n[0], ad_lr,
-                   (float)ad_b1, (float)ad_b2, (float)ad_eps, (float)ad_wd, (float)ad_scale,
-                   1 - pow(ad_b1, AD_STEP), 1 - pow(ad_b2, AD_STEP));
+    be->ops->adamw(dev[AD_P], dev[AD_P16], dev[AD_G], dev[AD_M], dev[AD_V], (size_t)c->n[0],
+                   ad_runs, AD_NRUNS, ad_lr, (float)ad_b1, (float)ad_b2, (float)ad_eps,
+                   (float)ad_wd, (float)ad_scale, 1 - pow(ad_b1, AD_STEP), 1 - pow(ad_b2, AD_STEP));
 }
 
 static void adamw_reference(const op_case *c, const op_data *d, double *const *got,
@@ -861,7 +871,8 @@ static void adamw_reference(const op_case *c, const op_data *d, double *const *g
         double gr = g[i] * ad_scale;
         mw[i] = ad_b1 * m[i] + (1 - ad_b1) * gr;
         vw[i] = ad_b2 * v[i] + (1 - ad_b2) * gr * gr;
-        pw[i] = p[i] * (1 - ad_lr * ad_wd) - ad_lr / bc1 * mw[i] / (sqrt(vw[i]) / sqrt(bc2) + ad_eps);
+        double wd = ad_decays(i) ? ad_wd : 0.0;
+        pw[i] = p[i] * (1 - ad_lr * wd) - ad_lr / bc1 * mw[i] / (sqrt(vw[i]) / sqrt(bc2) + ad_eps);
         zero[i] = 0;
         p16[i] = ref_round_bf16((float)got[AD_P][i]); /* the updated parameters, rounded */
     }

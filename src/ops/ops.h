@@ -59,6 +59,13 @@ typedef struct gpt2_span {
     int seq, pos, n;
 } gpt2_span;
 
+/* Parameters from `start` up to the next run's start (or the end) that take weight decay
+ * (decay 1) or not (decay 0): AdamW's groups over one flat buffer. */
+typedef struct gpt2_decay_run {
+    size_t start;
+    int decay;
+} gpt2_decay_run;
+
 /* An activation argument of an op and its element count (see GPT2_OPS' last column). */
 typedef struct gpt2_op_act {
     const gpt2_act *a;
@@ -207,15 +214,18 @@ typedef struct gpt2_op_act {
     /* *sum (host) = the sum of squares of x[0..n), in double, in a fixed order. */              \
     X(sum_squares, (double *sum, const float *x, size_t n), (sum, x, n), OPTIMIZER, 0,                \
       (GPT2_NO_ACTS))                                                                              \
-    /* One AdamW step (PyTorch's formula) on n parameters, the gradient first multiplied by     \
-     * grad_scale (gradient clipping); bias_c1/bias_c2 = 1 - beta^t. It then sets the gradient  \
-     * to zero (ready for the next step's accumulation, without a pass of its own) and, with    \
-     * p_bf16 non-NULL, writes the updated parameters rounded to bf16 there. */                 \
+    /* One AdamW step (PyTorch's formula) on n parameters, in one pass over all of them (one     \
+     * launch on a GPU), the gradient first multiplied by grad_scale (gradient clipping);        \
+     * weight_decay applies to the runs (host memory, nruns of them, in order from start 0)    \
+     * that say so; bias_c1/bias_c2 = 1 - beta^t. It then sets the gradient to zero (ready for \
+     * the next step's accumulation, without a pass of its own) and, with p_bf16 non-NULL,     \
+     * writes the updated parameters rounded to bf16 there. */                                  \
     X(adamw,                                                                                       \
-      (float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n, double lr,             \
-       float beta1, float beta2, float eps, float weight_decay, float grad_scale, double bias_c1, \
-       double bias_c2),                                                                            \
-      (p, p_bf16, g, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, bias_c1, bias_c2),  \
+      (float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n,                        \
+       const gpt2_decay_run *runs, int nruns, double lr, float beta1, float beta2, float eps,     \
+       float weight_decay, float grad_scale, double bias_c1, double bias_c2),                     \
+      (p, p_bf16, g, m, v, n, runs, nruns, lr, beta1, beta2, eps, weight_decay, grad_scale,       \
+       bias_c1, bias_c2),                                                                          \
       OPTIMIZER, 0, (GPT2_NO_ACTS))                                                                \
     /* dst = src rounded to bf16 (nearest even; NaN stays NaN). */                                \
     X(to_bf16, (gpt2_bf16 * dst, const float *src, size_t n), (dst, src, n), OPTIMIZER, 0,         \

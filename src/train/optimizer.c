@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "train/optimizer.h"
@@ -16,6 +17,7 @@ double adamw_lr_at(const adamw_config *c, long it) {
 
 int adamw_state_alloc(adamw_state *s, const gpt2_backend *be, size_t n, gpt2c_error *err) {
     s->be = be;
+    s->runs = NULL, s->runs_cap = 0;
     s->m = be->ops->alloc(n * sizeof(float));
     s->v = be->ops->alloc(n * sizeof(float));
     s->t = 0;
@@ -32,6 +34,8 @@ void adamw_state_free(adamw_state *s) {
         s->be->ops->free(s->v);
     }
     s->m = s->v = NULL;
+    free(s->runs);
+    s->runs = NULL, s->runs_cap = 0;
 }
 
 double adamw_grad_sum_squares(const gpt2_model *m, size_t lo, size_t hi) {
@@ -50,15 +54,27 @@ double adamw_update(gpt2_model *m, adamw_state *s, const adamw_config *c, long i
     double lr = adamw_lr_at(c, it);
     s->t++;
     double bc1 = 1.0 - pow(c->beta1, (double)s->t), bc2 = 1.0 - pow(c->beta2, (double)s->t);
-    /* each tensor's part inside [lo, hi), with its own weight decay */
+    /* [lo, hi) in one call: the runs of tensors with and without weight decay in it, from lo */
+    if (s->runs_cap < m->table.count) {
+        gpt2_decay_run *grown = realloc(s->runs, m->table.count * sizeof *grown);
+        if (!grown) { /* a few KB: nothing sensible is left to do */
+            fprintf(stderr, "gpt2c: out of memory for the optimizer's %zu runs\n", m->table.count);
+            abort();
+        }
+        s->runs = grown, s->runs_cap = m->table.count;
+    }
+    gpt2_decay_run *runs = s->runs;
+    int nruns = 0;
     for (size_t i = 0; i < m->table.count; i++) {
         const gpt2_param *p = &m->table.params[i];
         size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel;
         b = b < hi ? b : hi;
-        if (a >= b) continue;
-        op->adamw(m->params + a, m->params_bf16 ? m->params_bf16 + a : NULL, m->grads + a,
-                  s->m + (a - lo), s->v + (a - lo), b - a, lr, (float)c->beta1, (float)c->beta2,
-                  (float)c->eps, p->decay ? (float)c->weight_decay : 0.0f, scale, bc1, bc2);
+        if (a >= b || (nruns > 0 && runs[nruns - 1].decay == p->decay)) continue;
+        runs[nruns++] = (gpt2_decay_run){a - lo, p->decay};
     }
+    if (nruns > 0)
+        op->adamw(m->params + lo, m->params_bf16 ? m->params_bf16 + lo : NULL, m->grads + lo, s->m,
+                  s->v, hi - lo, runs, nruns, lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
+                  (float)c->weight_decay, scale, bc1, bc2);
     return lr;
 }

@@ -16,6 +16,8 @@ typedef struct adamw_state {
                      them: all of them, or with ZeRO-1 its shard [lo, hi) (m[0] is parameter lo) */
     long t;       /* optimizer steps taken */
     const gpt2_backend *be; /* whose memory m and v are in */
+    gpt2_decay_run *runs;   /* (host) the update's weight-decay runs, one per tensor at most */
+    size_t runs_cap;
 } adamw_state;
 
 /* Linear warmup for `warmup_steps`, cosine decay to lr * min_lr_ratio at max_steps, then flat. */

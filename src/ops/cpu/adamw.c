@@ -59,16 +59,24 @@ CPU_KERNEL(adamw_block, (float *p, float *g, float *m, float *v, size_t n, const
  * while it is in cache. */
 #define ADAMW_BLOCK ((size_t)1 << 14)
 
-void cpu_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n, double lr,
-               float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-               double bias_c1, double bias_c2) {
-    adamw_consts c = {beta1, beta2, eps, (float)(1.0 - lr * weight_decay), (float)(lr / bias_c1),
-                      (float)sqrt(bias_c2), grad_scale};
+static void adamw_run(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n,
+                      const adamw_consts *c) {
     void (*adamw)(float *, float *, float *, float *, size_t, const adamw_consts *) =
         CPU_PICK(adamw_block);
     CPU_FOR_BLOCKS(n, ADAMW_BLOCK, {
-        adamw(p + i0, g + i0, m + i0, v + i0, len, &c);
+        adamw(p + i0, g + i0, m + i0, v + i0, len, c);
         /* the block is still in cache */
         if (p_bf16) cpu_to_bf16_serial(p_bf16 + i0, p + i0, len);
     });
+}
+
+void cpu_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n,
+               const gpt2_decay_run *runs, int nruns, double lr, float beta1, float beta2,
+               float eps, float weight_decay, float grad_scale, double bias_c1, double bias_c2) {
+    for (int r = 0; r < nruns; r++) {
+        size_t a = runs[r].start, b = r + 1 < nruns ? runs[r + 1].start : n;
+        adamw_consts c = {beta1, beta2, eps, (float)(1.0 - lr * (runs[r].decay ? weight_decay : 0.0f)),
+                          (float)(lr / bias_c1), (float)sqrt(bias_c2), grad_scale};
+        adamw_run(p + a, p_bf16 ? p_bf16 + a : NULL, g + a, m + a, v + a, b - a, &c);
+    }
 }

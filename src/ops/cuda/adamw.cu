@@ -3,12 +3,22 @@
 
 #include "ops/cuda/cuda_common.cuh"
 
-/* PyTorch's AdamW formula, as the CPU's; then the gradient is zeroed and the bf16 copy written. */
+/* PyTorch's AdamW formula, as the CPU's; then the gradient is zeroed and the bf16 copy written.
+ * One launch over the whole buffer: each value finds its run (binary search over the runs'
+ * starts) for its decay factor, decay_on or 1. */
 __global__ void adamw_kernel(float *p, __nv_bfloat16 *p_bf16, float *g, float *m, float *v,
-                             size_t n, float beta1, float beta2, float eps, float decay,
-                             float step_size, float bc2_sqrt, float grad_scale) {
+                             size_t n, const gpt2_decay_run *runs, int nruns, float beta1,
+                             float beta2, float eps, float decay_on, float step_size,
+                             float bc2_sqrt, float grad_scale) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    int lo = 0, hi = nruns - 1; /* the last run starting at or before i */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (runs[mid].start <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    float decay = runs[lo].decay ? decay_on : 1.0f;
     float grad = g[i] * grad_scale;
     g[i] = 0.0f;
     float mi = beta1 * m[i] + (1.0f - beta1) * grad;
@@ -21,12 +31,25 @@ __global__ void adamw_kernel(float *p, __nv_bfloat16 *p_bf16, float *g, float *m
     if (p_bf16) p_bf16[i] = __float2bfloat16_rn(pi);
 }
 
+/* The runs go to the device with the launch, into a buffer kept between steps (grown when a
+ * call has more runs: the first step, once). */
 extern "C" void cuda_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, float *v, size_t n,
-                           double lr, float beta1, float beta2, float eps, float weight_decay,
-                           float grad_scale, double bias_c1, double bias_c2) {
-    if (!n) return;
+                           const gpt2_decay_run *runs, int nruns, double lr, float beta1,
+                           float beta2, float eps, float weight_decay, float grad_scale,
+                           double bias_c1, double bias_c2) {
+    if (!n || nruns < 1) return;
+    static gpt2_decay_run *dev_runs;
+    static int have;
+    if (have < nruns) {
+        CUDA_CHECK(cudaFree(dev_runs));
+        CUDA_CHECK(cudaMalloc((void **)&dev_runs, (size_t)nruns * sizeof *dev_runs));
+        have = nruns;
+    }
+    /* pageable memory: staged before the call returns, no sync (cuda_upload) */
+    CUDA_CHECK(cudaMemcpyAsync(dev_runs, runs, (size_t)nruns * sizeof *runs,
+                               cudaMemcpyHostToDevice, cuda_stream));
     adamw_kernel<<<blocks_for(n, 256), 256, 0, cuda_stream>>>(
-        p, (__nv_bfloat16 *)p_bf16, g, m, v, n, beta1, beta2, eps,
+        p, (__nv_bfloat16 *)p_bf16, g, m, v, n, dev_runs, nruns, beta1, beta2, eps,
         (float)(1.0 - lr * weight_decay), (float)(lr / bias_c1), (float)sqrt(bias_c2), grad_scale);
     CUDA_LAUNCHED();
 }
