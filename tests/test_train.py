@@ -503,6 +503,20 @@ def test_bad_input_is_one_line_error(tmp_path, data, init_dir, case):
     assert_one_line_error(run_gpt2c(*args, check=False))
 
 
+def test_a_batch_that_does_not_fit_names_the_largest_that_does(tmp_path, data):
+    """d12 at B=512, T=1024 needs about 325 GB: refused before anything is allocated, with the
+    largest --batch-size that fits in the memory free now (or, on a machine with too little for
+    even one sequence, that none does)."""
+    import re
+    out = run_gpt2c(*train_cmd("d12", data.train, data.val, tmp_path / "out", batch_size=512, seq_len=1024,
+                               total_batch_size=512 * 1024), check=False)
+    assert_one_line_error(out)
+    err = out.stderr.decode()
+    assert "batch 512 x 1024 needs" in err, err
+    fits = re.search(r"the largest --batch-size that fits at --seq-len 1024 is (\d+), or --recompute", err)
+    assert fits and 1 <= int(fits.group(1)) < 512 or "no --batch-size fits at --seq-len 1024" in err, err
+
+
 def test_a_terminal_gets_one_progress_line(tmp_path, data, init_dir):
     """On a terminal (a pseudo-terminal here) the steps are one line redrawn in place, with the
     step, a bar, the loss, tokens/s and the ETA; the validation and checkpoint lines stand

@@ -47,13 +47,35 @@ int session_create(session *s, const gpt2_config *cfg, gpt2c_error *err) {
     return made(s, gpt2_create(&s->m, cfg, &s->be, err), err);
 }
 
+/* The largest batch size below B whose plan fits in `avail` bytes besides those held, or 0
+ * (the plan grows with B: a binary search). */
+static int largest_batch(const gpt2_model *m, int B, int T, int training, size_t moments,
+                         double held, double avail) {
+    int lo = 0, hi = B - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (gpt2_plan_bytes(m, mid, T, training, moments) - held <= avail) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
 int session_plan(session *s, int B, int T, int training, size_t moments, gpt2c_error *err) {
     gpt2_model *m = &s->m;
     double held = (double)m->table.total * sizeof(float); /* the parameters, allocated already */
-    char what[64], advice[96];
+    char what[64], advice[160];
     snprintf(what, sizeof what, "batch %d x %d", B, T);
-    snprintf(advice, sizeof advice, "use a smaller --batch-size or --seq-len%s",
-             training && !m->recompute ? ", or --recompute" : "");
+    const char *recompute = training && !m->recompute ? ", or --recompute" : "";
+    double avail = m->be->ops->mem_available();
+    int fits = avail < 0 || gpt2_plan_bytes(m, B, T, training, moments) - held <= avail
+                   ? B
+                   : largest_batch(m, B, T, training, moments, held, avail);
+    if (fits > 0)
+        snprintf(advice, sizeof advice, "the largest --batch-size that fits at --seq-len %d is %d%s",
+                 T, fits, recompute);
+    else
+        snprintf(advice, sizeof advice, "no --batch-size fits at --seq-len %d: use a smaller "
+                 "--seq-len%s", T, recompute);
     if (memory_fit(m->be, gpt2_plan_bytes(m, B, T, training, moments), held, what,
                    training ? " (parameters, gradients, AdamW state, activations)"
                             : " (parameters, activations)",
