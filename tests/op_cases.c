@@ -687,6 +687,74 @@ static const op_test residual_test = {
     .reference = residual_reference,
 };
 
+/* ---- residual + layernorm fused: in place into a (as the model calls it), against the two
+ * ops apart (the same bits, on every backend) and the float64 reference ---- */
+enum { RL_A, RL_B, RL_W, RL_BIAS, RL_RES, RL_OUT, RL_MEAN, RL_RSTD, RL_RES2, RL_OUT2, RL_MEAN2,
+       RL_RSTD2 };
+
+static void residual_layernorm_make(const op_case *c, op_data *d, rng *r) {
+    int N = c->n[0], C = c->n[1];
+    size_t nc = (size_t)N * C;
+    float *a = op_input(d, RL_A, "a", BUF_ACT, nc);
+    fill_normal(a, nc, 1, r);
+    fill_normal(op_input(d, RL_B, "b", BUF_ACT, nc), nc, 1, r);
+    fill_normal(op_input(d, RL_W, "w", BUF_F32, C), C, 1, r);
+    fill_normal(op_input(d, RL_BIAS, "bias", BUF_F32, C), C, 1, r);
+    memcpy(op_output(d, RL_RES, "res (= a, in place)", BUF_ACT, nc), a, nc * sizeof *a);
+    fill_value(op_output(d, RL_OUT, "out", BUF_ACT, nc), nc, 7);
+    fill_value(op_output(d, RL_MEAN, "mean", BUF_F32, N), N, 7);
+    fill_value(op_output(d, RL_RSTD, "rstd", BUF_F32, N), N, 7);
+    fill_value(op_output(d, RL_RES2, "res (two ops)", BUF_ACT, nc), nc, 7);
+    fill_value(op_output(d, RL_OUT2, "out (two ops)", BUF_ACT, nc), nc, 7);
+    fill_value(op_output(d, RL_MEAN2, "mean (two ops)", BUF_F32, N), N, 7);
+    fill_value(op_output(d, RL_RSTD2, "rstd (two ops)", BUF_F32, N), N, 7);
+}
+
+static void residual_layernorm_call(const gpt2_backend *be, const op_case *c, void *const *dev,
+                                    float *s) {
+    (void)s;
+    int N = c->n[0], C = c->n[1];
+    be->ops->residual_layernorm_forward(dev[RL_RES], dev[RL_OUT], dev[RL_MEAN], dev[RL_RSTD],
+                                        dev[RL_RES], dev[RL_B], dev[RL_W], dev[RL_BIAS], N, C);
+    be->ops->residual_forward(dev[RL_RES2], dev[RL_A], dev[RL_B], (size_t)N * C);
+    be->ops->layernorm_forward(dev[RL_OUT2], dev[RL_MEAN2], dev[RL_RSTD2], dev[RL_RES2], dev[RL_W],
+                               dev[RL_BIAS], N, C);
+}
+
+static void residual_layernorm_reference(const op_case *c, const op_data *d, double *const *got,
+                                         const char *tag) {
+    int N = c->n[0], C = c->n[1];
+    size_t nc = (size_t)N * C;
+    ref_nc ctx = {N, C};
+    const float *a = host_f(d, RL_A), *b = host_f(d, RL_B);
+    double *x = doubles(nc + 2 * (size_t)C), *y = doubles(nc), *mean = doubles(N), *rstd = doubles(N);
+    for (size_t i = 0; i < nc; i++) x[i] = (float)((double)a[i] + b[i]); /* one rounding: exact */
+    widen(widen(x + nc, host_f(d, RL_W), C), host_f(d, RL_BIAS), C);
+    ref_layernorm(x, y, &ctx);
+    ref_layernorm_stats(x, N, C, mean, rstd);
+    check_near(what(tag, "res"), got[RL_RES], x, nc, 0, 0);
+    check_near(what(tag, "out"), got[RL_OUT], y, nc, 1e-5, 1e-5);
+    check_near(what(tag, "mean"), got[RL_MEAN], mean, N, 1e-6, 1e-5);
+    check_near(what(tag, "rstd"), got[RL_RSTD], rstd, N, 1e-6, 1e-5);
+    free(x), free(y), free(mean), free(rstd);
+}
+
+static void residual_layernorm_contract(const op_case *c, const op_data *d, double *const *got,
+                                        const char *tag) {
+    for (int k = RL_RES; k <= RL_RSTD; k++)
+        check_same(what(tag, "fused = two ops"), got[k], got[k + RL_RES2 - RL_RES], d->b[k].n);
+    (void)c;
+}
+
+static const op_test residual_layernorm_test = {
+    .ops = "residual_layernorm_forward",
+    .dims = {"N", "C"},
+    .make = residual_layernorm_make,
+    .call = residual_layernorm_call,
+    .reference = residual_layernorm_reference,
+    .contract = residual_layernorm_contract,
+};
+
 /* ---- the fused classifier: losses alone (evaluation), then losses and gradients ---- */
 enum { CL_INP, CL_WTE, CL_WTE16, CL_TARGETS, CL_LOSSES_EVAL, CL_LOSSES, CL_DINP, CL_DWTE };
 #define CL_DLOSS 0.37f
@@ -951,6 +1019,8 @@ const op_case op_cases[] = {
     /* the parameters' gradients over several chunks of rows, the last part full (the CUDA
      * backend's COLUMN_CHUNK_ROWS, 256) */
     {.test = &layernorm_test, .n = {600, 3}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &residual_layernorm_test, .n = {7, 5}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &residual_layernorm_test, .n = {19, 96}, .atol = 1e-5, .rtol = 1e-5},
     /* few rows: the generation kernel (odd OC); more: the GEMM library */
     {.test = &matmul_test, .n = {5, 7, 9}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {13, 7, 10}, .atol = 1e-5, .rtol = 1e-5},

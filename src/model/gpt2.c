@@ -220,9 +220,9 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
     gpt2_act *proj = p->proj ? p->proj : a->res2;
     matmul(proj, a->atty, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), w[P_ATTN_PROJ_B], N, C, C,
            p->scratch);
-    op->residual_forward(a->res2, proj, res, NC);
-    /* MLP: res3 = res2 + proj(gelu(fc(ln_2(res2)))) */
-    op->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w[P_LN2_W], w[P_LN2_B], N, C);
+    /* res2 = res + proj and its ln_2 in one op; then the MLP: res3 = res2 + proj(gelu(fc(ln_2))) */
+    op->residual_layernorm_forward(a->res2, a->ln2, a->ln2_mean, a->ln2_rstd, proj, res,
+                                   w[P_LN2_W], w[P_LN2_B], N, C);
     matmul(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, p->scratch);
     op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
     proj = p->proj ? p->proj : a->res3;

@@ -125,6 +125,13 @@ typedef struct gpt2_op_act {
        const float *b, int N, int C),                                                              \
       (out, mean, rstd, inp, w, b, N, C), ELEMENTWISE, 0,                                          \
       ({out, (size_t)N * C}, {inp, (size_t)N * C}))                                                \
+    /* res = a + b (res may alias either), then out = layernorm_forward of res: the residual     \
+     * addition and the next LayerNorm in one pass, the same bits as the two ops. */            \
+    X(residual_layernorm_forward,                                                                  \
+      (gpt2_act *res, gpt2_act *out, float *mean, float *rstd, const gpt2_act *a,                  \
+       const gpt2_act *b, const float *w, const float *bias, int N, int C),                        \
+      (res, out, mean, rstd, a, b, w, bias, N, C), ELEMENTWISE, 0,                                 \
+      ({res, (size_t)N * C}, {out, (size_t)N * C}, {a, (size_t)N * C}, {b, (size_t)N * C}))        \
     /* dinp += (it accumulates: see Results above), dw += , db += . */                            \
     X(layernorm_backward,                                                                          \
       (gpt2_act *dinp, float *dw, float *db, const gpt2_act *dout, const gpt2_act *inp,            \

@@ -1,21 +1,37 @@
-/* LayerNorm, one warp per row. */
+/* LayerNorm, one warp per row; and the residual addition fused before it. */
 #include "model/config.h"
 #include "ops/cuda/cuda_common.cuh"
 
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
-                                         const float *w, const float *b, int N, int C) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= N) return;
-    const float *x = inp + (size_t)row * C;
+/* The row's LayerNorm (its lane's channels), as the CPU's: mean, biased variance, then out. */
+__device__ __forceinline__ void layernorm_row(float *o, float *mean, float *rstd, const float *x,
+                                              const float *w, const float *b, int row, int lane,
+                                              int C) {
     float s = 0.0f;
     for (int c = lane; c < C; c += 32) s += x[c];
     float m = warp_sum(s) / C;
     float v = 0.0f;
     for (int c = lane; c < C; c += 32) v += (x[c] - m) * (x[c] - m);
     float r = rsqrtf(warp_sum(v) / C + GPT2_LN_EPS);
-    float *o = out + (size_t)row * C;
     for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
     if (lane == 0) mean[row] = m, rstd[row] = r;
+}
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
+                                         const float *w, const float *b, int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    layernorm_row(out + (size_t)row * C, mean, rstd, inp + (size_t)row * C, w, b, row, lane, C);
+}
+
+/* res = a + b for the row (each lane then reads back only what it wrote), then its LayerNorm. */
+__global__ void residual_layernorm_kernel(float *res, float *out, float *mean, float *rstd,
+                                          const float *a, const float *b, const float *w,
+                                          const float *bias, int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    size_t at = (size_t)row * C;
+    for (int c = lane; c < C; c += 32) res[at + c] = a[at + c] + b[at + c];
+    layernorm_row(out + at, mean, rstd, res + at, w, bias, row, lane, C);
 }
 
 /* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), a warp per row. */
@@ -77,6 +93,15 @@ extern "C" void cuda_layernorm_forward(gpt2_act *out_, float *mean, float *rstd,
     const float *inp = cuda_cf(inp_);
     layernorm_forward_kernel<<<blocks_for((size_t)N, 8), 256, 0, cuda_stream>>>(out, mean, rstd,
                                                                                 inp, w, b, N, C);
+    CUDA_LAUNCHED();
+}
+
+extern "C" void cuda_residual_layernorm_forward(gpt2_act *res, gpt2_act *out, float *mean,
+                                                float *rstd, const gpt2_act *a, const gpt2_act *b,
+                                                const float *w, const float *bias, int N, int C) {
+    if (N == 0) return;
+    residual_layernorm_kernel<<<blocks_for((size_t)N, 8), 256, 0, cuda_stream>>>(
+        cuda_f(res), cuda_f(out), mean, rstd, cuda_cf(a), cuda_cf(b), w, bias, N, C);
     CUDA_LAUNCHED();
 }
 
