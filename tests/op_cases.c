@@ -1005,6 +1005,9 @@ static const op_test to_bf16_test = {
 static const gpt2_span kv_mixed[] = {{0, 0, 5}, {1, 3, 1}, {2, 7, 4}, {4, 11, 1}};
 /* a prompt over two blocks of CPU_ATTN_ROWS queries, and a step after a past that long */
 static const gpt2_span kv_long[] = {{0, 0, 70}, {1, 69, 1}, {2, 64, 8}};
+/* decoding over a long cache: few rows, keys enough for the CUDA kernel to split them (one row
+ * seeing none of the second half) */
+static const gpt2_span kv_decode[] = {{0, 300, 1}, {1, 20, 1}, {2, 299, 1}, {3, 260, 2}};
 #define SPANS(s) .spans = s, .nspans = (int)(sizeof s / sizeof *s)
 
 /* Tolerances are another backend's against the CPU's (the CPU's against the reference are the
@@ -1060,6 +1063,7 @@ const op_case op_cases[] = {
     {.test = &kv_test, .n = {4, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {64, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5}, /* heads of 32 */
     {.test = &kv_test, .n = {64, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
+    {.test = &kv_test, .n = {64, 2, 320}, SPANS(kv_decode), .atol = 1e-5, .rtol = 1e-5},
     /* the CPU's tanh is a fast one: another backend's accurate one differs by the CPU's error */
     {.test = &gelu_test, .n = {257}, .atol = 2e-6, .rtol = 2e-5},
     {.test = &gelu_test, .n = {1001}, .atol = 2e-6, .rtol = 2e-5},

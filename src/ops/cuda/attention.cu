@@ -164,33 +164,62 @@ extern "C" void cuda_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_,
     CUDA_LAUNCHED();
 }
 
-/* Generation: the new keys and values into the cache, laid out [NH][len][hs] per sequence (as
- * the CPU's), then each new query attends to positions 0..its own. */
-__global__ void kv_store_kernel(float *kcache, float *vcache, const float *qkv, int nseq, int n,
-                                int pos, int len, int C, int NH) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)nseq * n * C) return;
-    int c = (int)(i % C), j = (int)((i / C) % n), s = (int)(i / ((size_t)C * n)), hs = C / NH;
-    int h = c / hs, e = c % hs;
-    const float *row = qkv + ((size_t)s * n + j) * 3 * C;
-    size_t at = (size_t)s * len * C + ((size_t)h * len + pos + j) * hs + e;
-    kcache[at] = row[C + c];
-    vcache[at] = row[2 * C + c];
+/* Generation: every span in one pass. The spans go to the device (in the scratch) with each
+ * one's first row; a row finds its span by binary search. The new keys and values go into the
+ * cache, laid out [NH][len][hs] per sequence (as the CPU's); then each new query attends to
+ * positions 0..its own. With few rows over a long cache (decoding), each (row, head) is split
+ * over the keys, SPLIT_KEYS a part, into partial (max, sum, weighted values) merged in order
+ * after: more warps at work, the same result for a row whatever the other spans. */
+#define SPLIT_KEYS 256
+#define SPLIT_ROWS 64 /* rows x splits at most this: the partials stay small */
+
+struct kv_span {
+    int seq, pos, n, row0;
+};
+
+__device__ __forceinline__ int span_of(const kv_span *spans, int nspans, int row) {
+    int lo = 0, hi = nspans - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (spans[mid].row0 <= row) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
 }
 
-__global__ void attention_kv_kernel(float *out, const float *qkv, const float *kcache,
-                                    const float *vcache, int nseq, int n, int pos, int len, int C,
-                                    int NH) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= nseq * NH * n) return;
-    int j = row % n, h = (row / n) % NH, s = row / (n * NH), hs = C / NH, R = hs / 32;
+__global__ void kv_store_kernel(float *kcache, float *vcache, const float *qkv,
+                                const kv_span *spans, int nspans, int rows, int len, int C,
+                                int NH) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * C) return;
+    int c = (int)(i % C), row = (int)(i / C), hs = C / NH, h = c / hs, e = c % hs;
+    const kv_span &sp = spans[span_of(spans, nspans, row)];
+    const float *r = qkv + (size_t)row * 3 * C;
+    size_t at = (size_t)sp.seq * len * C + ((size_t)h * len + sp.pos + (row - sp.row0)) * hs + e;
+    kcache[at] = r[C + c];
+    vcache[at] = r[2 * C + c];
+}
+
+/* One warp per (row, head, split): the online softmax over keys [split * keys, ...) of the
+ * row's 0..pos+j. With splits == 1 it writes the output; else its partial to `part`: max,
+ * sum, then hs weighted values. */
+__global__ void attention_kv_kernel(float *out, float *part, const float *qkv, const float *kcache,
+                                    const float *vcache, const kv_span *spans, int nspans,
+                                    int rows, int splits, int len, int C, int NH) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= rows * NH * splits) return;
+    int split = w % splits, h = (w / splits) % NH, row = w / (splits * NH), hs = C / NH, R = hs / 32;
+    const kv_span &sp = spans[span_of(spans, nspans, row)];
+    int last = sp.pos + (row - sp.row0), keys = (len + splits - 1) / splits;
+    int u0 = split * keys, u1 = min(last + 1, u0 + keys);
     float scale = rsqrtf((float)hs);
-    const float *qrow = qkv + ((size_t)s * n + j) * 3 * C + h * hs;
-    const float *K = kcache + (size_t)s * len * C + (size_t)h * len * hs, *V = vcache + (K - kcache);
+    const float *qrow = qkv + (size_t)row * 3 * C + h * hs;
+    const float *K = kcache + (size_t)sp.seq * len * C + (size_t)h * len * hs;
+    const float *V = vcache + (K - kcache);
     float q[R_MAX], acc[R_MAX], kv[R_MAX];
     for (int i = 0; i < R; i++) q[i] = qrow[lane + 32 * i] * scale, acc[i] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    for (int u = 0; u <= pos + j; u++) {
+    for (int u = u0; u < u1; u++) {
         for (int i = 0; i < R; i++) kv[i] = K[(size_t)u * hs + lane + 32 * i];
         float sc = warp_dot(q, kv, R);
         float m_new = fmaxf(m, sc), corr = expf(m - m_new), p = expf(sc - m_new);
@@ -198,10 +227,41 @@ __global__ void attention_kv_kernel(float *out, const float *qkv, const float *k
         for (int i = 0; i < R; i++) acc[i] = acc[i] * corr + p * V[(size_t)u * hs + lane + 32 * i];
         m = m_new;
     }
-    float *o = out + ((size_t)s * n + j) * C + h * hs;
-    for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / l;
+    if (splits == 1) {
+        float *o = out + (size_t)row * C + h * hs;
+        for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / l;
+        return;
+    }
+    float *pp = part + (size_t)w * (hs + 2);
+    if (lane == 0) pp[0] = m, pp[1] = l;
+    for (int i = 0; i < R; i++) pp[2 + lane + 32 * i] = acc[i];
 }
 
+/* The splits of each (row, head) merged in order: a warp each. (A split past the row's last
+ * key has max -inf and sum 0: it adds nothing.) */
+__global__ void attention_kv_merge_kernel(float *out, const float *part, int rows, int splits,
+                                          int C, int NH) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= rows * NH) return;
+    int h = w % NH, row = w / NH, hs = C / NH, R = hs / 32;
+    const float *p = part + (size_t)w * splits * (hs + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, p[(size_t)s * (hs + 2)]);
+    float L = 0.0f, acc[R_MAX];
+    for (int i = 0; i < R; i++) acc[i] = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        const float *ps = p + (size_t)s * (hs + 2);
+        if (ps[1] == 0.0f || s > 0) continue;
+        float f = expf(ps[0] - M);
+        L += ps[1] * f;
+        for (int i = 0; i < R; i++) acc[i] += ps[2 + lane + 32 * i] * f;
+    }
+    float *o = out + (size_t)row * C + h * hs;
+    for (int i = 0; i < R; i++) o[lane + 32 * i] = acc[i] / L;
+}
+
+/* Scratch: the spans (4 ints each), then the partials of the split rows (at most SPLIT_ROWS
+ * rows x splits of (hs + 2) floats a head). */
 extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kcache_,
                                           gpt2_act *vcache_, const gpt2_span *spans, int nspans,
                                           int len, int C, int NH, float *scratch) {
@@ -209,21 +269,37 @@ extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, 
     const float *qkv = cuda_cf(qkv_);
     float *kcache = cuda_f(kcache_);
     float *vcache = cuda_f(vcache_);
-    (void)scratch;
-    /* a span at a time, each its sequence's cache (the split-K decoding kernel of the GPU work
-     * will take the spans in one launch) */
-    size_t row = 0;
+    if (nspans < 1) return;
+    /* the spans with their first rows, to the device: staged from the host at the call */
+    kv_span *host = (kv_span *)malloc((size_t)nspans * sizeof *host);
+    if (!host) {
+        fprintf(stderr, "gpt2c: out of memory for %d spans\n", nspans);
+        abort();
+    }
+    int rows = 0;
     for (int s = 0; s < nspans; s++) {
-        const gpt2_span *sp = &spans[s];
-        size_t cache = (size_t)sp->seq * len * C, total = (size_t)sp->n * C;
-        const float *q = qkv + row * 3 * C;
-        kv_store_kernel<<<blocks_for(total, 256), 256, 0, cuda_stream>>>(
-            kcache + cache, vcache + cache, q, 1, sp->n, sp->pos, len, C, NH);
+        host[s] = kv_span{spans[s].seq, spans[s].pos, spans[s].n, rows};
+        rows += spans[s].n;
+    }
+    kv_span *dev = (kv_span *)scratch;
+    CUDA_CHECK(cudaMemcpyAsync(dev, host, (size_t)nspans * sizeof *host, cudaMemcpyHostToDevice,
+                               cuda_stream));
+    free(host);
+    if (rows == 0) return;
+    kv_store_kernel<<<blocks_for((size_t)rows * C, 256), 256, 0, cuda_stream>>>(
+        kcache, vcache, qkv, dev, nspans, rows, len, C, NH);
+    CUDA_LAUNCHED();
+    int splits = 1;
+    while (splits * 2 * rows <= SPLIT_ROWS && (len + splits * 2 - 1) / (splits * 2) >= SPLIT_KEYS / 2)
+        splits *= 2;
+    float *part = scratch + (((size_t)nspans * sizeof *host + 255) / 256) * 64;
+    size_t warps = (size_t)rows * NH * splits;
+    attention_kv_kernel<<<blocks_for(warps, 8), 256, 0, cuda_stream>>>(
+        out, part, qkv, kcache, vcache, dev, nspans, rows, splits, len, C, NH);
+    CUDA_LAUNCHED();
+    if (splits > 1) {
+        attention_kv_merge_kernel<<<blocks_for((size_t)rows * NH, 8), 256, 0, cuda_stream>>>(
+            out, part, rows, splits, C, NH);
         CUDA_LAUNCHED();
-        size_t rows = (size_t)NH * sp->n;
-        attention_kv_kernel<<<blocks_for(rows, 8), 256, 0, cuda_stream>>>(
-            out + row * C, q, kcache + cache, vcache + cache, 1, sp->n, sp->pos, len, C, NH);
-        CUDA_LAUNCHED();
-        row += (size_t)sp->n;
     }
 }
