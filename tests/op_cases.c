@@ -290,6 +290,60 @@ static const op_test matmul_test = {
     .reference = matmul_reference,
 };
 
+/* ---- the MLP's first layer fused: pre and gelu(pre) against matmul_forward and gelu_forward
+ * apart (pre the same bits, the GELU within its tolerance; on the CPU both the same bits) ---- */
+enum { MG_INP, MG_W, MG_W16, MG_BIAS, MG_PRE, MG_OUT, MG_PRE2, MG_OUT2 };
+
+static void matmul_gelu_make(const op_case *c, op_data *d, rng *r) {
+    int N = c->n[0], OC = c->n[2];
+    size_t n = (size_t)N * OC;
+    product_inputs(d, N, c->n[1], OC, r);
+    fill_value(op_output(d, MG_PRE, "pre", BUF_ACT, n), n, 7);
+    fill_value(op_output(d, MG_OUT, "out", BUF_ACT, n), n, 7);
+    fill_value(op_output(d, MG_PRE2, "pre (two ops)", BUF_ACT, n), n, 7);
+    fill_value(op_output(d, MG_OUT2, "out (two ops)", BUF_ACT, n), n, 7);
+}
+
+static void matmul_gelu_call(const gpt2_backend *be, const op_case *c, void *const *dev,
+                             float *scratch) {
+    int N = c->n[0], C = c->n[1], OC = c->n[2];
+    const gpt2_bf16 *w16 = c->bf16 ? dev[MG_W16] : NULL;
+    be->ops->matmul_gelu_forward(dev[MG_PRE], dev[MG_OUT], dev[MG_INP], dev[MG_W], w16,
+                                 dev[MG_BIAS], N, C, OC, scratch);
+    be->ops->matmul_forward(dev[MG_PRE2], dev[MG_INP], dev[MG_W], w16, dev[MG_BIAS], N, C, OC,
+                            scratch);
+    be->ops->gelu_forward(dev[MG_OUT2], dev[MG_PRE2], (size_t)N * OC);
+}
+
+/* The two ops apart are checked against float64 by their own cases: the CPU's composite must
+ * give their bits. */
+static void matmul_gelu_reference(const op_case *c, const op_data *d, double *const *got,
+                                  const char *tag) {
+    size_t n = (size_t)c->n[0] * c->n[2];
+    (void)d;
+    check_same(what(tag, "pre = matmul_forward"), got[MG_PRE], got[MG_PRE2], n);
+    check_same(what(tag, "out = gelu_forward"), got[MG_OUT], got[MG_OUT2], n);
+}
+
+/* On every backend: the same product (one GEMM either way), the GELU within its tolerance. */
+static void matmul_gelu_contract(const op_case *c, const op_data *d, double *const *got,
+                                 const char *tag) {
+    size_t n = (size_t)c->n[0] * c->n[2];
+    (void)d;
+    check_near(what(tag, "pre = matmul_forward's"), got[MG_PRE], got[MG_PRE2], n, c->atol, c->rtol);
+    check_near(what(tag, "out = gelu_forward(pre)"), got[MG_OUT], got[MG_OUT2], n, c->atol, c->rtol);
+}
+
+static const op_test matmul_gelu_test = {
+    .ops = "matmul_gelu_forward",
+    .dims = {"N", "C", "OC"},
+    .make = matmul_gelu_make,
+    .scratch = product_scratch,
+    .call = matmul_gelu_call,
+    .reference = matmul_gelu_reference,
+    .contract = matmul_gelu_contract,
+};
+
 /* ---- matmul_forward's rows: up to GPT2_FEW_ROWS, each row as it is alone (generation, and a
  * server's batch of requests) ---- */
 enum { MR_INP, MR_W, MR_W16, MR_BIAS, MR_ALONE, MR_TOGETHER };
@@ -1029,6 +1083,10 @@ const op_case op_cases[] = {
     {.test = &matmul_test, .n = {13, 7, 10}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {37, 16, 24}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {600, 3, 5}, .atol = 1e-5, .rtol = 1e-5}, /* the bias over chunks */
+    /* fused with GELU: OC a multiple of 8 (cuBLASLt's epilogue), and not (the fallback) */
+    {.test = &matmul_gelu_test, .n = {13, 7, 32}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &matmul_gelu_test, .n = {13, 16, 24}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &matmul_gelu_test, .n = {5, 7, 9}, .atol = 1e-5, .rtol = 1e-5},
     /* bf16: few rows, the kernel reading bf16 weights (even C); an odd C, the GEMM route; that
      * kernel where bf16 is emulated, oneDNN's where native; the GEMM route */
     {.test = &matmul_test, .n = {5, 8, 9}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},

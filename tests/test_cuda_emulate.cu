@@ -335,7 +335,7 @@ static float tf32_ref(float x) {
 static void check_lt(cublasLtHandle_t lt, int ta, int tb, cudaDataType_t in, cudaDataType_t out,
                      cublasComputeType_t compute, cublasLtEpilogue_t epi, float beta,
                      unsigned seed) {
-    const int m = 7, n = 5, k = 9;
+    const int m = 8, n = 5, k = 9; /* (m: the aux matrix's leading dimension, a multiple of 8) */
     matrix A = make_matrix(ta ? k : m, ta ? m : k, in, &seed);
     matrix B = make_matrix(tb ? n : k, tb ? k : n, in, &seed);
     matrix D = make_matrix(m, n, out, &seed);
@@ -418,6 +418,31 @@ static void test_cublaslt(void) {
             check_lt(lt, ta, tb, CUDA_R_16BF, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUBLASLT_EPILOGUE_GELU_AUX_BIAS, 0.0f, seed++);
             check_lt(lt, ta, tb, CUDA_R_16BF, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUBLASLT_EPILOGUE_DGELU, 0.0f, seed++);
         }
+    /* an aux leading dimension that is not a multiple of 8 is not what the library takes */
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_GELU_AUX;
+    void *aux;
+    OK(cudaMalloc(&aux, 7 * 5 * sizeof(float)));
+    int64_t ld = 7;
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux);
+    cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld);
+    cublasLtMatrixLayout_t la, lb, ld7;
+    cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, 7, 9, 7);
+    cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, 9, 5, 9);
+    cublasLtMatrixLayoutCreate(&ld7, CUDA_R_32F, 7, 5, 7);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    cublasLtMatmulHeuristicResult_t h;
+    int found = 1;
+    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld7, ld7, pref, 1, &h, &found) ==
+          CUBLAS_STATUS_NOT_SUPPORTED);
+    CHECK(found == 0);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(ld7);
+    cublasLtMatmulDescDestroy(desc);
+    OK(cudaFree(aux));
     CHECK(cublasLtDestroy(lt) == CUBLAS_STATUS_SUCCESS);
 }
 

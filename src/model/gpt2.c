@@ -223,8 +223,13 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
     /* res2 = res + proj and its ln_2 in one op; then the MLP: res3 = res2 + proj(gelu(fc(ln_2))) */
     op->residual_layernorm_forward(a->res2, a->ln2, a->ln2_mean, a->ln2_rstd, proj, res,
                                    w[P_LN2_W], w[P_LN2_B], N, C);
-    matmul(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, p->scratch);
-    op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
+    if (p->rowwise) { /* (matmul_forward_rowwise's promise: no fused form of it) */
+        matmul(a->fch, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), w[P_FC_B], N, C, 4 * C, p->scratch);
+        op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
+    } else {
+        op->matmul_gelu_forward(a->fch, a->fch_gelu, a->ln2, w[P_FC_W], BF16(w[P_FC_W]),
+                                w[P_FC_B], N, C, 4 * C, p->scratch);
+    }
     proj = p->proj ? p->proj : a->res3;
     matmul(proj, a->fch_gelu, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), w[P_MLP_PROJ_B], N, 4 * C, C,
            p->scratch);

@@ -156,6 +156,14 @@ typedef struct gpt2_op_act {
        const float *bias, int N, int C, int OC, float *scratch),                                   \
       (out, inp, w, w_bf16, bias, N, C, OC, scratch), MATMUL_FWD, 2.0 * N * C * OC,                \
       ({out, (size_t)N * OC}, {inp, (size_t)N * C}))                                               \
+    /* The MLP's first layer: pre = matmul_forward(inp, w, bias) and out = gelu(pre), in one op  \
+     * (a GEMM epilogue on a GPU), with matmul_forward's rows promise and precision; out within \
+     * GELU's tolerance of gelu_forward(pre) (the same bits on the CPU). */                     \
+    X(matmul_gelu_forward,                                                                         \
+      (gpt2_act *pre, gpt2_act *out, const gpt2_act *inp, const float *w, const gpt2_bf16 *w_bf16, \
+       const float *bias, int N, int C, int OC, float *scratch),                                   \
+      (pre, out, inp, w, w_bf16, bias, N, C, OC, scratch), MATMUL_FWD, 2.0 * N * C * OC,           \
+      ({pre, (size_t)N * OC}, {out, (size_t)N * OC}, {inp, (size_t)N * C}))                        \
     /* dinp = dout @ w ; dw += dout^T @ inp ; dbias += column sums of dout (dbias may be NULL). \
      * With w_bf16, both products take bf16 inputs (dout and inp rounded by the op). */         \
     X(matmul_backward,                                                                             \

@@ -276,3 +276,11 @@ void cpu_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_ac
     }
     if (dbias) bias_backward(dbias, dout, N, OC);
 }
+
+/* The composite: the product, then GELU over its rows (the same bits as the two ops). */
+void cpu_matmul_gelu_forward(gpt2_act *pre, gpt2_act *out, const gpt2_act *inp, const float *w,
+                             const gpt2_bf16 *w_bf16, const float *bias, int N, int C, int OC,
+                             float *scratch) {
+    cpu_matmul_forward(pre, inp, w, w_bf16, bias, N, C, OC, scratch);
+    cpu_gelu_forward(out, pre, (size_t)N * OC);
+}

@@ -251,7 +251,7 @@ __global__ void attention_kv_merge_kernel(float *out, const float *part, int row
     for (int i = 0; i < R; i++) acc[i] = 0.0f;
     for (int s = 0; s < splits; s++) {
         const float *ps = p + (size_t)s * (hs + 2);
-        if (ps[1] == 0.0f || s > 0) continue;
+        if (ps[1] == 0.0f) continue;
         float f = expf(ps[0] - M);
         L += ps[1] * f;
         for (int i = 0; i < R; i++) acc[i] += ps[2 + lane + 32 * i] * f;

@@ -49,6 +49,10 @@ void cuda_sync(void);
 /* Row-major C[M,N] = op(A) op(B) (+ bias[N]) (+ C when accumulate), as cpu_gemm. */
 void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A, const void *B,
                const float *bias, float *C, int accumulate);
+/* C = gelu(pre), pre[M,N] = A B^T (+ bias[N]) kept: cuBLASLt's GELU_AUX(_BIAS) epilogue, whose
+ * aux leading dimension (N) must be a multiple of 8. */
+void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B, const float *bias,
+                    float *C, float *pre);
 
 #ifdef __cplusplus
 }

@@ -18,12 +18,12 @@
 /* What decides a product's algorithm; the pointers' alignments among it, as the heuristic was
  * told them. */
 struct gemm_key {
-    int bf16, tf32, ta, tb, M, N, K, bias;
+    int bf16, tf32, ta, tb, M, N, K, bias, gelu;
     uint32_t align_a, align_b, align_c;
     bool operator<(const gemm_key &o) const {
-        return std::tie(bf16, tf32, ta, tb, M, N, K, bias, align_a, align_b, align_c) <
-               std::tie(o.bf16, o.tf32, o.ta, o.tb, o.M, o.N, o.K, o.bias, o.align_a, o.align_b,
-                        o.align_c);
+        return std::tie(bf16, tf32, ta, tb, M, N, K, bias, gelu, align_a, align_b, align_c) <
+               std::tie(o.bf16, o.tf32, o.ta, o.tb, o.M, o.N, o.K, o.bias, o.gelu, o.align_a,
+                        o.align_b, o.align_c);
     }
 };
 
@@ -66,12 +66,22 @@ static const gemm_plan &resolve(const gemm_key &k) {
     cublasOperation_t opa = k.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = k.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-    cublasLtEpilogue_t epi = k.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    /* GELU_AUX(_BIAS): D = gelu(product + bias), the pre-activation into the aux matrix (C's
+     * shape, leading dimension N) for the backward */
+    cublasLtEpilogue_t epi = k.gelu ? (k.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                             : k.bias ? CUBLASLT_EPILOGUE_BIAS
+                                      : CUBLASLT_EPILOGUE_DEFAULT;
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-    if (k.bias) { /* a placeholder the heuristic can see; each call sets its own */
-        const void *any = cuda_lt_workspace;
+    const void *any = cuda_lt_workspace; /* placeholders the heuristic can see; calls set theirs */
+    if (k.bias)
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &any,
                                                 sizeof any));
+    if (k.gelu) {
+        int64_t ld = k.N;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                &any, sizeof any));
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld,
+                                                sizeof ld));
     }
     /* stored shapes, column-major: B row-major [K,N] (or [N,K]) is [N,K] (or [K,N]) */
     int rows_a = k.tb ? k.K : k.N, cols_a = k.tb ? k.N : k.K;
@@ -106,22 +116,38 @@ static const gemm_plan &resolve(const gemm_key &k) {
                 (int)st, k.M, k.N, k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
                 k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, k.bf16 ? "bf16" : "fp32",
                 k.tf32 ? "32F_FAST_TF32" : "32F", k.ta ? k.M : k.K, k.tb ? k.K : k.N, k.N,
-                k.bias ? "bias (fp32)" : "none", k.align_b, k.align_a, k.align_c);
+                k.gelu ? (k.bias ? "GELU_AUX_BIAS (fp32)" : "GELU_AUX") : k.bias ? "bias (fp32)" : "none",
+                k.align_b, k.align_a, k.align_c);
         abort();
     }
     p.algo = h.algo;
     return plans[k] = p;
 }
 
-extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
-                          const void *B, const float *bias, float *C, int accumulate) {
-    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL,
-                  alignment(B), alignment(A), alignment(C)};
+static void run(const gemm_key &k, const void *A, const void *B, const float *bias, float *C,
+                float *pre, int accumulate) {
     const gemm_plan &p = resolve(k);
     if (bias)
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                 sizeof bias));
+    if (pre)
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                &pre, sizeof pre));
     float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     LT_CHECK(cublasLtMatmul(cuda_lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, C, p.lc,
                             &p.algo, cuda_lt_workspace, CUDA_LT_WORKSPACE_BYTES, cuda_stream));
+}
+
+extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
+                          const void *B, const float *bias, float *C, int accumulate) {
+    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL, 0,
+                  alignment(B), alignment(A), alignment(C)};
+    run(k, A, B, bias, C, NULL, accumulate);
+}
+
+extern "C" void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B,
+                               const float *bias, float *C, float *pre) {
+    gemm_key k = {bf16, !bf16 && cuda_tf32, 0, 1, M, N, K, bias != NULL, 1,
+                  alignment(B), alignment(A), alignment(C)};
+    run(k, A, B, bias, C, pre, 0);
 }

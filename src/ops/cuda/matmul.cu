@@ -18,6 +18,27 @@ extern "C" void cuda_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const 
     }
 }
 
+/* The product with cuBLASLt's GELU_AUX(_BIAS) epilogue; when the library cannot take the shape
+ * (the aux matrix's leading dimension, OC, must be a multiple of 8), the product then GELU. */
+extern "C" void cuda_matmul_gelu_forward(gpt2_act *pre_, gpt2_act *out_, const gpt2_act *inp_,
+                                         const float *w, const gpt2_bf16 *w_bf16,
+                                         const float *bias, int N, int C, int OC, float *scratch) {
+    if (OC % 8 != 0) {
+        cuda_matmul_forward(pre_, inp_, w, w_bf16, bias, N, C, OC, scratch);
+        cuda_gelu_forward(out_, pre_, (size_t)N * OC);
+        return;
+    }
+    float *pre = cuda_f(pre_), *out = cuda_f(out_);
+    const float *inp = cuda_cf(inp_);
+    if (w_bf16) {
+        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
+        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
+        cuda_gemm_gelu(1, N, OC, C, inp_bf16, w_bf16, bias, out, pre);
+    } else {
+        cuda_gemm_gelu(0, N, OC, C, inp, w, bias, out, pre);
+    }
+}
+
 /* cuBLASLt's products do not promise a row the same bits whatever the row count: until a
  * kernel of our own does, this is matmul_forward (a server on the GPU is not yet bitwise equal to
  * `sample`; ops.h says so). */

@@ -104,9 +104,9 @@ cublasStatus_t check(const cuemu_lt_desc *d, const cuemu_lt_layout *a, const cue
     if (has_bias(d->epilogue) &&
         (!d->bias || (d->bias_type >= 0 ? d->bias_type : out) != out))
         return CUBLAS_STATUS_NOT_SUPPORTED; /* the bias in D's type, as the library wants it */
-    if (has_aux(d->epilogue) &&
-        (!d->aux || d->aux_ld < (int64_t)dl->rows || (d->aux_type >= 0 ? d->aux_type : out) != out))
-        return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (has_aux(d->epilogue) && (!d->aux || d->aux_ld < (int64_t)dl->rows || d->aux_ld % 8 != 0 ||
+                                 (d->aux_type >= 0 ? d->aux_type : out) != out))
+        return CUBLAS_STATUS_NOT_SUPPORTED; /* the library's rule: an aux ld a multiple of 8 */
     *s = {dl->rows, dl->cols, ak};
     return CUBLAS_STATUS_SUCCESS;
 }
