@@ -344,6 +344,60 @@ static const op_test matmul_gelu_test = {
     .contract = matmul_gelu_contract,
 };
 
+/* ---- the MLP's second layer's backward through the GELU: against matmul_backward and
+ * gelu_backward apart (on the CPU the same bits) ---- */
+enum { MD_INP, MD_W, MD_W16, MD_DOUT, MD_PRE, MD_DINP, MD_DW, MD_DBIAS, MD_DINP2, MD_DW2, MD_DBIAS2 };
+
+static void matmul_dgelu_make(const op_case *c, op_data *d, rng *r) {
+    int N = c->n[0], C = c->n[1], OC = c->n[2];
+    size_t nw = (size_t)OC * C, nin = (size_t)N * C;
+    fill_normal(op_input(d, MD_INP, "inp", BUF_ACT, nin), nin, 1, r);
+    float *w = op_input(d, MD_W, "w", BUF_F32, nw);
+    fill_normal(w, nw, 1, r);
+    fill_bf16_of(op_input(d, MD_W16, "w_bf16", BUF_BF16, nw), w, nw);
+    fill_normal(op_input(d, MD_DOUT, "dout", BUF_ACT, (size_t)N * OC), (size_t)N * OC, 1, r);
+    fill_normal(op_input(d, MD_PRE, "pre", BUF_ACT, nin), nin, 1, r);
+    for (int k = 0; k < 2; k++) {
+        fill_value(op_output(d, MD_DINP + 3 * k, k ? "dinp (two ops)" : "dinp", BUF_ACT, nin), nin, 7);
+        fill_value(op_output(d, MD_DW + 3 * k, k ? "dw (two ops)" : "dw", BUF_F32, nw), nw, 1);
+        fill_value(op_output(d, MD_DBIAS + 3 * k, k ? "dbias (two ops)" : "dbias", BUF_F32, OC), OC, 1);
+    }
+}
+
+static void matmul_dgelu_call(const gpt2_backend *be, const op_case *c, void *const *dev,
+                              float *scratch) {
+    int N = c->n[0], C = c->n[1], OC = c->n[2];
+    const gpt2_bf16 *w16 = c->bf16 ? dev[MD_W16] : NULL;
+    be->ops->matmul_backward_dgelu(dev[MD_DINP], dev[MD_DW], dev[MD_DBIAS], dev[MD_DOUT],
+                                   dev[MD_INP], dev[MD_PRE], dev[MD_W], w16, N, C, OC, scratch);
+    be->ops->matmul_backward(dev[MD_DINP2], dev[MD_DW2], dev[MD_DBIAS2], dev[MD_DOUT], dev[MD_INP],
+                             dev[MD_W], w16, N, C, OC, scratch);
+    be->ops->gelu_backward(dev[MD_DINP2], dev[MD_PRE], dev[MD_DINP2], (size_t)N * C);
+}
+
+static void matmul_dgelu_reference(const op_case *c, const op_data *d, double *const *got,
+                                   const char *tag) {
+    (void)c;
+    for (int k = MD_DINP; k <= MD_DBIAS; k++)
+        check_same(what(tag, "= the two ops"), got[k], got[k + 3], d->b[k].n);
+}
+
+static void matmul_dgelu_contract(const op_case *c, const op_data *d, double *const *got,
+                                  const char *tag) {
+    for (int k = MD_DINP; k <= MD_DBIAS; k++)
+        check_near(what(tag, "~ the two ops"), got[k], got[k + 3], d->b[k].n, c->atol, c->rtol);
+}
+
+static const op_test matmul_dgelu_test = {
+    .ops = "matmul_backward_dgelu",
+    .dims = {"N", "C", "OC"},
+    .make = matmul_dgelu_make,
+    .scratch = product_scratch,
+    .call = matmul_dgelu_call,
+    .reference = matmul_dgelu_reference,
+    .contract = matmul_dgelu_contract,
+};
+
 /* ---- matmul_forward's rows: up to GPT2_FEW_ROWS, each row as it is alone (generation, and a
  * server's batch of requests) ---- */
 enum { MR_INP, MR_W, MR_W16, MR_BIAS, MR_ALONE, MR_TOGETHER };
@@ -1087,6 +1141,10 @@ const op_case op_cases[] = {
     {.test = &matmul_gelu_test, .n = {13, 7, 32}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_gelu_test, .n = {13, 16, 24}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_gelu_test, .n = {5, 7, 9}, .atol = 1e-5, .rtol = 1e-5},
+    /* the backward through the GELU: C (the GELU's width) a multiple of 8, and not */
+    {.test = &matmul_dgelu_test, .n = {13, 32, 7}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &matmul_dgelu_test, .n = {13, 24, 16}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &matmul_dgelu_test, .n = {5, 9, 7}, .atol = 1e-5, .rtol = 1e-5},
     /* bf16: few rows, the kernel reading bf16 weights (even C); an odd C, the GEMM route; that
      * kernel where bf16 is emulated, oneDNN's where native; the GEMM route */
     {.test = &matmul_test, .n = {5, 8, 9}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},

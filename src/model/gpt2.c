@@ -280,9 +280,8 @@ void gpt2_backward(gpt2_model *m) {
         float **w = m->w.layers[l].t, **g = m->g.layers[l].t;
         /* MLP; dres holds d(res3) and becomes d(res2) */
         if (m->recompute) op->gelu_forward(a->fch_gelu, a->fch, 4 * NC);
-        op->matmul_backward(d4C, g[P_MLP_PROJ_W], g[P_MLP_PROJ_B], dres, a->fch_gelu,
-                            w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), N, 4 * C, C, S);
-        op->gelu_backward(d4C, a->fch, d4C, 4 * NC);
+        op->matmul_backward_dgelu(d4C, g[P_MLP_PROJ_W], g[P_MLP_PROJ_B], dres, a->fch_gelu,
+                                  a->fch, w[P_MLP_PROJ_W], BF16(w[P_MLP_PROJ_W]), N, 4 * C, C, S);
         op->matmul_backward(dC, g[P_FC_W], g[P_FC_B], d4C, a->ln2, w[P_FC_W], BF16(w[P_FC_W]), N,
                             C, 4 * C, S);
         op->layernorm_backward(dres, g[P_LN2_W], g[P_LN2_B], dC, a->res2, w[P_LN2_W], a->ln2_mean,

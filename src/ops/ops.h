@@ -171,6 +171,15 @@ typedef struct gpt2_op_act {
        const float *w, const gpt2_bf16 *w_bf16, int N, int C, int OC, float *scratch),             \
       (dinp, dw, dbias, dout, inp, w, w_bf16, N, C, OC, scratch), MATMUL_BWD, 4.0 * N * C * OC,    \
       ({dinp, (size_t)N * C}, {dout, (size_t)N * OC}, {inp, (size_t)N * C}))                       \
+    /* The MLP's second layer's backward through the GELU before it: matmul_backward, then    \
+     * dinp = gelu_backward(pre, dinp) (pre: the GELU's input; a GEMM epilogue on a GPU). */   \
+    X(matmul_backward_dgelu,                                                                       \
+      (gpt2_act *dinp, float *dw, float *dbias, const gpt2_act *dout, const gpt2_act *inp,         \
+       const gpt2_act *pre, const float *w, const gpt2_bf16 *w_bf16, int N, int C, int OC,        \
+       float *scratch),                                                                            \
+      (dinp, dw, dbias, dout, inp, pre, w, w_bf16, N, C, OC, scratch), MATMUL_BWD,                 \
+      4.0 * N * C * OC,                                                                            \
+      ({dinp, (size_t)N * C}, {dout, (size_t)N * OC}, {inp, (size_t)N * C}, {pre, (size_t)N * C})) \
     /* Causal self-attention over qkv[B,T,3C] (q, k, v blocks of C, heads of C/NH). out[B,T,C];  \
      * lse[B,NH,T] is each row's log-sum-exp of the scaled scores, all the backward needs to    \
      * recompute the probabilities (no T x T matrix is kept). FLOPs: QK^T and PV over the       \

@@ -284,3 +284,11 @@ void cpu_matmul_gelu_forward(gpt2_act *pre, gpt2_act *out, const gpt2_act *inp, 
     cpu_matmul_forward(pre, inp, w, w_bf16, bias, N, C, OC, scratch);
     cpu_gelu_forward(out, pre, (size_t)N * OC);
 }
+
+/* The composite: the backward, then GELU's (the same bits as the two ops). */
+void cpu_matmul_backward_dgelu(gpt2_act *dinp, float *dw, float *dbias, const gpt2_act *dout,
+                               const gpt2_act *inp, const gpt2_act *pre, const float *w,
+                               const gpt2_bf16 *w_bf16, int N, int C, int OC, float *scratch) {
+    cpu_matmul_backward(dinp, dw, dbias, dout, inp, w, w_bf16, N, C, OC, scratch);
+    cpu_gelu_backward(dinp, pre, dinp, (size_t)N * C);
+}

@@ -53,6 +53,10 @@ void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A, con
  * aux leading dimension (N) must be a multiple of 8. */
 void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B, const float *bias,
                     float *C, float *pre);
+/* C = (A B) * gelu'(pre), row-major A[M,K], B[K,N], pre[M,N]: the DGELU epilogue (N a multiple
+ * of 8, as GELU_AUX's). */
+void cuda_gemm_dgelu(int bf16, int M, int N, int K, const void *A, const void *B, float *C,
+                     const float *pre);
 
 #ifdef __cplusplus
 }

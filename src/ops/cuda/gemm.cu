@@ -18,7 +18,7 @@
 /* What decides a product's algorithm; the pointers' alignments among it, as the heuristic was
  * told them. */
 struct gemm_key {
-    int bf16, tf32, ta, tb, M, N, K, bias, gelu;
+    int bf16, tf32, ta, tb, M, N, K, bias, gelu; /* gelu: 0, 1 GELU_AUX(_BIAS), 2 DGELU */
     uint32_t align_a, align_b, align_c;
     bool operator<(const gemm_key &o) const {
         return std::tie(bf16, tf32, ta, tb, M, N, K, bias, gelu, align_a, align_b, align_c) <
@@ -67,10 +67,11 @@ static const gemm_plan &resolve(const gemm_key &k) {
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
     /* GELU_AUX(_BIAS): D = gelu(product + bias), the pre-activation into the aux matrix (C's
-     * shape, leading dimension N) for the backward */
-    cublasLtEpilogue_t epi = k.gelu ? (k.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
-                             : k.bias ? CUBLASLT_EPILOGUE_BIAS
-                                      : CUBLASLT_EPILOGUE_DEFAULT;
+     * shape, leading dimension N) for the backward; DGELU: D = product * gelu'(aux) */
+    cublasLtEpilogue_t epi = k.gelu == 2 ? CUBLASLT_EPILOGUE_DGELU
+                             : k.gelu  ? (k.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                             : k.bias  ? CUBLASLT_EPILOGUE_BIAS
+                                       : CUBLASLT_EPILOGUE_DEFAULT;
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
     const void *any = cuda_lt_workspace; /* placeholders the heuristic can see; calls set theirs */
     if (k.bias)
@@ -116,7 +117,9 @@ static const gemm_plan &resolve(const gemm_key &k) {
                 (int)st, k.M, k.N, k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
                 k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, k.bf16 ? "bf16" : "fp32",
                 k.tf32 ? "32F_FAST_TF32" : "32F", k.ta ? k.M : k.K, k.tb ? k.K : k.N, k.N,
-                k.gelu ? (k.bias ? "GELU_AUX_BIAS (fp32)" : "GELU_AUX") : k.bias ? "bias (fp32)" : "none",
+                k.gelu == 2 ? "DGELU" : k.gelu ? (k.bias ? "GELU_AUX_BIAS (fp32)" : "GELU_AUX")
+                : k.bias    ? "bias (fp32)"
+                            : "none",
                 k.align_b, k.align_a, k.align_c);
         abort();
     }
@@ -150,4 +153,11 @@ extern "C" void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, con
     gemm_key k = {bf16, !bf16 && cuda_tf32, 0, 1, M, N, K, bias != NULL, 1,
                   alignment(B), alignment(A), alignment(C)};
     run(k, A, B, bias, C, pre, 0);
+}
+
+extern "C" void cuda_gemm_dgelu(int bf16, int M, int N, int K, const void *A, const void *B,
+                                float *C, const float *pre) {
+    gemm_key k = {bf16, !bf16 && cuda_tf32, 0, 0, M, N, K, 0, 2,
+                  alignment(B), alignment(A), alignment(C)};
+    run(k, A, B, NULL, C, (float *)pre, 0);
 }

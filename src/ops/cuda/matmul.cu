@@ -78,24 +78,42 @@ static void bias_gradient(float *dbias, const float *dout, int N, int OC, float 
     CUDA_LAUNCHED();
 }
 
-extern "C" void cuda_matmul_backward(gpt2_act *dinp_, float *dw, float *dbias,
-                                     const gpt2_act *dout_, const gpt2_act *inp_, const float *w,
-                                     const gpt2_bf16 *w_bf16, int N, int C, int OC,
-                                     float *scratch) {
+/* matmul_backward, and with pre non-NULL dinp through the GELU before the layer: the dinp
+ * product's DGELU epilogue (C a multiple of 8), else the product then gelu_backward. */
+static void backward(gpt2_act *dinp_, float *dw, float *dbias, const gpt2_act *dout_,
+                     const gpt2_act *inp_, const gpt2_act *pre_, const float *w,
+                     const gpt2_bf16 *w_bf16, int N, int C, int OC, float *scratch) {
     float *dinp = cuda_f(dinp_);
-    const float *dout = cuda_cf(dout_);
-    const float *inp = cuda_cf(inp_);
+    const float *dout = cuda_cf(dout_), *inp = cuda_cf(inp_), *pre = cuda_cf(pre_);
+    int fused = pre && C % 8 == 0;
     float *partial = scratch; /* the bias gradient's, after the bf16 copies when there are some */
     if (w_bf16) {
         gpt2_bf16 *dout_bf16 = (gpt2_bf16 *)scratch, *inp_bf16 = bf16_after(dout_bf16, (size_t)N * OC);
         partial = (float *)bf16_after(inp_bf16, (size_t)N * C);
         cuda_to_bf16(dout_bf16, dout, (size_t)N * OC);
         cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cuda_gemm(1, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
+        if (fused) cuda_gemm_dgelu(1, N, C, OC, dout_bf16, w_bf16, dinp, pre);
+        else cuda_gemm(1, 0, 0, N, C, OC, dout_bf16, w_bf16, NULL, dinp, 0);
         cuda_gemm(1, 1, 0, OC, C, N, dout_bf16, inp_bf16, NULL, dw, 1);
     } else {
-        cuda_gemm(0, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
+        if (fused) cuda_gemm_dgelu(0, N, C, OC, dout, w, dinp, pre);
+        else cuda_gemm(0, 0, 0, N, C, OC, dout, w, NULL, dinp, 0);
         cuda_gemm(0, 1, 0, OC, C, N, dout, inp, NULL, dw, 1);
     }
+    if (pre && !fused) cuda_gelu_backward(dinp_, pre_, dinp_, (size_t)N * C);
     if (dbias) bias_gradient(dbias, dout, N, OC, partial);
+}
+
+extern "C" void cuda_matmul_backward(gpt2_act *dinp, float *dw, float *dbias, const gpt2_act *dout,
+                                     const gpt2_act *inp, const float *w, const gpt2_bf16 *w_bf16,
+                                     int N, int C, int OC, float *scratch) {
+    backward(dinp, dw, dbias, dout, inp, NULL, w, w_bf16, N, C, OC, scratch);
+}
+
+extern "C" void cuda_matmul_backward_dgelu(gpt2_act *dinp, float *dw, float *dbias,
+                                           const gpt2_act *dout, const gpt2_act *inp,
+                                           const gpt2_act *pre, const float *w,
+                                           const gpt2_bf16 *w_bf16, int N, int C, int OC,
+                                           float *scratch) {
+    backward(dinp, dw, dbias, dout, inp, pre, w, w_bf16, N, C, OC, scratch);
 }
