@@ -331,6 +331,18 @@ static float tf32_ref(float x) {
     return x;
 }
 
+/* The heuristic's answer for a product, as a caller asks it (found: how many algorithms). */
+static cublasStatus_t heuristic(cublasLtHandle_t lt, cublasLtMatmulDesc_t desc,
+                                cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                cublasLtMatrixLayout_t ld, cublasLtMatmulHeuristicResult_t *h,
+                                int *found) {
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld, ld, pref, 1, h, found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    return st;
+}
+
 /* One product through the stand-in, against float64 of the same stored inputs. */
 static void check_lt(cublasLtHandle_t lt, int ta, int tb, cudaDataType_t in, cudaDataType_t out,
                      cublasComputeType_t compute, cublasLtEpilogue_t epi, float beta,
@@ -356,12 +368,9 @@ static void check_lt(cublasLtHandle_t lt, int ta, int tb, cudaDataType_t in, cud
     cublasLtMatrixLayoutCreate(&la, in, A.rows, A.cols, A.rows);
     cublasLtMatrixLayoutCreate(&lb, in, B.rows, B.cols, B.rows);
     cublasLtMatrixLayoutCreate(&ldd, out, m, n, m);
-    cublasLtMatmulPreference_t pref;
-    cublasLtMatmulPreferenceCreate(&pref);
     cublasLtMatmulHeuristicResult_t h;
     int found = 0;
-    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ldd, ldd, pref, 1, &h, &found) ==
-          CUBLAS_STATUS_SUCCESS);
+    CHECK(heuristic(lt, desc, la, lb, ldd, &h, &found) == CUBLAS_STATUS_SUCCESS);
     CHECK(found == 1);
     float alpha = 1.5f;
     CHECK(cublasLtMatmul(lt, desc, &alpha, A.dev, la, B.dev, lb, &beta, D.dev, ldd, D.dev, ldd,
@@ -396,10 +405,8 @@ static void check_lt(cublasLtHandle_t lt, int ta, int tb, cudaDataType_t in, cud
     if (out == CUDA_R_16BF && epi == CUBLASLT_EPILOGUE_BIAS) {
         cudaDataType_t f32 = CUDA_R_32F;
         cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &f32, sizeof f32);
-        CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ldd, ldd, pref, 1, &h, &found) ==
-              CUBLAS_STATUS_NOT_SUPPORTED);
+        CHECK(heuristic(lt, desc, la, lb, ldd, &h, &found) == CUBLAS_STATUS_NOT_SUPPORTED);
     }
-    cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(ldd);
     cublasLtMatmulDescDestroy(desc);
     for (matrix *x : {&A, &B, &D, &bias, &aux}) OK(cudaFree(x->dev));
@@ -432,14 +439,10 @@ static void test_cublaslt(void) {
     cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, 7, 9, 7);
     cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, 9, 5, 9);
     cublasLtMatrixLayoutCreate(&ld7, CUDA_R_32F, 7, 5, 7);
-    cublasLtMatmulPreference_t pref;
-    cublasLtMatmulPreferenceCreate(&pref);
     cublasLtMatmulHeuristicResult_t h;
     int found = 1;
-    CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, ld7, ld7, pref, 1, &h, &found) ==
-          CUBLAS_STATUS_NOT_SUPPORTED);
+    CHECK(heuristic(lt, desc, la, lb, ld7, &h, &found) == CUBLAS_STATUS_NOT_SUPPORTED);
     CHECK(found == 0);
-    cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(la), cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(ld7);
     cublasLtMatmulDescDestroy(desc);
     OK(cudaFree(aux));

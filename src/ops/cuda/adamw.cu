@@ -3,6 +3,17 @@
 
 #include "ops/cuda/cuda_common.cuh"
 
+/* A device buffer of at least `bytes` kept between calls in *buffer (*have bytes), grown when a
+ * call needs more (the optimizer's calls each step need the same: it grows once). */
+static void *kept_buffer(void **buffer, size_t *have, size_t bytes) {
+    if (*have < bytes) {
+        CUDA_CHECK(cudaFree(*buffer));
+        CUDA_CHECK(cudaMalloc(buffer, bytes));
+        *have = bytes;
+    }
+    return *buffer;
+}
+
 /* PyTorch's AdamW formula, as the CPU's; then the gradient is zeroed and the bf16 copy written.
  * One launch over the whole buffer: each value finds its run (binary search over the runs'
  * starts) for its decay factor, decay_on or 1. */
@@ -38,13 +49,10 @@ extern "C" void cuda_adamw(float *p, gpt2_bf16 *p_bf16, float *g, float *m, floa
                            float beta2, float eps, float weight_decay, float grad_scale,
                            double bias_c1, double bias_c2) {
     if (!n || nruns < 1) return;
-    static gpt2_decay_run *dev_runs;
-    static int have;
-    if (have < nruns) {
-        CUDA_CHECK(cudaFree(dev_runs));
-        CUDA_CHECK(cudaMalloc((void **)&dev_runs, (size_t)nruns * sizeof *dev_runs));
-        have = nruns;
-    }
+    static void *buffer;
+    static size_t have;
+    gpt2_decay_run *dev_runs =
+        (gpt2_decay_run *)kept_buffer(&buffer, &have, (size_t)nruns * sizeof *dev_runs);
     /* pageable memory: staged before the call returns, no sync (cuda_upload) */
     CUDA_CHECK(cudaMemcpyAsync(dev_runs, runs, (size_t)nruns * sizeof *runs,
                                cudaMemcpyHostToDevice, cuda_stream));
@@ -86,13 +94,9 @@ extern "C" void cuda_sum_squares(double *sum, const float *x, size_t n) {
     size_t nblocks = (n + SUMSQ_PER_BLOCK - 1) / SUMSQ_PER_BLOCK;
     /* (nblocks + 1) doubles, kept between calls (the optimizer calls this every step with the
      * same n): for GPT-2 1.5B, 24K blocks, 190 KB */
-    static double *partial;
+    static void *buffer;
     static size_t have;
-    if (have < nblocks + 1) {
-        CUDA_CHECK(cudaFree(partial));
-        CUDA_CHECK(cudaMalloc((void **)&partial, (nblocks + 1) * sizeof *partial));
-        have = nblocks + 1;
-    }
+    double *partial = (double *)kept_buffer(&buffer, &have, (nblocks + 1) * sizeof *partial);
     sumsq_partial_kernel<<<(unsigned)nblocks, SUMSQ_THREADS, 0, cuda_stream>>>(partial, x, n);
     CUDA_LAUNCHED();
     sum_in_order_kernel<<<1, 1, 0, cuda_stream>>>(partial + nblocks, partial, nblocks);

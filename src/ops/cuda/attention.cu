@@ -5,6 +5,8 @@
  * This is the correct-first kernel: one key at a time per warp, no tiling in shared memory and
  * no tensor cores (a tiled FlashAttention-2 kernel or cuDNN's fused attention is the next
  * step). */
+#include <vector>
+
 #include "ops/cuda/cuda_common.cuh"
 
 #define R_MAX (CUDA_ATTN_MAX_HS / 32)
@@ -270,21 +272,18 @@ extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, 
     float *kcache = cuda_f(kcache_);
     float *vcache = cuda_f(vcache_);
     if (nspans < 1) return;
-    /* the spans with their first rows, to the device: staged from the host at the call */
-    kv_span *host = (kv_span *)malloc((size_t)nspans * sizeof *host);
-    if (!host) {
-        fprintf(stderr, "gpt2c: out of memory for %d spans\n", nspans);
-        abort();
-    }
+    /* the spans with their first rows, to the device (pageable memory: staged at the call, so
+     * one host vector serves every call) */
+    static std::vector<kv_span> host;
+    host.resize((size_t)nspans);
     int rows = 0;
     for (int s = 0; s < nspans; s++) {
-        host[s] = kv_span{spans[s].seq, spans[s].pos, spans[s].n, rows};
+        host[(size_t)s] = kv_span{spans[s].seq, spans[s].pos, spans[s].n, rows};
         rows += spans[s].n;
     }
     kv_span *dev = (kv_span *)scratch;
-    CUDA_CHECK(cudaMemcpyAsync(dev, host, (size_t)nspans * sizeof *host, cudaMemcpyHostToDevice,
-                               cuda_stream));
-    free(host);
+    CUDA_CHECK(cudaMemcpyAsync(dev, host.data(), (size_t)nspans * sizeof(kv_span),
+                               cudaMemcpyHostToDevice, cuda_stream));
     if (rows == 0) return;
     kv_store_kernel<<<blocks_for((size_t)rows * C, 256), 256, 0, cuda_stream>>>(
         kcache, vcache, qkv, dev, nspans, rows, len, C, NH);
@@ -292,7 +291,7 @@ extern "C" void cuda_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, 
     int splits = 1;
     while (splits * 2 * rows <= SPLIT_ROWS && (len + splits * 2 - 1) / (splits * 2) >= SPLIT_KEYS / 2)
         splits *= 2;
-    float *part = scratch + (((size_t)nspans * sizeof *host + 255) / 256) * 64;
+    float *part = scratch + (((size_t)nspans * sizeof(kv_span) + 255) / 256) * 64;
     size_t warps = (size_t)rows * NH * splits;
     attention_kv_kernel<<<blocks_for(warps, 8), 256, 0, cuda_stream>>>(
         out, part, qkv, kcache, vcache, dev, nspans, rows, splits, len, C, NH);

@@ -127,8 +127,12 @@ static const gemm_plan &resolve(const gemm_key &k) {
     return plans[k] = p;
 }
 
-static void run(const gemm_key &k, const void *A, const void *B, const float *bias, float *C,
-                float *pre, int accumulate) {
+/* One product: its plan (the key from the call), then the call's own pointers. gelu: 0, 1
+ * GELU_AUX(_BIAS) (pre written), 2 DGELU (pre read). */
+static void run(int bf16, int ta, int tb, int M, int N, int K, const void *A, const void *B,
+                const float *bias, float *C, const float *pre, int gelu, int accumulate) {
+    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL, gelu,
+                  alignment(B), alignment(A), alignment(C)};
     const gemm_plan &p = resolve(k);
     if (bias)
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
@@ -143,21 +147,15 @@ static void run(const gemm_key &k, const void *A, const void *B, const float *bi
 
 extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
                           const void *B, const float *bias, float *C, int accumulate) {
-    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL, 0,
-                  alignment(B), alignment(A), alignment(C)};
-    run(k, A, B, bias, C, NULL, accumulate);
+    run(bf16, ta, tb, M, N, K, A, B, bias, C, NULL, 0, accumulate);
 }
 
 extern "C" void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B,
                                const float *bias, float *C, float *pre) {
-    gemm_key k = {bf16, !bf16 && cuda_tf32, 0, 1, M, N, K, bias != NULL, 1,
-                  alignment(B), alignment(A), alignment(C)};
-    run(k, A, B, bias, C, pre, 0);
+    run(bf16, 0, 1, M, N, K, A, B, bias, C, pre, 1, 0);
 }
 
 extern "C" void cuda_gemm_dgelu(int bf16, int M, int N, int K, const void *A, const void *B,
                                 float *C, const float *pre) {
-    gemm_key k = {bf16, !bf16 && cuda_tf32, 0, 0, M, N, K, 0, 2,
-                  alignment(B), alignment(A), alignment(C)};
-    run(k, A, B, NULL, C, (float *)pre, 0);
+    run(bf16, 0, 0, M, N, K, A, B, NULL, C, pre, 2, 0);
 }

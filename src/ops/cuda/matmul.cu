@@ -4,39 +4,37 @@
 
 #include "ops/cuda/cuda_common.cuh"
 
-extern "C" void cuda_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
+/* A forward product's input as cuBLASLt takes it: the activations themselves in fp32, or
+ * rounded to bf16 into the scratch when a bf16 weight copy is given. */
+static const void *product_input(const gpt2_act *inp, const gpt2_bf16 *w_bf16, size_t n,
+                                 float *scratch) {
+    if (!w_bf16) return cuda_cf(inp);
+    gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
+    cuda_to_bf16(inp_bf16, cuda_cf(inp), n);
+    return inp_bf16;
+}
+
+extern "C" void cuda_matmul_forward(gpt2_act *out, const gpt2_act *inp, const float *w,
                                     const gpt2_bf16 *w_bf16, const float *bias, int N, int C,
                                     int OC, float *scratch) {
-    float *out = cuda_f(out_);
-    const float *inp = cuda_cf(inp_);
-    if (w_bf16) {
-        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
-        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cuda_gemm(1, 0, 1, N, OC, C, inp_bf16, w_bf16, bias, out, 0);
-    } else {
-        cuda_gemm(0, 0, 1, N, OC, C, inp, w, bias, out, 0);
-    }
+    const void *x = product_input(inp, w_bf16, (size_t)N * C, scratch);
+    cuda_gemm(w_bf16 != NULL, 0, 1, N, OC, C, x, w_bf16 ? (const void *)w_bf16 : w, bias,
+              cuda_f(out), 0);
 }
 
 /* The product with cuBLASLt's GELU_AUX(_BIAS) epilogue; when the library cannot take the shape
  * (the aux matrix's leading dimension, OC, must be a multiple of 8), the product then GELU. */
-extern "C" void cuda_matmul_gelu_forward(gpt2_act *pre_, gpt2_act *out_, const gpt2_act *inp_,
+extern "C" void cuda_matmul_gelu_forward(gpt2_act *pre, gpt2_act *out, const gpt2_act *inp,
                                          const float *w, const gpt2_bf16 *w_bf16,
                                          const float *bias, int N, int C, int OC, float *scratch) {
     if (OC % 8 != 0) {
-        cuda_matmul_forward(pre_, inp_, w, w_bf16, bias, N, C, OC, scratch);
-        cuda_gelu_forward(out_, pre_, (size_t)N * OC);
+        cuda_matmul_forward(pre, inp, w, w_bf16, bias, N, C, OC, scratch);
+        cuda_gelu_forward(out, pre, (size_t)N * OC);
         return;
     }
-    float *pre = cuda_f(pre_), *out = cuda_f(out_);
-    const float *inp = cuda_cf(inp_);
-    if (w_bf16) {
-        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
-        cuda_to_bf16(inp_bf16, inp, (size_t)N * C);
-        cuda_gemm_gelu(1, N, OC, C, inp_bf16, w_bf16, bias, out, pre);
-    } else {
-        cuda_gemm_gelu(0, N, OC, C, inp, w, bias, out, pre);
-    }
+    const void *x = product_input(inp, w_bf16, (size_t)N * C, scratch);
+    cuda_gemm_gelu(w_bf16 != NULL, N, OC, C, x, w_bf16 ? (const void *)w_bf16 : w, bias,
+                   cuda_f(out), cuda_f(pre));
 }
 
 /* cuBLASLt's products do not promise a row the same bits whatever the row count: until a

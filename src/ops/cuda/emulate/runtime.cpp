@@ -254,15 +254,18 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     return cudaSuccess;
 }
 
-/* As CUDA's, it waits for the device first: queued work may still use the memory. */
-cudaError_t cudaFree(void *p) {
+/* cudaFree and cudaFreeHost: as CUDA's, they wait for the device first (queued work may still
+ * use the memory); a pointer the allocator did not give is `wrong`. */
+static cudaError_t release(std::map<uintptr_t, size_t> &allocs, void *p, cudaError_t wrong) {
     guard g(lock);
     if (!p) return cudaSuccess;
     flush_all();
-    if (!device_allocs.erase((uintptr_t)p)) return last_error = cudaErrorInvalidDevicePointer;
+    if (!allocs.erase((uintptr_t)p)) return last_error = wrong;
     free(p);
     return cudaSuccess;
 }
+
+cudaError_t cudaFree(void *p) { return release(device_allocs, p, cudaErrorInvalidDevicePointer); }
 
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
     guard g(lock);
@@ -275,14 +278,7 @@ cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
     (void)flags;
     return cudaMallocHost(p, bytes);
 }
-cudaError_t cudaFreeHost(void *p) {
-    guard g(lock);
-    if (!p) return cudaSuccess;
-    flush_all();
-    if (!pinned_allocs.erase((uintptr_t)p)) return last_error = cudaErrorInvalidValue;
-    free(p);
-    return cudaSuccess;
-}
+cudaError_t cudaFreeHost(void *p) { return release(pinned_allocs, p, cudaErrorInvalidValue); }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
     guard g(lock);
