@@ -3,6 +3,7 @@
 #define GPT2C_CUDA_COMMON_CUH
 
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,24 @@ extern int cuda_tf32;
 static const size_t CUDA_LT_WORKSPACE_BYTES = (size_t)32 << 20; /* what cuBLASLt asks for on Hopper */
 /* The products' resolved descriptors and algorithms (gemm.cu), freed at the backend's close. */
 void cuda_gemm_plans_free(void);
+
+/* Activations' element type on the device follows the handle's precision: float with --precision
+ * fp32, __nv_bfloat16 with bf16 (cuda_set_precision). Kernels that touch activations are
+ * templated on it (template <typename act_t>), read them through act_load and write them
+ * through act_store<act_t> (bf16: rounded to nearest even), and compute in fp32; an op's C entry
+ * picks the instantiation with CUDA_ACT_DISPATCH. One precision per process: the backend is one
+ * device, one stream, one cuBLASLt handle. */
+extern int cuda_bf16_acts;
+__device__ __forceinline__ float act_load(float x) { return x; }
+__device__ __forceinline__ float act_load(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename act_t> __device__ __forceinline__ act_t act_store(float x);
+template <> __device__ __forceinline__ float act_store<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 act_store<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
+/* Call the template fn for the handle's activation type: CUDA_ACT_DISPATCH(fn, (args)). */
+#define CUDA_ACT_DISPATCH(fn, args)                                                               \
+    (cuda_bf16_acts ? fn<__nv_bfloat16> args : fn<float> args)
 
 static inline unsigned blocks_for(size_t n, unsigned threads) {
     return (unsigned)((n + threads - 1) / threads);

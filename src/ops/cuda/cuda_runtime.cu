@@ -8,6 +8,7 @@ cudaStream_t cuda_stream;
 cublasLtHandle_t cuda_lt;
 void *cuda_lt_workspace;
 int cuda_tf32 = 1;
+int cuda_bf16_acts;
 
 extern "C" int cuda_emulated(void) {
 #ifdef GPT2C_CUDA_EMULATED
