@@ -73,6 +73,18 @@ static void acts_unpack(size_t act_bytes, double *dst, const void *src, size_t n
                                   : bf16_value(((const gpt2_bf16 *)src)[i]);
 }
 
+void op_round_acts_bf16(op_data *d) {
+    for (int i = 0; i < d->n; i++) {
+        op_buf *b = &d->b[i];
+        if (b->kind != BUF_ACT) continue;
+        float *f = b->host;
+        gpt2_bf16 h;
+        for (size_t k = 0; k < b->n; k++) acts_pack(2, &h, &f[k], 1), f[k] = (float)bf16_value(h);
+    }
+}
+
+double op_act_slack(size_t act_bytes) { return act_bytes == 2 ? 1.0 / 128 : 0; }
+
 /* The buffer's first values in the backend's storage, as bytes to upload. */
 static void *stored(const gpt2_backend *be, const op_buf *b) {
     size_t bytes = b->n * elem_bytes(be, b->kind);

@@ -37,6 +37,13 @@ typedef struct op_buf {
 typedef struct op_data {
     op_buf b[OP_MAX_BUFS];
     int n;
+    /* What storing activations in bf16 adds to a comparison's tolerances, relative and
+     * absolute (the cases' values are near 1), on the backend running now: a result rounded
+     * (2^-9 relative at most), and the activations it was computed from (a LayerNorm's
+     * statistics from the rounded residual, a product from its rounded bias, an attention
+     * gradient from the rounded output), 2^-7 in all; 0 on backends that store them in fp32
+     * or wider. Set by test_ops for each backend, read by the cases' contract checks. */
+    double act_slack;
 } op_data;
 
 typedef struct op_case op_case;
@@ -77,6 +84,11 @@ struct op_case {
 void *op_input(op_data *d, int i, const char *name, op_buf_kind kind, size_t n);
 void *op_output(op_data *d, int i, const char *name, op_buf_kind kind, size_t n);
 void op_data_free(op_data *d);
+/* The activations a bf16 case starts from rounded to bf16 values, on the host: every backend
+ * then starts from the same values, whether it stores them in fp32 or in bf16. */
+void op_round_acts_bf16(op_data *d);
+/* act_slack for a backend storing activations act_bytes each. */
+double op_act_slack(size_t act_bytes);
 
 /* Runs the case on the backend (from the calling thread; buffers allocated, uploaded, the op
  * called, outputs downloaded and freed): got[i] is output i as doubles, NULL for inputs. */

@@ -93,6 +93,9 @@ int gpt2_set_precision(gpt2_model *m, gpt2_precision p, gpt2c_error *err) {
     if (m->acts && (p == GPT2_BF16) != (m->params_bf16 != NULL)) /* the scratch was sized for it */
         return err_set(err, "internal error: the precision changes after the plan was made");
     if (gpt2_backend_supports(m->be, p, err) != 0) return -1;
+    if (m->be->set_precision && p != m->be->precision) /* its activations are of the other type */
+        return err_set(err, "internal error: a %s model on a backend handle that runs %s",
+                       p == GPT2_BF16 ? "bf16" : "fp32", p == GPT2_BF16 ? "fp32" : "bf16");
     if (p == GPT2_FP32) {
         m->be->ops->free(m->params_bf16);
         m->params_bf16 = NULL;

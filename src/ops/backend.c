@@ -51,13 +51,16 @@ int gpt2_backend_check_shapes(const gpt2_backend *be, int n_embd, int n_head, gp
     return be->check_shapes ? be->check_shapes(n_embd, n_head, err) : 0;
 }
 
-int gpt2_backend_precision(const gpt2_backend *be, const char *name, gpt2_precision *p,
+int gpt2_backend_precision(gpt2_backend *be, const char *name, gpt2_precision *p,
                            gpt2c_error *err) {
     if (!name) *p = be->default_precision;
     else if (!strcmp(name, "fp32")) *p = GPT2_FP32;
     else if (!strcmp(name, "bf16")) *p = GPT2_BF16;
     else return err_set(err, "--precision must be fp32 or bf16, not '%s'", name);
-    return gpt2_backend_supports(be, *p, err);
+    if (gpt2_backend_supports(be, *p, err) != 0) return -1;
+    be->precision = *p;
+    if (be->set_precision) be->set_precision(be, *p);
+    return 0;
 }
 
 int gpt2_backend_supports(const gpt2_backend *be, gpt2_precision p, gpt2c_error *err) {

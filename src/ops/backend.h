@@ -15,7 +15,10 @@ typedef struct gpt2_backend {
     int host_memory;      /* its buffers are the host's: the host reads and writes them itself;
                              else it reaches them only through upload and download */
     const char *memory;   /* where its memory is, for messages: "machine", "GPU" */
-    size_t act_bytes;     /* bytes of one activation element (gpt2_act): 4 (fp32) on the CPU */
+    /* Bytes of one activation element (gpt2_act) at the handle's precision: 4 (fp32) on the CPU
+     * in both, 4 or 2 (bf16) on a GPU, which stores activations in the precision's type. */
+    size_t act_bytes;
+    gpt2_precision precision; /* what the handle runs (gpt2_backend_precision): fp32 at open */
     gpt2_precision default_precision; /* when none is asked for: fp32 on the CPU, bf16 on a GPU */
     /* The kernels each precision's products run here, in words for the plan line: "fp32
      * (AVX2)", "bf16 (AMX)", "bf16 (emulated: AVX2, fp32 GEMM on rounded inputs)"; NULL where
@@ -35,6 +38,9 @@ typedef struct gpt2_backend {
     /* 0 when the kernels run a model of this width and head count here, else -1 with a
      * one-line reason (the CUDA attention's head sizes). NULL: every shape. */
     int (*check_shapes)(int n_embd, int n_head, gpt2c_error *err);
+    /* Make the handle run precision p: its act_bytes and its ops for that activation type.
+     * NULL: activations are stored alike in both. */
+    void (*set_precision)(struct gpt2_backend *be, gpt2_precision p);
     /* Give back what the open took (a GPU's stream, library handles). NULL: nothing. */
     void (*close)(struct gpt2_backend *be);
 } gpt2_backend;
@@ -61,8 +67,9 @@ static inline gpt2_act *act_at(const gpt2_backend *be, gpt2_act *a, size_t i) {
 }
 
 /* The precision named by --precision ("fp32", "bf16"; NULL: the backend's default), once the
- * backend has said it runs here. */
-int gpt2_backend_precision(const gpt2_backend *be, const char *name, gpt2_precision *p,
+ * backend has said it runs here, made the handle's: before any model on it makes a plan (the
+ * activations' type follows it). */
+int gpt2_backend_precision(gpt2_backend *be, const char *name, gpt2_precision *p,
                            gpt2c_error *err);
 
 /* The backends' own openers (ops/cpu/cpu_ops.c, ops/cuda/cuda_ops.cu). */

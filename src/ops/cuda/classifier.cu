@@ -1,6 +1,4 @@
 /* The fused LM head + softmax + cross-entropy, as the CPU's, and generation's logits. */
-#include <cuda_bf16.h>
-
 #include "ops/cuda/cuda_common.cuh"
 
 #define CLS_THREADS 512
@@ -35,43 +33,60 @@ __global__ void softmax_xent_kernel(float *losses, float *logits, const int32_t 
         z[j] = j < V ? expf(z[j] - m) * scale - (j == target ? dloss : 0.0f) : 0.0f;
 }
 
-extern "C" void cuda_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_,
-                                const float *wte, const gpt2_bf16 *wte_bf16,
-                                const int32_t *targets, int N, int C, int V, int Vp, float dloss,
-                                float *scratch) {
-    float *dinp = cuda_f(dinp_);
-    const float *inp = cuda_cf(inp_);
+/* The logits (fp32, CUDA_CLASSIFIER_ROWS rows at a time) from the products in the weights' type;
+ * the gradient of the logits rounded to bf16 for the backward's products when the weights are
+ * bf16; dinp in the activations' type, dwte in fp32. */
+template <typename act_t>
+static void classifier(float *losses, gpt2_act *dinp, float *dwte, const gpt2_act *inp,
+                       const float *wte, const gpt2_bf16 *wte_bf16, const int32_t *targets, int N,
+                       int C, int V, int Vp, float dloss, float *scratch) {
     const int rows_max = CUDA_CLASSIFIER_ROWS;
+    cuda_type in = wte_bf16 ? CUDA_BF16 : CUDA_F32, o = act_type<act_t>();
+    const void *w = wte_bf16 ? (const void *)wte_bf16 : wte;
     float *logits = scratch;
     gpt2_bf16 *dlogits_bf16 = (gpt2_bf16 *)(scratch + (size_t)rows_max * Vp);
-    gpt2_bf16 *inp_bf16 = bf16_after(dlogits_bf16, (size_t)rows_max * Vp);
+    float *rest = (float *)bf16_after(dlogits_bf16, (size_t)rows_max * Vp);
     for (int r0 = 0; r0 < N; r0 += rows_max) {
         int rows = N - r0 < rows_max ? N - r0 : rows_max;
-        const float *x = inp + (size_t)r0 * C;
-        if (wte_bf16) {
-            cuda_to_bf16(inp_bf16, x, (size_t)rows * C);
-            cuda_gemm(1, 0, 1, rows, Vp, C, inp_bf16, wte_bf16, NULL, logits, 0);
-        } else {
-            cuda_gemm(0, 0, 1, rows, Vp, C, x, wte, NULL, logits, 0);
-        }
+        float *at = rest;
+        const act_t *x_rows = acts<act_t>(inp) + (size_t)r0 * C;
+        const void *x = product_input<act_t>((const gpt2_act *)x_rows, in, (size_t)rows * C, &at);
+        cuda_gemm(in, CUDA_F32, 0, 1, rows, Vp, C, x, w, NULL, logits, 0);
         softmax_xent_kernel<<<rows, CLS_THREADS, 0, cuda_stream>>>(losses + r0, logits, targets + r0,
                                                                   V, Vp, dinp ? dloss : 0.0f);
         CUDA_LAUNCHED();
         if (!dinp) continue;
+        const void *dz = logits;
         if (wte_bf16) {
             cuda_to_bf16(dlogits_bf16, logits, (size_t)rows * Vp);
-            cuda_gemm(1, 0, 0, rows, C, Vp, dlogits_bf16, wte_bf16, NULL, dinp + (size_t)r0 * C, 0);
-            cuda_gemm(1, 1, 0, Vp, C, rows, dlogits_bf16, inp_bf16, NULL, dwte, 1);
-        } else {
-            cuda_gemm(0, 0, 0, rows, C, Vp, logits, wte, NULL, dinp + (size_t)r0 * C, 0);
-            cuda_gemm(0, 1, 0, Vp, C, rows, logits, x, NULL, dwte, 1);
+            dz = dlogits_bf16;
         }
+        cuda_gemm(in, o, 0, 0, rows, C, Vp, dz, w, NULL, acts<act_t>(dinp) + (size_t)r0 * C, 0);
+        cuda_gemm(in, CUDA_F32, 1, 0, Vp, C, rows, dz, x, NULL, dwte, 1);
     }
 }
 
-/* Generation's LM head: the logits in fp32, as matmul_forward's product without a bias. */
+extern "C" void cuda_classifier(float *losses, gpt2_act *dinp, float *dwte, const gpt2_act *inp,
+                                const float *wte, const gpt2_bf16 *wte_bf16,
+                                const int32_t *targets, int N, int C, int V, int Vp, float dloss,
+                                float *scratch) {
+    CUDA_ACT_DISPATCH(classifier,
+                      (losses, dinp, dwte, inp, wte, wte_bf16, targets, N, C, V, Vp, dloss, scratch));
+}
+
+/* Generation's LM head: the logits in fp32 whatever the activations' type, from the product in
+ * the weights' type, as matmul_forward's without a bias. */
+template <typename act_t>
+static void logits_forward(float *logits, const gpt2_act *inp, const float *wte,
+                           const gpt2_bf16 *wte_bf16, int N, int C, int Vp, float *scratch) {
+    cuda_type in = wte_bf16 ? CUDA_BF16 : CUDA_F32;
+    const void *x = product_input<act_t>(inp, in, (size_t)N * C, &scratch);
+    cuda_gemm(in, CUDA_F32, 0, 1, N, Vp, C, x, wte_bf16 ? (const void *)wte_bf16 : wte, NULL,
+              logits, 0);
+}
+
 extern "C" void cuda_logits_forward(float *logits, const gpt2_act *inp, const float *wte,
                                     const gpt2_bf16 *wte_bf16, int N, int C, int Vp,
                                     float *scratch) {
-    cuda_matmul_forward((gpt2_act *)logits, inp, wte, wte_bf16, NULL, N, C, Vp, scratch);
+    CUDA_ACT_DISPATCH(logits_forward, (logits, inp, wte, wte_bf16, N, C, Vp, scratch));
 }

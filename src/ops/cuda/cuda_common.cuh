@@ -49,6 +49,19 @@ template <> __device__ __forceinline__ __nv_bfloat16 act_store<__nv_bfloat16>(fl
 #define CUDA_ACT_DISPATCH(fn, args)                                                               \
     (cuda_bf16_acts ? fn<__nv_bfloat16> args : fn<float> args)
 
+/* An activation buffer as the kernels' type. */
+template <typename act_t> static inline act_t *acts(gpt2_act *a) { return (act_t *)a; }
+template <typename act_t> static inline const act_t *acts(const gpt2_act *a) {
+    return (const act_t *)a;
+}
+
+/* P values of one type in one load or store: 16 bytes (4 floats, 8 bf16) is a 128-bit access,
+ * the widest one thread makes. Its address must be a multiple of its size (aligned16). */
+template <typename T, int P> struct alignas(sizeof(T) * P) vec_of {
+    T v[P];
+};
+static inline bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 static inline unsigned blocks_for(size_t n, unsigned threads) {
     return (unsigned)((n + threads - 1) / threads);
 }
@@ -56,6 +69,39 @@ static inline unsigned blocks_for(size_t n, unsigned threads) {
 /* Where a product's second bf16 input goes in the scratch: n values after a, 256-byte aligned. */
 static inline gpt2_bf16 *bf16_after(gpt2_bf16 *a, size_t n) {
     return a + ((n + 127) & ~(size_t)127);
+}
+
+/* The product type of activations of type act_t. */
+template <typename act_t> static inline cuda_type act_type(void);
+template <> inline cuda_type act_type<float>(void) { return CUDA_F32; }
+template <> inline cuda_type act_type<__nv_bfloat16>(void) { return CUDA_BF16; }
+
+/* n activations as a product's input of type `in` (the weights'): themselves, or fp32 ones
+ * rounded to bf16 at *scratch (which then moves past them) when the weights are bf16. bf16
+ * activations with fp32 weights do not happen: a model's precision is its backend's
+ * (gpt2_set_precision refuses the mix). */
+template <typename act_t>
+static inline const void *product_input(const gpt2_act *x, cuda_type in, size_t n,
+                                        float **scratch) {
+    if (act_type<act_t>() == in) return x;
+    if (in == CUDA_F32) {
+        fprintf(stderr, "gpt2c: internal error: bf16 activations in an fp32 product\n");
+        abort();
+    }
+    gpt2_bf16 *rounded = (gpt2_bf16 *)*scratch;
+    cuda_to_bf16(rounded, (const float *)x, n);
+    *scratch = (float *)bf16_after(rounded, n);
+    return rounded;
+}
+
+/* A bias as cuBLASLt's epilogue takes it, in the output's type: bf16 ones rounded at *scratch
+ * (OC values; *scratch moves past them). NULL stays NULL. */
+static inline const void *product_bias(const float *bias, cuda_type out, int OC, float **scratch) {
+    if (!bias || out == CUDA_F32) return bias;
+    gpt2_bf16 *rounded = (gpt2_bf16 *)*scratch;
+    cuda_to_bf16(rounded, bias, (size_t)OC);
+    *scratch = (float *)bf16_after(rounded, (size_t)OC);
+    return rounded;
 }
 
 /* Column sums without float atomics, the same bits on every GPU: rows in fixed chunks of

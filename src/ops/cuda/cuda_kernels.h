@@ -2,8 +2,8 @@
  * reference, which tests/test_ops.c compares them with), on device pointers; one file per
  * op, named as the CPU's. C-callable. Matmuls go through cuBLASLt (TF32 for fp32 products unless
  * cuda_set_tf32(0), bf16 inputs with fp32 accumulation when a bf16 weight copy is given);
- * everything else is written here. One stream. Activations are still stored as fp32 (act_bytes
- * 4): the GPU work switches them to bf16, which the interface allows. */
+ * everything else is written here. One stream. Activations are stored in the precision's type:
+ * fp32 under --precision fp32, bf16 under bf16 (cuda_set_precision; cuda_common.cuh). */
 #ifndef GPT2C_CUDA_KERNELS_H
 #define GPT2C_CUDA_KERNELS_H
 
@@ -46,24 +46,24 @@ int cuda_check_shapes(int n_embd, int n_head, gpt2c_error *err);
 void cuda_set_tf32(int on);
 void cuda_sync(void);
 
-/* Row-major C[M,N] = op(A) op(B) (+ bias[N]) (+ C when accumulate), as cpu_gemm. */
-void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A, const void *B,
-               const float *bias, float *C, int accumulate);
-/* C = gelu(pre), pre[M,N] = A B^T (+ bias[N]) kept: cuBLASLt's GELU_AUX(_BIAS) epilogue, whose
- * aux leading dimension (N) must be a multiple of 8. */
-void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B, const float *bias,
-                    float *C, float *pre);
-/* C = (A B) * gelu'(pre), row-major A[M,K], B[K,N], pre[M,N]: the DGELU epilogue (N a multiple
- * of 8, as GELU_AUX's). */
-void cuda_gemm_dgelu(int bf16, int M, int N, int K, const void *A, const void *B, float *C,
-                     const float *pre);
+/* A product's element types. */
+typedef enum { CUDA_F32, CUDA_BF16 } cuda_type;
+/* Row-major C[M,N] = op(A) op(B) (+ bias[N]) (+ C when accumulate), as cpu_gemm: A and B of
+ * type `in`, C and the bias of type `out` (cuBLASLt wants the bias in the output's type), fp32
+ * accumulation (TF32 for fp32 inputs unless turned off). */
+void cuda_gemm(cuda_type in, cuda_type out, int ta, int tb, int M, int N, int K, const void *A,
+               const void *B, const void *bias, void *C, int accumulate);
+/* C = gelu(pre), pre[M,N] = A B^T (+ bias[N]) kept, both of type `out`: cuBLASLt's
+ * GELU_AUX(_BIAS) epilogue, whose aux leading dimension (N) must be a multiple of 8. */
+void cuda_gemm_gelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
+                    const void *B, const void *bias, void *C, void *pre);
+/* C = (A B) * gelu'(pre), row-major A[M,K], B[K,N], pre[M,N] (pre of C's type): the DGELU
+ * epilogue (N a multiple of 8, as GELU_AUX's). */
+void cuda_gemm_dgelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
+                     const void *B, void *C, const void *pre);
 
 #ifdef __cplusplus
 }
 #endif
-
-/* The CUDA backend stores activations as fp32 for now: its kernels see them as floats. */
-static inline float *cuda_f(gpt2_act *a) { return (float *)a; }
-static inline const float *cuda_cf(const gpt2_act *a) { return (const float *)a; }
 
 #endif

@@ -9,9 +9,10 @@
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
     (void)NH, (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
-    /* bf16 copies of a product's two inputs (up to 4C outputs), the bias gradient's partials;
+    /* bf16 copies of a product's two inputs (up to 4C outputs) and of its bias, the bias
+     * gradient's partials;
      * LayerNorm's partials (2 per column) and the embedding's sort keys (at most 4N) are fewer */
-    size_t matmul = 5 * N * C / 2 + 512 + column_partials_floats(N, 4 * (size_t)C);
+    size_t matmul = 5 * N * C / 2 + 2 * (size_t)C + 768 + column_partials_floats(N, 4 * (size_t)C);
     size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
     size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
     return max_size(matmul, classifier);
@@ -39,6 +40,12 @@ extern "C" double cuda_clock_ms(void) {
 #define CUDA_OP_ENTRY(name, ...) .name = cuda_##name,
 static const gpt2_ops cuda_ops = {GPT2_SERVICES(CUDA_SERVICE_ENTRY) GPT2_OPS(CUDA_OP_ENTRY)};
 
+/* Activations in the precision's type: every kernel that touches them follows cuda_bf16_acts. */
+static void set_precision(gpt2_backend *be, gpt2_precision p) {
+    cuda_bf16_acts = p == GPT2_BF16;
+    be->act_bytes = cuda_bf16_acts ? sizeof(gpt2_bf16) : sizeof(float);
+}
+
 static void close_backend(gpt2_backend *be) {
     (void)be;
     cuda_close();
@@ -50,7 +57,8 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     if (cuda_init(err) != 0) return -1;
     *be = gpt2_backend{};
     be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0;
-    be->act_bytes = sizeof(float), be->default_precision = GPT2_BF16, be->threads = threads;
+    be->default_precision = GPT2_BF16, be->threads = threads, be->set_precision = set_precision;
+    set_precision(be, GPT2_FP32);
 #ifdef GPT2C_CUDA_EMULATED /* the same kernels on the CPU, for tests: say so wherever it shows */
     be->memory = "GPU emulated on the CPU";
     be->path[GPT2_FP32] = "fp32 (emulated GPU: kernels as fibers, a cuBLASLt stand-in, TF32 unless turned off)";

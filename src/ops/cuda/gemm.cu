@@ -18,11 +18,11 @@
 /* What decides a product's algorithm; the pointers' alignments among it, as the heuristic was
  * told them. */
 struct gemm_key {
-    int bf16, tf32, ta, tb, M, N, K, bias, gelu; /* gelu: 0, 1 GELU_AUX(_BIAS), 2 DGELU */
+    int in, out, tf32, ta, tb, M, N, K, bias, gelu; /* gelu: 0, 1 GELU_AUX(_BIAS), 2 DGELU */
     uint32_t align_a, align_b, align_c;
     bool operator<(const gemm_key &o) const {
-        return std::tie(bf16, tf32, ta, tb, M, N, K, bias, gelu, align_a, align_b, align_c) <
-               std::tie(o.bf16, o.tf32, o.ta, o.tb, o.M, o.N, o.K, o.bias, o.gelu, o.align_a,
+        return std::tie(in, out, tf32, ta, tb, M, N, K, bias, gelu, align_a, align_b, align_c) <
+               std::tie(o.in, o.out, o.tf32, o.ta, o.tb, o.M, o.N, o.K, o.bias, o.gelu, o.align_a,
                         o.align_b, o.align_c);
     }
 };
@@ -35,6 +35,9 @@ struct gemm_plan {
 
 /* (Generation runs a few products at every row count up to its chunk: a few thousand plans.) */
 static std::map<gemm_key, gemm_plan> plans;
+
+static cudaDataType_t lt_type(cuda_type t) { return t == CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+static const char *type_name(int t) { return t == CUDA_BF16 ? "bf16" : "fp32"; }
 
 /* The largest power of two (up to 256) that divides the address. */
 static uint32_t alignment(const void *p) {
@@ -60,7 +63,7 @@ static const gemm_plan &resolve(const gemm_key &k) {
     auto found_plan = plans.find(k);
     if (found_plan != plans.end()) return found_plan->second;
     gemm_plan p;
-    cudaDataType_t in = k.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cudaDataType_t in = lt_type((cuda_type)k.in), out = lt_type((cuda_type)k.out);
     cublasComputeType_t compute = k.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     LT_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
     cublasOperation_t opa = k.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = k.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -89,7 +92,7 @@ static const gemm_plan &resolve(const gemm_key &k) {
     int rows_b = k.ta ? k.M : k.K, cols_b = k.ta ? k.K : k.M;
     LT_CHECK(cublasLtMatrixLayoutCreate(&p.la, in, rows_a, cols_a, rows_a));
     LT_CHECK(cublasLtMatrixLayoutCreate(&p.lb, in, rows_b, cols_b, rows_b));
-    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lc, CUDA_R_32F, k.N, k.M, k.N));
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p.lc, out, k.N, k.M, k.N));
     cublasLtMatmulPreference_t pref;
     LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = CUDA_LT_WORKSPACE_BYTES;
@@ -111,14 +114,15 @@ static const gemm_plan &resolve(const gemm_key &k) {
     cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS || found < 1) {
         fprintf(stderr,
-                "gpt2c: cuBLASLt has no algorithm (status %d) for C[%d,%d] fp32 = A%s[%d,%d] x "
+                "gpt2c: cuBLASLt has no algorithm (status %d) for C[%d,%d] %s = A%s[%d,%d] x "
                 "B%s[%d,%d], %s inputs, compute %s, row-major leading dimensions %d, %d, %d, "
                 "epilogue %s, alignments A %u, B %u, C %u bytes\n",
-                (int)st, k.M, k.N, k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
-                k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, k.bf16 ? "bf16" : "fp32",
+                (int)st, k.M, k.N, type_name(k.out), k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
+                k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, type_name(k.in),
                 k.tf32 ? "32F_FAST_TF32" : "32F", k.ta ? k.M : k.K, k.tb ? k.K : k.N, k.N,
-                k.gelu == 2 ? "DGELU" : k.gelu ? (k.bias ? "GELU_AUX_BIAS (fp32)" : "GELU_AUX")
-                : k.bias    ? "bias (fp32)"
+                k.gelu == 2 ? "DGELU (aux in C's type)"
+                : k.gelu    ? (k.bias ? "GELU_AUX_BIAS (bias and aux in C's type)" : "GELU_AUX")
+                : k.bias    ? "bias (in C's type)"
                             : "none",
                 k.align_b, k.align_a, k.align_c);
         abort();
@@ -129,9 +133,10 @@ static const gemm_plan &resolve(const gemm_key &k) {
 
 /* One product: its plan (the key from the call), then the call's own pointers. gelu: 0, 1
  * GELU_AUX(_BIAS) (pre written), 2 DGELU (pre read). */
-static void run(int bf16, int ta, int tb, int M, int N, int K, const void *A, const void *B,
-                const float *bias, float *C, const float *pre, int gelu, int accumulate) {
-    gemm_key k = {bf16, !bf16 && cuda_tf32, ta, tb, M, N, K, bias != NULL, gelu,
+static void run(cuda_type in, cuda_type out, int ta, int tb, int M, int N, int K, const void *A,
+                const void *B, const void *bias, void *C, const void *pre, int gelu,
+                int accumulate) {
+    gemm_key k = {in, out, in == CUDA_F32 && cuda_tf32, ta, tb, M, N, K, bias != NULL, gelu,
                   alignment(B), alignment(A), alignment(C)};
     const gemm_plan &p = resolve(k);
     if (bias)
@@ -145,17 +150,18 @@ static void run(int bf16, int ta, int tb, int M, int N, int K, const void *A, co
                             &p.algo, cuda_lt_workspace, CUDA_LT_WORKSPACE_BYTES, cuda_stream));
 }
 
-extern "C" void cuda_gemm(int bf16, int ta, int tb, int M, int N, int K, const void *A,
-                          const void *B, const float *bias, float *C, int accumulate) {
-    run(bf16, ta, tb, M, N, K, A, B, bias, C, NULL, 0, accumulate);
+extern "C" void cuda_gemm(cuda_type in, cuda_type out, int ta, int tb, int M, int N, int K,
+                          const void *A, const void *B, const void *bias, void *C,
+                          int accumulate) {
+    run(in, out, ta, tb, M, N, K, A, B, bias, C, NULL, 0, accumulate);
 }
 
-extern "C" void cuda_gemm_gelu(int bf16, int M, int N, int K, const void *A, const void *B,
-                               const float *bias, float *C, float *pre) {
-    run(bf16, 0, 1, M, N, K, A, B, bias, C, pre, 1, 0);
+extern "C" void cuda_gemm_gelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
+                               const void *B, const void *bias, void *C, void *pre) {
+    run(in, out, 0, 1, M, N, K, A, B, bias, C, pre, 1, 0);
 }
 
-extern "C" void cuda_gemm_dgelu(int bf16, int M, int N, int K, const void *A, const void *B,
-                                float *C, const float *pre) {
-    run(bf16, 0, 0, M, N, K, A, B, NULL, C, pre, 2, 0);
+extern "C" void cuda_gemm_dgelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
+                                const void *B, void *C, const void *pre) {
+    run(in, out, 0, 0, M, N, K, A, B, NULL, C, pre, 2, 0);
 }
