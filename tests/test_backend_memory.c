@@ -1,7 +1,10 @@
 /* The model's traffic with backends unlike the CPU's, checked without a GPU: "detached" (no
- * host memory) and "wide" (8-byte activations), test_backends.h's. A model on either must compute exactly what the same model on the CPU backend does: init,
- * forward, backward, the optimizer step, a KV-cache forward, and saving and loading a Hugging
- * Face directory and a resume state. */
+ * host memory), "wide" (8-byte activations) and "narrow" (2-byte bf16 activations, a GPU's),
+ * test_backends.h's. A model on either of the first two must compute exactly what the same
+ * model on the CPU backend does: init, forward, backward, the optimizer step, a KV-cache
+ * forward, and saving and loading a Hugging Face directory and a resume state. One on the
+ * narrow backend computes it within bf16's roundings (a plan, an offset or a copy sized for
+ * 4-byte activations would be far off, or overrun under the sanitizers). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,11 +104,56 @@ static void same_as_cpu(const gpt2_backend *be) {
     gpt2_free(&a), gpt2_free(&b), gpt2_free(&c);
 }
 
+/* sqrt(sum (a - b)^2 / sum b^2) */
+static double relative_l2(const float *a, const float *b, size_t n) {
+    double d = 0, w = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), w += (double)b[i] * b[i];
+    return sqrt(d / (w > 0 ? w : 1));
+}
+
+static void near_cpu_in_bf16(void) {
+    gpt2c_error err;
+    gpt2_precision p;
+    CHECK(gpt2_backend_precision(&test_narrow, "bf16", &p, &err) == 0 && test_narrow.act_bytes == 2);
+    gpt2_config cfg = {2, 2, 64, 64};
+    gpt2_model a, b; /* a on the CPU backend, b on the narrow one */
+    CHECK(gpt2_create(&a, &cfg, &test_cpu, &err) == 0 && gpt2_create(&b, &cfg, &test_narrow, &err) == 0);
+    CHECK(gpt2_init_random(&a, 5, &err) == 0 && gpt2_init_random(&b, 5, &err) == 0);
+    CHECK(gpt2_set_precision(&a, GPT2_BF16, &err) == 0 && gpt2_set_precision(&b, GPT2_BF16, &err) == 0);
+    CHECK(gpt2_set_precision(&b, GPT2_FP32, &err) != 0); /* not the handle's: refused */
+    int B = 2, T = 16;
+    CHECK(gpt2_plan(&a, B, T, 1, &err) == 0 && gpt2_plan(&b, B, T, 1, &err) == 0);
+    for (int i = 0; i < B * T; i++) {
+        a.inputs[i] = b.inputs[i] = (int32_t)((i * 7) % 50257);
+        a.targets[i] = b.targets[i] = (int32_t)((i * 11) % 50257);
+    }
+    float la = gpt2_forward(&a, 1.0f / (B * T)), lb = gpt2_forward(&b, 1.0f / (B * T));
+    CHECK(fabsf(la - lb) < 1e-3f * la);
+    gpt2_backward(&a);
+    gpt2_backward(&b);
+    CHECK(relative_l2(b.grads, a.grads, a.table.total) < 0.02);
+
+    gpt2_kv ka, kb;
+    CHECK(gpt2_kv_plan(&ka, &a, 2, 12, 12, 0, &err) == 0 && gpt2_kv_plan(&kb, &b, 2, 12, 12, 0, &err) == 0);
+    int32_t prompt[5] = {464, 3290, 373, 257, 11}, next[2] = {262, 1110};
+    gpt2_span rows[2] = {{0, 5, 1}, {1, 5, 1}};
+    gpt2_prefill(&a, &ka, prompt, 0, 5, 0);
+    gpt2_prefill(&b, &kb, prompt, 0, 5, 0);
+    gpt2_kv_copy(&ka, &a, 0, 1, 5);
+    gpt2_kv_copy(&kb, &b, 0, 1, 5);
+    gpt2_infer(&a, &ka, next, rows, 2);
+    gpt2_infer(&b, &kb, next, rows, 2);
+    CHECK(relative_l2(kb.logits, ka.logits, 2 * GPT2_VOCAB_PADDED) < 0.01);
+    gpt2_kv_free(&ka), gpt2_kv_free(&kb);
+    gpt2_free(&a), gpt2_free(&b);
+}
+
 int main(void) {
     gpt2c_error err;
     CHECK(test_backends_open(0, &err) == 0);
     same_as_cpu(&test_detached);
     CHECK(test_live_buffers == 0); /* everything the model took from the detached backend went back */
     same_as_cpu(&test_wide); /* 8-byte activations */
+    near_cpu_in_bf16();
     return check_done();
 }

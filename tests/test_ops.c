@@ -6,8 +6,9 @@
  *  - on the CPU at all threads: the one-thread CPU's bits, except what a vendor GEMM computes
  *    (deterministic only for a fixed thread count): that within the case's tolerance;
  *  - on backends made of the CPU's kernels ("wide", "detached": test_backends.h): the CPU's bits
- *    at the same thread count; on backends with kernels of their own (CUDA): the one-thread CPU's
- *    results within the case's tolerance;
+ *    at the same thread count; on backends with kernels of their own (CUDA), or whose storage
+ *    rounds (bf16 activations: "narrow"), the one-thread CPU's results within the case's
+ *    tolerance;
  *  - and each backend's results must keep the op's contract on their own (a row gets what it
  *    gets alone; in place equals out of place).
  * A backend that does not open here (no CUDA build, no GPU) is reported skipped on stderr. To
@@ -46,6 +47,11 @@ static int open_wide(gpt2_backend *be, gpt2c_error *err) {
     *be = test_wide;
     return 0;
 }
+static int open_narrow(gpt2_backend *be, gpt2c_error *err) {
+    if (!test_cpu.ops && test_backends_open(0, err) != 0) return -1;
+    *be = test_narrow;
+    return 0;
+}
 static int open_detached(gpt2_backend *be, gpt2c_error *err) {
     if (!test_cpu.ops && test_backends_open(0, err) != 0) return -1;
     *be = test_detached;
@@ -58,6 +64,8 @@ static const test_backend backends[] = {
     {"cpu", "cpu", 0, NULL, CPU_REFERENCE},
     {"wide", NULL, 0, open_wide, CPU_KERNELS},
     {"detached", NULL, 0, open_detached, CPU_KERNELS},
+    /* the CPU's kernels, activations in bf16 under bf16: within the rounding's tolerance */
+    {"narrow", NULL, 0, open_narrow, OWN_KERNELS},
     {"cuda", "cuda", 0, NULL, OWN_KERNELS},
 };
 enum { NBACKENDS = sizeof backends / sizeof *backends };
