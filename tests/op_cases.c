@@ -1001,6 +1001,38 @@ static const op_test sum_squares_test = {
     .reference = sum_squares_reference,
 };
 
+/* ---- a batch's mean loss added to an accumulator ---- */
+enum { LS_LOSSES, LS_ACC };
+static const float ls_weight = 0.75f;
+
+static void loss_sum_make(const op_case *c, op_data *d, rng *r) {
+    float *x = op_input(d, LS_LOSSES, "losses", BUF_F32, (size_t)c->n[0]);
+    for (int i = 0; i < c->n[0]; i++) x[i] = (float)(10.0 * rng_uniform(r));
+    *(double *)op_output(d, LS_ACC, "acc", BUF_F64, 1) = 1.25; /* what earlier batches left */
+}
+
+static void loss_sum_call(const gpt2_backend *be, const op_case *c, void *const *dev, float *s) {
+    (void)s;
+    be->ops->loss_sum(dev[LS_ACC], dev[LS_LOSSES], c->n[0], ls_weight);
+}
+
+static void loss_sum_reference(const op_case *c, const op_data *d, double *const *got,
+                               const char *tag) {
+    const float *x = host_f(d, LS_LOSSES);
+    double sum = 0;
+    for (int i = 0; i < c->n[0]; i++) sum += x[i];
+    double want = 1.25 + (double)(ls_weight * (float)(sum / c->n[0])); /* the CPU's own order */
+    check_same(what(tag, "acc"), got[LS_ACC], &want, 1);
+}
+
+static const op_test loss_sum_test = {
+    .ops = "loss_sum",
+    .dims = {"N"},
+    .make = loss_sum_make,
+    .call = loss_sum_call,
+    .reference = loss_sum_reference,
+};
+
 /* ---- AdamW: PyTorch's formula, then the gradient zeroed and the bf16 copy written ---- */
 enum { AD_P, AD_P16, AD_G, AD_M, AD_V };
 static const double ad_lr = 3e-4, ad_b1 = 0.9, ad_b2 = 0.95, ad_eps = 1e-8, ad_wd = 0.1,
@@ -1212,6 +1244,9 @@ const op_case op_cases[] = {
     {.test = &residual_test, .n = {1001}, .bf16 = 1},
     {.test = &matmul_test, .n = {37, 16, 24}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
     {.test = &matmul_test, .n = {600, 3, 5}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
+    /* more rows than the GPU kernel's threads; fewer */
+    {.test = &loss_sum_test, .n = {1001}, .atol = 1e-6, .rtol = 1e-6},
+    {.test = &loss_sum_test, .n = {7}, .atol = 1e-6, .rtol = 1e-6},
     {.test = &sum_squares_test, .n = {3000001, 1}},
     {.test = &sum_squares_test, .n = {1001, 0}, .rtol = 1e-12},
     {.test = &adamw_test, .n = {1000}, .atol = 1e-6, .rtol = 1e-6},

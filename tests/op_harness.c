@@ -9,6 +9,7 @@ static size_t elem_bytes(const gpt2_backend *be, op_buf_kind kind) {
     switch (kind) {
     case BUF_ACT: return be->act_bytes;
     case BUF_F32: return sizeof(float);
+    case BUF_F64: return sizeof(double);
     case BUF_I32: return sizeof(int32_t);
     case BUF_BF16: return sizeof(gpt2_bf16);
     case BUF_HOST_F64: return sizeof(double);
@@ -106,6 +107,7 @@ static void to_doubles(const gpt2_backend *be, const op_buf *b, const void *s, d
     case BUF_BF16:
         for (size_t i = 0; i < b->n; i++) out[i] = bf16_value(((const gpt2_bf16 *)s)[i]);
         break;
+    case BUF_F64:
     case BUF_HOST_F64: memcpy(out, s, b->n * sizeof *out); break;
     }
 }

@@ -18,6 +18,7 @@ typedef enum {
     BUF_F32,      /* parameters, gradients, statistics: float everywhere */
     BUF_I32,      /* tokens, targets */
     BUF_BF16,     /* bf16 weight copies */
+    BUF_F64,      /* doubles in the backend's memory (loss_sum's accumulator) */
     BUF_HOST_F64, /* host memory the op writes a double to (sum_squares) */
 } op_buf_kind;
 

@@ -237,7 +237,7 @@ void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count
             }
         }
         gpt2_forward(m, 0.0f);
-        const float *losses = m->be->host_memory ? m->losses : m->losses_host;
+        const float *losses = gpt2_row_losses(m);
         for (int j = 0; j < ne; j++) {
             const hellaswag_example *x = &s->ex[first + e0 + j];
             double best_sum = 0, best_mean = 0;

@@ -139,6 +139,7 @@ static void plan_layout(gpt2_model *m, int B, int T, int training, layout *l) {
     m->encoded = layout_acts(l, N * C), m->lnf = layout_acts(l, N * C);
     m->lnf_mean = layout_floats(l, N), m->lnf_rstd = layout_floats(l, N);
     m->losses = layout_floats(l, N);
+    m->loss_acc = (double *)layout_take(l, sizeof(double));
     if (training)
         m->dres = layout_acts(l, N * C), m->dC = layout_acts(l, N * C),
         m->d4C = layout_acts(l, 4 * N * C);
@@ -176,7 +177,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     int tokens_ok = 1;
     if (m->be->host_memory) { /* the ops read the host's arrays themselves */
         m->inputs_dev = m->inputs, m->targets_dev = m->targets;
-    } else { /* a device copy of both, and the losses brought back */
+    } else { /* a device copy of both, and a host copy of the losses (gpt2_row_losses) */
         m->tokens_dev = ops->alloc(2 * N * sizeof(int32_t));
         m->losses_host = calloc(N, sizeof *m->losses_host);
         tokens_ok = m->tokens_dev && m->losses_host;
@@ -239,7 +240,7 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
     op->residual_forward(a->res3, proj, a->res2, NC);
 }
 
-float gpt2_forward(gpt2_model *m, float dloss) {
+void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight) {
     const gpt2_ops *op = m->be->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, N = B * T;
     if (!m->be->host_memory) { /* the batch the caller filled, to the device */
@@ -258,14 +259,26 @@ float gpt2_forward(gpt2_model *m, float dloss) {
     int grad = dloss > 0.0f && m->training;
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
                    BF16(m->w.wte), m->targets_dev, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
-    const float *losses = m->losses;
-    if (!m->be->host_memory) {
-        op->download(m->losses_host, m->losses, (size_t)N * sizeof *m->losses_host);
-        losses = m->losses_host;
-    }
-    double sum = 0.0;
-    for (int i = 0; i < N; i++) sum += losses[i];
-    return (float)(sum / N);
+    op->loss_sum(m->loss_acc, m->losses, N, weight);
+}
+
+double gpt2_loss_take(gpt2_model *m) {
+    double sum;
+    m->be->ops->download(&sum, m->loss_acc, sizeof sum);
+    m->be->ops->memset0(m->loss_acc, sizeof *m->loss_acc);
+    return sum;
+}
+
+float gpt2_forward(gpt2_model *m, float dloss) {
+    gpt2_forward_accumulate(m, dloss, 1.0f);
+    return (float)gpt2_loss_take(m);
+}
+
+const float *gpt2_row_losses(gpt2_model *m) {
+    if (m->be->host_memory) return m->losses;
+    int N = m->B * m->T;
+    m->be->ops->download(m->losses_host, m->losses, (size_t)N * sizeof *m->losses_host);
+    return m->losses_host;
 }
 
 void gpt2_backward(gpt2_model *m) {

@@ -42,13 +42,14 @@ typedef struct gpt2_model {
     gpt2_layer_acts *layer_acts;
     gpt2_act *encoded, *lnf; /* (N,C) */
     float *lnf_mean, *lnf_rstd, *losses; /* (N) */
+    double *loss_acc; /* the losses accumulated since the last gpt2_loss_take (one double) */
     gpt2_act *dres, *dC, *d4C; /* backward: residual-stream gradient and two work buffers */
     float *scratch;
     int32_t *inputs, *targets; /* (B,T), host: the caller fills them before gpt2_forward */
     int32_t *inputs_dev, *targets_dev; /* what the ops read: the same arrays on a host-memory backend, copies
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
-    float *losses_host;        /* on a device: the losses brought back to average them */
+    float *losses_host;        /* on a device: the losses brought back (gpt2_row_losses) */
 } gpt2_model;
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
@@ -104,11 +105,19 @@ typedef struct gpt2_block_pass {
 void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_layer_acts *a,
                         const gpt2_block_pass *p);
 
-/* Forward on m->inputs/targets; returns the mean loss over the B*T positions. With dloss > 0
- * (training) it also starts the backward pass: the classifier's gradient of dloss * sum(losses).
- * Then call gpt2_backward, which adds this micro-batch's gradients to m->grads (zero after the
- * plan and after every AdamW step, which zeroes them as it reads them). */
+/* Forward on m->inputs/targets: the mean loss over the B*T positions, times weight, added to
+ * the model's loss accumulator where the backend keeps it, nothing read back (a micro-step
+ * costs the host no wait for the device). With dloss > 0 (training) it also starts the backward
+ * pass: the classifier's gradient of dloss * sum(losses). Then call gpt2_backward, which adds
+ * this micro-batch's gradients to m->grads (zero after the plan and after every AdamW step,
+ * which zeroes them as it reads them). */
+void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight);
+/* The losses accumulated since the plan or the last take, read (one download) and reset. */
+double gpt2_loss_take(gpt2_model *m);
+/* gpt2_forward_accumulate with weight 1, then gpt2_loss_take: the batch's mean loss. */
 float gpt2_forward(gpt2_model *m, float dloss);
+/* Each position's loss from the last forward, in host memory (brought back on a device). */
+const float *gpt2_row_losses(gpt2_model *m);
 void gpt2_backward(gpt2_model *m);
 
 #endif

@@ -235,6 +235,11 @@ typedef struct gpt2_op_act {
        int C, int Vp, float *scratch),                                                             \
       (logits, inp, wte, wte_bf16, N, C, Vp, scratch), LM_HEAD, 2.0 * N * C * Vp,                  \
       ({inp, (size_t)N * C}))                                                                      \
+    /* acc[0] (one double) += weight * the mean of losses[0..N) (the mean summed in double in  \
+     * a fixed order, rounded to float, times weight in float): a batch's loss accumulated where \
+     * it was computed, so that a training step reads its loss once, not each micro-batch's.  */ \
+    X(loss_sum, (double *acc, const float *losses, int N, float weight), (acc, losses, N, weight), \
+      ELEMENTWISE, 0, (GPT2_NO_ACTS))                                                              \
     /* *sum (host) = the sum of squares of x[0..n), in double, in a fixed order. */              \
     X(sum_squares, (double *sum, const float *x, size_t n), (sum, x, n), OPTIMIZER, 0,                \
       (GPT2_NO_ACTS))                                                                              \

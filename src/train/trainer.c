@@ -215,9 +215,10 @@ static int loop(run *r, long start, gpt2c_error *err) {
             float scale = r->cb && r->cb->scale_micro_batch /* (tests only) */
                               ? (float)r->cb->scale_micro_batch(r->cb->user, (int)step, micro, d->rank)
                               : 1.0f;
-            loss += scale * gpt2_forward(m, scale * dloss);
+            gpt2_forward_accumulate(m, scale * dloss, scale);
             gpt2_backward(m);
         }
+        loss = gpt2_loss_take(m); /* the step's one wait for the device, for its loss */
         prof_mark comm = prof_begin();
         loss = dp_mean(d, loss / r->accum);
         dp_reduce_grads(d, m);

@@ -90,3 +90,25 @@ extern "C" void cuda_logits_forward(float *logits, const gpt2_act *inp, const fl
                                     float *scratch) {
     CUDA_ACT_DISPATCH(logits_forward, (logits, inp, wte, wte_bf16, N, C, Vp, scratch));
 }
+
+/* One block: each thread sums every LOSS_THREADS-th loss in double, then the block's sums pair
+ * up in a fixed tree: the same bits on every GPU (within double rounding of the CPU's order). */
+#define LOSS_THREADS 256
+__global__ void loss_sum_kernel(double *acc, const float *losses, int N, float weight) {
+    __shared__ double part[LOSS_THREADS];
+    double s = 0.0;
+    for (int i = (int)threadIdx.x; i < N; i += LOSS_THREADS) s += losses[i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (unsigned k = LOSS_THREADS / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) part[threadIdx.x] += part[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) acc[0] += (double)(weight * (float)(part[0] / N));
+}
+
+extern "C" void cuda_loss_sum(double *acc, const float *losses, int N, float weight) {
+    if (N < 1) return;
+    loss_sum_kernel<<<1, LOSS_THREADS, 0, cuda_stream>>>(acc, losses, N, weight);
+    CUDA_LAUNCHED();
+}
