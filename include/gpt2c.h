@@ -48,6 +48,7 @@ typedef struct gpt2c_system_info {
     const char *blas_core;           /* the kernels OpenBLAS loaded */
     /* cuda_emulated: the CUDA backend runs on the CPU (gpt2c's CUDA-on-CPU runtime, for tests) */
     int cuda_built, cuda_emulated, cuda_devices, mpi_built;
+    int nccl_built; /* multi-GPU training's communicator (the emulated build: its CPU stand-in) */
 } gpt2c_system_info;
 
 /* What this machine and build run. Fails when GPT2C_CPU_ISA is not a level this CPU can run. */
@@ -269,6 +270,7 @@ typedef struct gpt2c_train_plan {
                                    fp32 GEMM on rounded inputs)" */
     const char *device;        /* "cpu", "cuda": where the plan's memory is */
     int ranks, zero;           /* processes training together; AdamW state sharded over them */
+    const char *comm;          /* the communicator between them: "MPI", "NCCL", "one process" */
 } gpt2c_train_plan;
 
 typedef struct gpt2c_train_step {

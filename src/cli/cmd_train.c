@@ -32,8 +32,9 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
     printf("plan: %.1f MB allocated up front (%s); %d accumulation step(s) per optimizer step; %s\n",
            p->memory_mb, p->device, p->accum_steps, p->precision_path);
     if (p->ranks > 1)
-        printf("data parallel: %d ranks, each %d micro-batch(es) per step%s\n", p->ranks,
-               p->accum_steps, p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
+        printf("data parallel: %d ranks over %s, each %d micro-batch(es) per step%s\n", p->ranks,
+               p->comm, p->accum_steps,
+               p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
     if (p->start_step > 0) printf("resuming at step %d\n", p->start_step);
     fflush(stdout);
 }

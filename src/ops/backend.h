@@ -35,6 +35,9 @@ typedef struct gpt2_backend {
     /* 0 when the kernels run a model of this width and head count here, else -1 with a
      * one-line reason (the CUDA attention's head sizes). NULL: every shape. */
     int (*check_shapes)(int n_embd, int n_head, gpt2c_error *err);
+    /* The queue the ops run in (CUDA: its cudaStream_t), for a communicator whose collectives
+     * must run in order with them (NCCL). NULL: the ops run as they are called. */
+    void *stream;
     /* Give back what the open took (a GPU's stream, library handles). NULL: nothing. */
     void (*close)(struct gpt2_backend *be);
 } gpt2_backend;

@@ -327,7 +327,7 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
                       st->total_batch != r->total_batch))
         return err_set(err, "the saved run used batch %d x %d and a total batch of %lld; resume "
                             "with the same", st->batch_size, st->seq_len, st->total_batch);
-    if (dp_shard(&r->dp, r->session.m.table.total, err) != 0) return -1;
+    if (dp_shard(&r->dp, &r->session.m, err) != 0) return -1;
     r->session.m.recompute = o->recompute;
     if (session_plan(&r->session, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo, err) != 0)
         return -1;
@@ -396,7 +396,8 @@ static void report_plan(const run *r) {
                           .precision = r->session.precision == GPT2_BF16 ? "bf16" : "fp32",
                           .precision_path = r->session.be.path[r->session.precision],
                           .device = r->session.be.name,
-                          .ranks = r->dp.size, .zero = o->zero};
+                          .ranks = r->dp.size, .zero = o->zero,
+                          .comm = r->dp.comm->ops->name};
     r->cb->on_plan(r->cb->user, &p);
 }
 

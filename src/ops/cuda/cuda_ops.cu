@@ -64,6 +64,7 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     if (sync_check && !strcmp(sync_check, "1")) be->ops = &cuda_checked_ops;
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
     be->check_shapes = cuda_check_shapes;
+    be->stream = cuda_stream; /* for a communicator that queues its collectives behind the ops */
     be->close = close_backend;
     return 0;
 }

@@ -29,6 +29,15 @@ extern "C" int cuda_device_count(gpt2c_error *err) {
     return -1;
 }
 
+/* This process's rank among those an MPI launcher started on this machine (Open MPI, MPICH's
+ * Hydra, Slurm), 0 when none did. */
+static int local_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return atoi(getenv(vars[i]));
+    return 0;
+}
+
 extern "C" int cuda_init(gpt2c_error *err) {
     if (cuda_lt) return 0;
     /* GPT2C_CUDA_TF32=0: fp32 products in fp32 (parity runs against the CPU) */
@@ -40,7 +49,14 @@ extern "C" int cuda_init(gpt2c_error *err) {
         snprintf(err->msg, sizeof err->msg, "no CUDA device (or no driver) on this machine");
         return -1;
     }
-    cudaError_t e = cudaSetDevice(0);
+    /* one process per GPU: the ranks on a machine take its GPUs in order */
+    int device = local_rank();
+    if (device < 0 || device >= n) {
+        snprintf(err->msg, sizeof err->msg, "this process is rank %d on its machine, which has %d "
+                 "CUDA device(s): start at most one process per GPU", device, n);
+        return -1;
+    }
+    cudaError_t e = cudaSetDevice(device);
     if (e == cudaSuccess) e = cudaStreamCreate(&cuda_stream);
     if (e == cudaSuccess) e = cudaMalloc(&cuda_lt_workspace, CUDA_LT_WORKSPACE_BYTES);
     if (e != cudaSuccess) {
