@@ -7,7 +7,8 @@ Two ranks with one micro-batch each read, per step, the batches one process read
 over MPI and the one-process CPU run, to the emulated GPU's fp32 tolerance
 (tests/test_cuda_emulated.py's; TF32 off). ZeRO-1 goes through NCCL's reduce-scatter and
 all-gather on the padded flat buffers, and its resume (moments scattered and gathered by NCCL's
-sends and receives) equals the uninterrupted run byte for byte. d2, B=2, T=64, 3 steps."""
+sends and receives) equals the uninterrupted run byte for byte. d2, B=2, T=64, 3 steps. And the
+stand-in's own test (tests/test_nccl_standin.cpp) on 2 ranks."""
 import json
 import os
 import shutil
@@ -70,6 +71,15 @@ def nccl_zero1(tmp_path_factory, data):
     out_dir = tmp_path_factory.mktemp("nccl") / "zero1"
     out = assert_ok(mpirun("train", *COMMON, *data, "--device", "cuda", "--zero", "1", "--out-dir", out_dir))
     return out_dir, out.stdout.decode()
+
+
+def test_the_nccl_standin_keeps_nccls_semantics():
+    """tests/test_nccl_standin.cpp on 2 ranks: each collective's result, stream order, a group's
+    sends and receives, and the refusals of bad arguments."""
+    exe = GPT2C.parent / "tests" / "test_nccl_standin"
+    cmd = [MPIRUN, "--oversubscribe", "--allow-run-as-root", "-np", "2", str(exe)]
+    out = assert_ok(subprocess.run(cmd, capture_output=True, check=False, timeout=120, env=ENV))
+    assert out.stderr.decode().count(" 0 failed") == 2, out.stderr.decode()
 
 
 def follows(got_dir, want_dir):
