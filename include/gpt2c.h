@@ -48,6 +48,7 @@ typedef struct gpt2c_system_info {
     const char *blas_core;           /* the kernels OpenBLAS loaded */
     /* cuda_emulated: the CUDA backend runs on the CPU (gpt2c's CUDA-on-CPU runtime, for tests) */
     int cuda_built, cuda_emulated, cuda_devices, mpi_built;
+    int nccl_built; /* multi-GPU training's communicator (the emulated build: its CPU stand-in) */
 } gpt2c_system_info;
 
 /* What this machine and build run. Fails when GPT2C_CPU_ISA is not a level this CPU can run. */
@@ -260,7 +261,9 @@ typedef struct gpt2c_train_opts {
 
 typedef struct gpt2c_train_plan {
     size_t params;             /* parameters, the padded vocabulary rows not counted */
-    double memory_mb;          /* everything allocated up front */
+    double memory_mb;          /* everything allocated up front, of which: */
+    double params_mb, copy_mb, grads_mb, adamw_mb, acts_mb, scratch_mb; /* copy: bf16 weights */
+    double free_mb;            /* what the device had free before (-1: unknown) */
     int accum_steps, start_step, max_steps;
     int n_layer, n_head, n_embd, max_seq_len;
     const char *init;          /* "random", "hf", "resume" */
@@ -269,6 +272,7 @@ typedef struct gpt2c_train_plan {
                                    fp32 GEMM on rounded inputs)" */
     const char *device;        /* "cpu", "cuda": where the plan's memory is */
     int ranks, zero;           /* processes training together; AdamW state sharded over them */
+    const char *comm;          /* the communicator between them: "MPI", "NCCL", "one process" */
 } gpt2c_train_plan;
 
 typedef struct gpt2c_train_step {

@@ -97,7 +97,7 @@ def test_two_ranks_equal_one_process_with_twice_the_accumulation(tmp_path, data,
     out = assert_ok(mpirun(2, "train", *COMMON, "--data", data[0], "--val-data", data[1],
                     "--out-dir", tmp_path / "run", "--zero", zero))
     text = out.stdout.decode()
-    assert "data parallel: 2 ranks, each 2 micro-batch(es) per step" in text
+    assert "data parallel: 2 ranks over MPI, each 2 micro-batch(es) per step" in text
     assert text.count("step     0/8") == 1  # only rank 0 prints
     assert_same_run(tmp_path / "run", one_process)
 

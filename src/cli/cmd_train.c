@@ -31,9 +31,15 @@ static void on_plan(void *user, const gpt2c_train_plan *p) {
            !strcmp(p->init, "random") ? "from scratch" : !strcmp(p->init, "hf") ? "from a Hugging Face directory" : "resumed");
     printf("plan: %.1f MB allocated up front (%s); %d accumulation step(s) per optimizer step; %s\n",
            p->memory_mb, p->device, p->accum_steps, p->precision_path);
+    printf("memory: parameters %.1f MB, bf16 copy %.1f MB, gradients %.1f MB, AdamW %.1f MB, "
+           "activations %.1f MB, scratch %.1f MB", p->params_mb, p->copy_mb, p->grads_mb,
+           p->adamw_mb, p->acts_mb, p->scratch_mb);
+    if (p->free_mb >= 0) printf("; %.1f MB were free before", p->free_mb);
+    printf("\n");
     if (p->ranks > 1)
-        printf("data parallel: %d ranks, each %d micro-batch(es) per step%s\n", p->ranks,
-               p->accum_steps, p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
+        printf("data parallel: %d ranks over %s, each %d micro-batch(es) per step%s\n", p->ranks,
+               p->comm, p->accum_steps,
+               p->zero ? "; AdamW state sharded (ZeRO-1), memory per rank" : "");
     if (p->start_step > 0) printf("resuming at step %d\n", p->start_step);
     fflush(stdout);
 }

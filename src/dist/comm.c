@@ -34,6 +34,7 @@ static void single_abort(gpt2c_comm *c, int status) {
 
 gpt2c_comm *comm_single(void) {
     static const comm_ops ops = {
+        .name = "one process",
         .device_buffers = 1, /* nothing moves */
         .allreduce_sum_f32 = single_nothing_f32,
         .allreduce_sum_f64 = single_nothing_f64,
@@ -88,11 +89,32 @@ GPT2C_API void gpt2c_comm_close(gpt2c_comm *comm) {
     if (comm && comm->ops->close) comm->ops->close(comm);
 }
 
+/* Rounded up twice (to a whole share, then to 16) so that size shards cover n: the last shard
+ * is never longer than the others, as NCCL's equal shards need. */
+size_t comm_shard_len(size_t n, int size) {
+    size_t share = (n + (size_t)size - 1) / (size_t)size;
+    return (share + 15) / 16 * 16;
+}
+
+size_t comm_padded(size_t n, int size) { return comm_shard_len(n, size) * (size_t)size; }
+
 void comm_shards(size_t n, int size, size_t *offs) {
-    size_t per = (n / (size_t)size + 15) / 16 * 16;
+    size_t per = comm_shard_len(n, size);
     for (int r = 0; r <= size; r++) {
         size_t o = per * (size_t)r;
         offs[r] = o < n ? o : n;
     }
-    offs[size] = n;
+}
+
+int comm_device_open(gpt2c_comm *host, void *stream, gpt2c_comm **comm, gpt2c_error *err) {
+    *comm = NULL;
+#ifdef GPT2C_HAVE_NCCL
+    if (!stream) return err_set(err, "the backend has no stream for NCCL's collectives");
+    return comm_nccl_open(host, stream, comm, err);
+#else
+    (void)stream;
+    return err_set(err, "training on %d ranks of a GPU backend: this gpt2c was built without "
+                        "NCCL (or without MPI), and MPI reaches host memory only: rebuild with "
+                        "both, or run one process without mpirun", host->size);
+#endif
 }

@@ -99,6 +99,7 @@ static void mpi_close(gpt2c_comm *c) {
 }
 
 static const comm_ops mpi_ops = {
+    .name = "MPI",
     .device_buffers = 0, /* MPI reaches the host's memory only (no CUDA-aware MPI assumed) */
     .allreduce_sum_f32 = allreduce_sum_f32,
     .allreduce_sum_f64 = allreduce_sum_f64,

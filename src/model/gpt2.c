@@ -26,6 +26,20 @@ int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, g
         return err_set(err, "out of memory for %zu parameters", m->table.total);
     }
     gpt2_tensors_bind(&m->w, wl, &m->table, cfg, m->params);
+    m->flat = m->table.total;
+    return 0;
+}
+
+int gpt2_pad_flat(gpt2_model *m, size_t floats, gpt2c_error *err) {
+    if (floats <= m->flat) return 0;
+    if (m->grads) return err_set(err, "the model's buffers are padded before it is planned");
+    const gpt2_ops *ops = m->be->ops;
+    float *p = ops->alloc(floats * sizeof(float)); /* zeroed: the padding stays 0 */
+    if (!p) return err_set(err, "out of memory for %zu parameters", floats);
+    ops->copy(p, m->params, m->table.total * sizeof(float));
+    ops->free(m->params);
+    m->params = p, m->flat = floats;
+    gpt2_tensors_bind(&m->w, m->w.layers, &m->table, &m->cfg, m->params);
     return 0;
 }
 
@@ -64,6 +78,7 @@ void gpt2_view(gpt2_model *view, const gpt2_model *m) {
     memset(view, 0, sizeof *view);
     view->cfg = m->cfg, view->be = m->be, view->table = m->table;
     view->params = m->params, view->w = m->w, view->params_bf16 = m->params_bf16;
+    view->flat = m->flat;
 }
 
 int gpt2_init_random(gpt2_model *m, uint64_t seed, gpt2c_error *err) {
@@ -155,11 +170,22 @@ static size_t plan_count(const gpt2_model *m, int B, int T, int training) {
     return l.bytes;
 }
 
+gpt2_plan_memory gpt2_plan_parts(const gpt2_model *m, int B, int T, int training, size_t moments) {
+    const gpt2_config *c = &m->cfg;
+    gpt2_plan_memory p = {.params = (double)m->flat * sizeof(float)};
+    p.copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
+    p.grads = training ? p.params : 0, p.adamw = training ? 2.0 * moments * sizeof(float) : 0;
+    layout scratch = {NULL, 0, m->be->act_bytes}; /* as plan_layout takes it */
+    layout_floats(&scratch, m->be->ops->scratch_floats(B, T, c->n_embd, c->n_head,
+                                                       GPT2_VOCAB_PADDED, m->params_bf16 != NULL));
+    p.scratch = (double)scratch.bytes;
+    p.acts = (double)plan_count(m, B, T, training) - p.scratch;
+    return p;
+}
+
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments) {
-    double params = (double)m->table.total * sizeof(float);
-    double copy = m->params_bf16 ? (double)m->table.total * sizeof(gpt2_bf16) : 0;
-    double grads = training ? params : 0, adamw = training ? 2.0 * moments * sizeof(float) : 0;
-    return (double)plan_count(m, B, T, training) + params + copy + grads + adamw;
+    gpt2_plan_memory p = gpt2_plan_parts(m, B, T, training, moments);
+    return p.params + p.copy + p.grads + p.adamw + p.acts + p.scratch;
 }
 
 int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
@@ -184,7 +210,7 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
         if (m->tokens_dev) m->inputs_dev = m->tokens_dev, m->targets_dev = m->tokens_dev + N;
     }
     if (training) {
-        m->grads = ops->alloc(m->table.total * sizeof(float));
+        m->grads = ops->alloc(m->flat * sizeof(float));
         gpt2_layer_tensors *gl = calloc(L, sizeof *gl);
         if (gl && m->grads) gpt2_tensors_bind(&m->g, gl, &m->table, c, m->grads);
         else free(gl);

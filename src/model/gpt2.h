@@ -30,6 +30,7 @@ typedef struct gpt2_model {
     gpt2_param_table table;
     float *params, *grads; /* flat, laid out by the table, in the backend's memory;
                               grads only when planned for training */
+    size_t flat;           /* the floats each holds: table.total, then zeros (gpt2_pad_flat) */
     gpt2_tensors w, g;
     /* --precision bf16: the parameters rounded to bf16 (same layout), which the matmuls read;
      * rewritten by every AdamW step. NULL in fp32. */
@@ -54,6 +55,10 @@ typedef struct gpt2_model {
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
 int gpt2_create(gpt2_model *m, const gpt2_config *cfg, const gpt2_backend *be, gpt2c_error *err);
+/* The flat buffers (params, and grads when planned) made `floats` long, the values past the
+ * table's zero: for collectives that move equal shards of them (dist/comm.h: comm_padded).
+ * Before gpt2_plan; the parameters are kept. */
+int gpt2_pad_flat(gpt2_model *m, size_t floats, gpt2c_error *err);
 void gpt2_free(gpt2_model *m);
 /* GPT-2's init: normal(0, 0.02), residual projections 0.02/sqrt(2*n_layer), LayerNorm 1 and 0,
  * biases 0. Fails only when a device's parameters need a host copy that cannot be allocated. */
@@ -82,6 +87,11 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err);
  * the gradients and the AdamW moments of `moments` parameters (this rank's share: all of them,
  * or its shard with ZeRO-1; 0 when not training). */
 double gpt2_plan_bytes(const gpt2_model *m, int B, int T, int training, size_t moments);
+/* The same bytes by part, for the plan's report. */
+typedef struct gpt2_plan_memory {
+    double params, copy, grads, adamw, acts, scratch; /* copy: the bf16 weights */
+} gpt2_plan_memory;
+gpt2_plan_memory gpt2_plan_parts(const gpt2_model *m, int B, int T, int training, size_t moments);
 
 /* One transformer block's forward, the one that training, evaluation and generation all run:
  * rows res (the residual stream entering block l) through attention and the MLP, into a->res3.

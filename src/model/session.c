@@ -62,7 +62,7 @@ static int largest_batch(const gpt2_model *m, int B, int T, int training, size_t
 
 int session_plan(session *s, int B, int T, int training, size_t moments, gpt2c_error *err) {
     gpt2_model *m = &s->m;
-    double held = (double)m->table.total * sizeof(float); /* the parameters, allocated already */
+    double held = (double)m->flat * sizeof(float); /* the parameters, allocated already */
     char what[64], advice[160];
     snprintf(what, sizeof what, "batch %d x %d", B, T);
     const char *recompute = training && !m->recompute ? ", or --recompute" : "";

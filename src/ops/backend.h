@@ -41,6 +41,9 @@ typedef struct gpt2_backend {
     /* Make the handle run precision p: its act_bytes and its ops for that activation type.
      * NULL: activations are stored alike in both. */
     void (*set_precision)(struct gpt2_backend *be, gpt2_precision p);
+    /* The queue the ops run in (CUDA: its cudaStream_t), for a communicator whose collectives
+     * must run in order with them (NCCL). NULL: the ops run as they are called. */
+    void *stream;
     /* Give back what the open took (a GPU's stream, library handles). NULL: nothing. */
     void (*close)(struct gpt2_backend *be);
 } gpt2_backend;

@@ -49,6 +49,9 @@ int gpt2c_system_info_get(gpt2c_system_info *info, gpt2c_error *err) {
 #ifdef GPT2C_HAVE_MPI
     info->mpi_built = 1;
 #endif
+#ifdef GPT2C_HAVE_NCCL
+    info->nccl_built = 1;
+#endif
     return 0;
 }
 

@@ -9,14 +9,16 @@ int dp_init(data_parallel *d, gpt2c_comm *comm, int zero, const gpt2_backend *be
             gpt2c_error *err) {
     memset(d, 0, sizeof *d);
     d->comm = comm, d->be = be, d->rank = comm->rank, d->size = comm->size, d->zero = zero;
-    if (comm->size > 1 && !be->host_memory && !comm->ops->device_buffers)
-        return err_set(err, "training on %d ranks of the %s backend: this communicator (MPI) "
-                            "reaches host memory only, and gpt2c has no NCCL communicator yet: "
-                            "run one process without mpirun", comm->size, be->name);
+    /* a GPU's buffers and a communicator of host memory (MPI): NCCL over it, on the GPU */
+    if (comm->size > 1 && !be->host_memory && !comm->ops->device_buffers) {
+        if (comm_device_open(comm, be->stream, &d->device_comm, err) != 0) return -1;
+        d->comm = d->device_comm;
+    }
     return 0;
 }
 
-int dp_shard(data_parallel *d, size_t nparams, gpt2c_error *err) {
+int dp_shard(data_parallel *d, gpt2_model *m, gpt2c_error *err) {
+    size_t nparams = m->table.total;
     d->offs = calloc((size_t)d->size + 1, sizeof *d->offs);
     if (!d->offs) return err_set(err, "out of memory");
     comm_shards(nparams, d->size, d->offs);
@@ -26,11 +28,13 @@ int dp_shard(data_parallel *d, size_t nparams, gpt2c_error *err) {
                                 "than MPI's counts hold", nparams, d->size);
     d->lo = d->zero ? d->offs[d->rank] : 0;
     d->hi = d->zero ? d->offs[d->rank + 1] : nparams;
-    return 0;
+    /* the shards' collectives may move the last shard's padding (NCCL's are equal) */
+    return d->size > 1 ? gpt2_pad_flat(m, comm_padded(nparams, d->size), err) : 0;
 }
 
 void dp_free(data_parallel *d) {
     free(d->offs);
+    gpt2c_comm_close(d->device_comm); /* (before the host communicator it was opened over) */
     memset(d, 0, sizeof *d);
 }
 

@@ -15,18 +15,21 @@
 #include "train/optimizer.h"
 
 typedef struct data_parallel {
-    gpt2c_comm *comm;
+    gpt2c_comm *comm;        /* the one the collectives go to: the caller's, or device_comm */
+    gpt2c_comm *device_comm; /* NCCL over the caller's, for a GPU's buffers; NULL: none opened */
     const gpt2_backend *be; /* whose memory the model, the gradients and the moments are in */
     int rank, size, zero;
     size_t *offs;   /* the parameters' shards, size + 1 entries */
     size_t lo, hi;  /* the parameters this rank's optimizer updates: its shard (ZeRO-1) or all */
 } data_parallel;
 
-/* Fails when the communicator cannot reach the backend's memory (MPI and a GPU). */
+/* When comm cannot reach the backend's memory (MPI and a GPU), a communicator that can (NCCL)
+ * is opened over it, or the reason there is none is the error. */
 int dp_init(data_parallel *d, gpt2c_comm *comm, int zero, const gpt2_backend *be,
             gpt2c_error *err);
-/* The parameters' shards (and this rank's range), once the model is known. */
-int dp_shard(data_parallel *d, size_t nparams, gpt2c_error *err);
+/* The parameters' shards (and this rank's range), once the model is known; its flat buffers
+ * padded to the shards' collectives (comm_padded). Before the model is planned. */
+int dp_shard(data_parallel *d, gpt2_model *m, gpt2c_error *err);
 void dp_free(data_parallel *d);
 
 /* Whether every rank has the same value (a hash of what must agree); the error names `what`. */

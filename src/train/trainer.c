@@ -64,6 +64,7 @@ typedef struct run {
     gpt2c_tokenizer *tok; /* --tensorboard with samples: their text */
     outlier_window loss_window, norm_window; /* the recent updates' (--skip-loss-z/-norm-z) */
     long skips_in_a_row, skips;
+    double free_before;  /* the backend's free memory before the plan (-1: unknown) */
     hellaswag_set hs;    /* --hellaswag: the examples, */
     gpt2_model hs_model; /* and a view of the model with their plan */
     uint32_t sample_ids[GPT2C_TRAIN_SAMPLES][GPT2C_TRAIN_SAMPLE_TOKENS];
@@ -328,8 +329,9 @@ static int setup(run *r, train_state *st, gpt2c_error *err) {
                       st->total_batch != r->total_batch))
         return err_set(err, "the saved run used batch %d x %d and a total batch of %lld; resume "
                             "with the same", st->batch_size, st->seq_len, st->total_batch);
-    if (dp_shard(&r->dp, r->session.m.table.total, err) != 0) return -1;
+    if (dp_shard(&r->dp, &r->session.m, err) != 0) return -1;
     r->session.m.recompute = o->recompute;
+    r->free_before = r->session.be.ops->mem_available();
     if (session_plan(&r->session, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo, err) != 0)
         return -1;
     if (adamw_state_alloc(&r->s, &r->session.be, r->dp.hi - r->dp.lo, err) != 0) return -1;
@@ -387,8 +389,13 @@ static void report_plan(const run *r) {
     const gpt2_model *m = &r->session.m;
     if (r->dp.rank != 0 || !r->cb || !r->cb->on_plan) return;
     size_t padding = (size_t)(GPT2_VOCAB_PADDED - GPT2_VOCAB) * m->cfg.n_embd;
-    double bytes = gpt2_plan_bytes(m, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo);
+    gpt2_plan_memory mem = gpt2_plan_parts(m, o->batch_size, o->seq_len, 1, r->dp.hi - r->dp.lo);
+    double bytes = mem.params + mem.copy + mem.grads + mem.adamw + mem.acts + mem.scratch;
     gpt2c_train_plan p = {.params = m->table.total - padding, .memory_mb = bytes / 1e6,
+                          .params_mb = mem.params / 1e6, .copy_mb = mem.copy / 1e6,
+                          .grads_mb = mem.grads / 1e6, .adamw_mb = mem.adamw / 1e6,
+                          .acts_mb = mem.acts / 1e6, .scratch_mb = mem.scratch / 1e6,
+                          .free_mb = r->free_before < 0 ? -1 : r->free_before / 1e6,
                           .accum_steps = r->accum, .start_step = (int)r->start,
                           .max_steps = o->max_steps, .n_layer = m->cfg.n_layer,
                           .n_head = m->cfg.n_head, .n_embd = m->cfg.n_embd,
@@ -397,7 +404,8 @@ static void report_plan(const run *r) {
                           .precision = r->session.precision == GPT2_BF16 ? "bf16" : "fp32",
                           .precision_path = r->session.be.path[r->session.precision],
                           .device = r->session.be.name,
-                          .ranks = r->dp.size, .zero = o->zero};
+                          .ranks = r->dp.size, .zero = o->zero,
+                          .comm = r->dp.comm->ops->name};
     r->cb->on_plan(r->cb->user, &p);
 }
 

@@ -40,7 +40,7 @@ template <typename act_t>
 static void classifier(float *losses, gpt2_act *dinp, float *dwte, const gpt2_act *inp,
                        const float *wte, const gpt2_bf16 *wte_bf16, const int32_t *targets, int N,
                        int C, int V, int Vp, float dloss, float *scratch) {
-    const int rows_max = CUDA_CLASSIFIER_ROWS;
+    const int rows_max = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS; /* as the scratch */
     cuda_type in = wte_bf16 ? CUDA_BF16 : CUDA_F32, o = act_type<act_t>();
     const void *w = wte_bf16 ? (const void *)wte_bf16 : wte;
     float *logits = scratch;

@@ -13,7 +13,8 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
      * gradient's partials;
      * LayerNorm's partials (2 per column) and the embedding's sort keys (at most 4N) are fewer */
     size_t matmul = 5 * N * C / 2 + 2 * (size_t)C + 768 + column_partials_floats(N, 4 * (size_t)C);
-    size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
+    size_t rows = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS; /* a chunk's logits, their
+                                                  bf16 gradient, the input in bf16 */
     size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
     return max_size(matmul, classifier);
 }
@@ -72,6 +73,7 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     if (sync_check && !strcmp(sync_check, "1")) be->ops = &cuda_checked_ops;
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
     be->check_shapes = cuda_check_shapes;
+    be->stream = cuda_stream; /* for a communicator that queues its collectives behind the ops */
     be->close = close_backend;
     return 0;
 }

@@ -29,6 +29,26 @@ extern "C" int cuda_device_count(gpt2c_error *err) {
     return -1;
 }
 
+/* This process's rank among those an MPI launcher started on this machine (Open MPI, MPICH's
+ * Hydra, Slurm), 0 when none did. */
+static int local_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return atoi(getenv(vars[i]));
+    return 0;
+}
+
+/* Small uploads (a micro-step's tokens and targets) go through two pinned staging buffers in
+ * turn: the host copies the bytes there and the copy from them is truly asynchronous. Before a
+ * buffer takes new bytes, the event recorded after its last copy is waited on: that copy was
+ * queued an upload ago, behind the previous micro-step's work at most, so the host runs ahead
+ * of the GPU by a micro-step and never waits for the step it has just queued. Larger uploads
+ * (weights, at load) go from pageable memory, which CUDA stages itself. */
+#define STAGE_BYTES ((size_t)4 << 20)
+static void *stage[2];
+static cudaEvent_t staged[2];
+static int next_stage;
+
 extern "C" int cuda_init(gpt2c_error *err) {
     if (cuda_lt) return 0;
     /* GPT2C_CUDA_TF32=0: fp32 products in fp32 (parity runs against the CPU) */
@@ -40,9 +60,20 @@ extern "C" int cuda_init(gpt2c_error *err) {
         snprintf(err->msg, sizeof err->msg, "no CUDA device (or no driver) on this machine");
         return -1;
     }
-    cudaError_t e = cudaSetDevice(0);
+    /* one process per GPU: the ranks on a machine take its GPUs in order */
+    int device = local_rank();
+    if (device < 0 || device >= n) {
+        snprintf(err->msg, sizeof err->msg, "this process is rank %d on its machine, which has %d "
+                 "CUDA device(s): start at most one process per GPU", device, n);
+        return -1;
+    }
+    cudaError_t e = cudaSetDevice(device);
     if (e == cudaSuccess) e = cudaStreamCreate(&cuda_stream);
     if (e == cudaSuccess) e = cudaMalloc(&cuda_lt_workspace, CUDA_LT_WORKSPACE_BYTES);
+    for (int k = 0; k < 2 && e == cudaSuccess; k++) {
+        e = cudaMallocHost(&stage[k], STAGE_BYTES);
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&staged[k], cudaEventDisableTiming);
+    }
     if (e != cudaSuccess) {
         snprintf(err->msg, sizeof err->msg, "CUDA: %s", cudaGetErrorString(e));
         return -1;
@@ -58,6 +89,8 @@ extern "C" void cuda_close(void) {
     if (!cuda_lt) return;
     cudaStreamSynchronize(cuda_stream);
     cuda_gemm_plans_free();
+    for (int k = 0; k < 2; k++) cudaFreeHost(stage[k]), cudaEventDestroy(staged[k]);
+    stage[0] = stage[1] = NULL;
     cublasLtDestroy(cuda_lt);
     cudaFree(cuda_lt_workspace);
     cudaStreamDestroy(cuda_stream);
@@ -77,12 +110,21 @@ extern "C" void *cuda_alloc(size_t bytes) {
     return p;
 }
 extern "C" void cuda_free(void *p) { cudaFree(p); }
-/* No synchronize: from pageable host memory, CUDA stages the bytes before the call returns, so
- * the caller may reuse its buffer at once (the emulated runtime stages them the same way), and
- * the stream orders the copy before the kernels that read it: a micro-step's token uploads cost
- * no host sync. */
+/* No synchronize: the caller may reuse its buffer at once (its bytes are in a staging buffer,
+ * ours or, from pageable memory, CUDA's: the emulated runtime stages them the same way), and the
+ * stream orders the copy before the kernels that read it: a micro-step's token uploads cost no
+ * host sync. */
 extern "C" void cuda_upload(void *dst, const void *src, size_t bytes) {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
+    if (bytes > STAGE_BYTES) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream));
+        return;
+    }
+    int k = next_stage;
+    next_stage ^= 1;
+    CUDA_CHECK(cudaEventSynchronize(staged[k])); /* its previous copy has left it */
+    memcpy(stage[k], src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, stage[k], bytes, cudaMemcpyHostToDevice, cuda_stream));
+    CUDA_CHECK(cudaEventRecord(staged[k], cuda_stream));
 }
 extern "C" void cuda_download(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream));

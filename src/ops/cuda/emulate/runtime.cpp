@@ -195,20 +195,32 @@ void launch_kernel(const char *name, const void *func, dim3 grid, dim3 block, si
 
 extern "C" {
 
+/* One device, or GPT2C_CUDA_EMULATE_DEVICES (1 to 64) of them: a machine of several GPUs, for the
+ * ranks of a multi-process test that each take the GPU of their local rank. Every one is this
+ * process's host memory: the number only decides which cudaSetDevice calls succeed. */
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = 1;
+    const char *env = getenv("GPT2C_CUDA_EMULATE_DEVICES");
+    int n = env ? atoi(env) : 1;
+    *count = n >= 1 && n <= 64 ? n : 1;
     return cudaSuccess;
 }
+static int current_device;
 cudaError_t cudaSetDevice(int device) {
-    return device == 0 ? cudaSuccess : (last_error = cudaErrorInvalidDevice);
+    int n;
+    cudaGetDeviceCount(&n);
+    if (device < 0 || device >= n) return last_error = cudaErrorInvalidDevice;
+    current_device = device;
+    return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int *device) {
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
-    if (device != 0) return last_error = cudaErrorInvalidDevice;
+    int n;
+    cudaGetDeviceCount(&n);
+    if (device < 0 || device >= n) return last_error = cudaErrorInvalidDevice;
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "CUDA emulated on the CPU (gpt2c's runtime)");
     struct sysinfo si;
