@@ -53,10 +53,14 @@ def follows(cpu_log, gpu_log, precision):
 
 def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
     """bf16, the GPU's default precision; the GPU run with every op checked as it ends
-    (GPT2C_CUDA_SYNC_CHECK=1: the checked table must change nothing)."""
+    (GPT2C_CUDA_SYNC_CHECK=1: the checked table must change nothing), and every cuBLASLt
+    product it runs resolved when its plan was made, none at a first call."""
     for device in ("cpu", "cuda"):
-        run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / device, device=device,
-                             precision="bf16", **FLAGS), env=env(GPT2C_CUDA_SYNC_CHECK="1"))
+        out = run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / device, device=device,
+                                   precision="bf16", **FLAGS),
+                        env=env(GPT2C_CUDA_SYNC_CHECK="1", GPT2C_CUDA_GEMM_LOG="1"))
+    resolved = [line for line in out.stderr.decode().splitlines() if "cuBLASLt:" in line]
+    assert resolved and all(line.endswith("resolved when the plan was made") for line in resolved), resolved
     follows(read_log(tmp_path / "cpu"), read_log(tmp_path / "cuda"), "bf16")
 
 

@@ -222,6 +222,18 @@ int gpt2_plan(gpt2_model *m, int B, int T, int training, gpt2c_error *err) {
     m->B = B, m->T = T, m->training = training;
     layout l = {m->acts, 0, m->be->act_bytes};
     plan_layout(m, B, T, training, &l);
+    /* The products gpt2_block_forward, gpt2_backward and the LM head run below, prepared now
+     * (GPT2C_CUDA_GEMM_LOG=1 names any a GPU meets only at its first call). */
+    int C = c->n_embd;
+    const gpt2_product products[] = {
+        {GPT2_LINEAR, C, 3 * C, 1},       /* attention's q, k, v */
+        {GPT2_LINEAR, C, C, 1},           /* attention's projection */
+        {GPT2_LINEAR_GELU, C, 4 * C, 1},  /* the MLP's first layer */
+        {GPT2_LINEAR_DGELU, 4 * C, C, 1}, /* its second: the backward through the GELU */
+        {GPT2_LM_HEAD, C, GPT2_VOCAB_PADDED, 0},
+    };
+    ops->prepare_products(products, sizeof products / sizeof *products, N, training,
+                          m->params_bf16 != NULL);
     return 0;
 }
 

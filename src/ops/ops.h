@@ -66,6 +66,16 @@ typedef struct gpt2_decay_run {
     int decay;
 } gpt2_decay_run;
 
+/* A product a plan runs, for prepare_products: a linear layer of C inputs and OC outputs
+ * (matmul_forward, matmul_backward), the same with the GELU after it fused into the forward
+ * (matmul_gelu_forward) or the GELU before it fused into the backward (matmul_backward_dgelu),
+ * or the LM head (classifier, OC the padded vocabulary). */
+typedef enum { GPT2_LINEAR, GPT2_LINEAR_GELU, GPT2_LINEAR_DGELU, GPT2_LM_HEAD } gpt2_product_kind;
+typedef struct gpt2_product {
+    gpt2_product_kind kind;
+    int C, OC, bias;
+} gpt2_product;
+
 /* An activation argument of an op and its element count (see GPT2_OPS' last column). */
 typedef struct gpt2_op_act {
     const gpt2_act *a;
@@ -85,6 +95,10 @@ typedef struct gpt2_op_act {
     /* Floats of scratch the ops need for these shapes (shared by all ops; one op at a time),   \
      * with bf16 weight copies (bf16 1) or without. */                                           \
     X(size_t, scratch_floats, (int B, int T, int C, int NH, int Vp, int bf16))                     \
+    /* Get ready, when a plan is made, for the products its ops will run on N-row micro-batches \
+     * (with bf16 weight copies or not; their backward too when training): a GPU library's      \
+     * descriptors and algorithms chosen now, once per shape, not in the first step. */        \
+    X(void, prepare_products, (const gpt2_product *products, int n, int N, int training, int bf16)) \
     /* The backend's clock in milliseconds, read once the work queued so far is done (the      \
      * profiler's: wall time around each op on the CPU, whose ops finish before they return). */ \
     X(double, clock_ms, (void))

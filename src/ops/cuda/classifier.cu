@@ -66,6 +66,19 @@ static void classifier(float *losses, gpt2_act *dinp, float *dwte, const gpt2_ac
     }
 }
 
+/* The products classifier() runs: full chunks of rows, and the last, shorter one. */
+extern "C" void cuda_prepare_classifier(int N, int C, int Vp, int bf16, int training) {
+    cuda_type in = bf16 ? CUDA_BF16 : CUDA_F32, o = cuda_bf16_acts ? CUDA_BF16 : CUDA_F32;
+    if (N < 1) return;
+    int full = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS, tail = N % full;
+    for (int rows : {full, tail}) {
+        cuda_gemm_prepare(in, CUDA_F32, 0, 1, rows, Vp, C, 0, 0);
+        if (!training) continue;
+        cuda_gemm_prepare(in, o, 0, 0, rows, C, Vp, 0, 0);
+        cuda_gemm_prepare(in, CUDA_F32, 1, 0, Vp, C, rows, 0, 0);
+    }
+}
+
 extern "C" void cuda_classifier(float *losses, gpt2_act *dinp, float *dwte, const gpt2_act *inp,
                                 const float *wte, const gpt2_bf16 *wte_bf16,
                                 const int32_t *targets, int N, int C, int V, int Vp, float dloss,

@@ -62,6 +62,15 @@ void cuda_gemm_gelu(cuda_type in, cuda_type out, int M, int N, int K, const void
 void cuda_gemm_dgelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
                      const void *B, void *C, const void *pre);
 
+/* Resolve ahead the product cuda_gemm (gelu 0), cuda_gemm_gelu (1) or cuda_gemm_dgelu (2) will
+ * run at these shapes (matmul.cu and classifier.cu say which their ops run). */
+void cuda_gemm_prepare(cuda_type in, cuda_type out, int ta, int tb, int M, int N, int K, int bias,
+                       int gelu);
+/* The products of a linear layer's ops, and of the classifier's, prepared. */
+void cuda_prepare_linear(gpt2_product_kind kind, int N, int C, int OC, int bias, int bf16,
+                         int training);
+void cuda_prepare_classifier(int N, int C, int Vp, int bf16, int training);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,8 @@
 /* The products through cuBLASLt. Each shape the model runs is resolved once, the first time it
  * runs (descriptor, layouts, the heuristic's algorithm), and kept: one fixed algorithm per
  * shape, none of that work per call, and the same algorithm (so the same bits) every call. */
+#include <string.h>
+
 #include <map>
 #include <tuple>
 
@@ -39,6 +41,17 @@ static std::map<gemm_key, gemm_plan> plans;
 static cudaDataType_t lt_type(cuda_type t) { return t == CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 static const char *type_name(int t) { return t == CUDA_BF16 ? "bf16" : "fp32"; }
 
+static const char *epilogue_name(const gemm_key &k) {
+    return k.gelu == 2 ? "DGELU (aux in C's type)"
+           : k.gelu    ? (k.bias ? "GELU_AUX_BIAS (bias and aux in C's type)" : "GELU_AUX")
+           : k.bias    ? "bias (in C's type)"
+                       : "none";
+}
+
+/* GPT2C_CUDA_GEMM_LOG=1: each product's resolution on stderr, when the plan was made ("when the
+ * plan was made") or at a call the plan did not foresee ("at its first call"). */
+static const int log_plans = getenv("GPT2C_CUDA_GEMM_LOG") && !strcmp(getenv("GPT2C_CUDA_GEMM_LOG"), "1");
+
 /* The largest power of two (up to 256) that divides the address. */
 static uint32_t alignment(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -59,9 +72,14 @@ void cuda_gemm_plans_free(void) {
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt (column-major) gets
  * B as its first operand and A as its second, each transposed where the row-major one is not.
  * The bias epilogue adds a vector along cuBLASLt's rows, which are C's columns: bias[N]. */
-static const gemm_plan &resolve(const gemm_key &k) {
+static const gemm_plan &resolve(const gemm_key &k, const char *when) {
     auto found_plan = plans.find(k);
     if (found_plan != plans.end()) return found_plan->second;
+    if (log_plans)
+        fprintf(stderr, "gpt2c: cuBLASLt: C[%d,%d] %s = A%s x B%s (%s, K %d, epilogue %s, "
+                "alignments %u %u %u) resolved %s\n", k.M, k.N, type_name(k.out), k.ta ? "^T" : "",
+                k.tb ? "^T" : "", type_name(k.in), k.K, epilogue_name(k), k.align_b, k.align_a,
+                k.align_c, when);
     gemm_plan p;
     cudaDataType_t in = lt_type((cuda_type)k.in), out = lt_type((cuda_type)k.out);
     cublasComputeType_t compute = k.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -120,10 +138,7 @@ static const gemm_plan &resolve(const gemm_key &k) {
                 (int)st, k.M, k.N, type_name(k.out), k.ta ? "^T" : "", k.ta ? k.K : k.M, k.ta ? k.M : k.K,
                 k.tb ? "^T" : "", k.tb ? k.N : k.K, k.tb ? k.K : k.N, type_name(k.in),
                 k.tf32 ? "32F_FAST_TF32" : "32F", k.ta ? k.M : k.K, k.tb ? k.K : k.N, k.N,
-                k.gelu == 2 ? "DGELU (aux in C's type)"
-                : k.gelu    ? (k.bias ? "GELU_AUX_BIAS (bias and aux in C's type)" : "GELU_AUX")
-                : k.bias    ? "bias (in C's type)"
-                            : "none",
+                epilogue_name(k),
                 k.align_b, k.align_a, k.align_c);
         abort();
     }
@@ -138,7 +153,7 @@ static void run(cuda_type in, cuda_type out, int ta, int tb, int M, int N, int K
                 int accumulate) {
     gemm_key k = {in, out, in == CUDA_F32 && cuda_tf32, ta, tb, M, N, K, bias != NULL, gelu,
                   alignment(B), alignment(A), alignment(C)};
-    const gemm_plan &p = resolve(k);
+    const gemm_plan &p = resolve(k, "at its first call");
     if (bias)
         LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                 sizeof bias));
@@ -164,4 +179,13 @@ extern "C" void cuda_gemm_gelu(cuda_type in, cuda_type out, int M, int N, int K,
 extern "C" void cuda_gemm_dgelu(cuda_type in, cuda_type out, int M, int N, int K, const void *A,
                                 const void *B, void *C, const void *pre) {
     run(in, out, 0, 0, M, N, K, A, B, NULL, C, pre, 2, 0);
+}
+
+/* A product resolved ahead, as run() will key it for operands on the plan's 256-byte
+ * boundaries (model/layout.h; a call whose pointers are less aligned resolves its own). */
+extern "C" void cuda_gemm_prepare(cuda_type in, cuda_type out, int ta, int tb, int M, int N,
+                                  int K, int bias, int gelu) {
+    if (M < 1 || N < 1 || K < 1) return;
+    gemm_key k = {in, out, in == CUDA_F32 && cuda_tf32, ta, tb, M, N, K, bias, gelu, 256, 256, 256};
+    resolve(k, "when the plan was made");
 }

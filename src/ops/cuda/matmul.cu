@@ -116,3 +116,24 @@ extern "C" void cuda_matmul_backward_dgelu(gpt2_act *dinp, float *dw, float *dbi
                                            float *scratch) {
     CUDA_ACT_DISPATCH(backward, (dinp, dw, dbias, dout, inp, pre, w, w_bf16, N, C, OC, scratch));
 }
+
+/* The products the ops above run for this layer, as they call them. */
+extern "C" void cuda_prepare_linear(gpt2_product_kind kind, int N, int C, int OC, int bias,
+                                    int bf16, int training) {
+    cuda_type in = bf16 ? CUDA_BF16 : CUDA_F32, o = cuda_bf16_acts ? CUDA_BF16 : CUDA_F32;
+    if (kind == GPT2_LINEAR_GELU && OC % 8 == 0) cuda_gemm_prepare(in, o, 0, 1, N, OC, C, bias, 1);
+    else cuda_gemm_prepare(in, o, 0, 1, N, OC, C, bias, 0);
+    if (!training) return;
+    if (kind == GPT2_LINEAR_DGELU && C % 8 == 0) cuda_gemm_prepare(in, o, 0, 0, N, C, OC, 0, 2);
+    else cuda_gemm_prepare(in, o, 0, 0, N, C, OC, 0, 0);
+    cuda_gemm_prepare(in, CUDA_F32, 1, 0, OC, C, N, 0, 0);
+}
+
+extern "C" void cuda_prepare_products(const gpt2_product *products, int n, int N, int training,
+                                      int bf16) {
+    for (int i = 0; i < n; i++) {
+        const gpt2_product *p = &products[i];
+        if (p->kind == GPT2_LM_HEAD) cuda_prepare_classifier(N, p->C, p->OC, bf16, training);
+        else cuda_prepare_linear(p->kind, N, p->C, p->OC, p->bias, bf16, training);
+    }
+}
