@@ -412,6 +412,59 @@ static void check_lt(cublasLtHandle_t lt, int ta, int tb, cudaDataType_t in, cud
     for (matrix *x : {&A, &B, &D, &bias, &aux}) OK(cudaFree(x->dev));
 }
 
+/* Stream capture and graphs: captured work runs only when the graph is launched, every launch
+ * runs it again in order, and a call that would wait for the device spoils the capture. */
+__global__ void add_one_kernel(float *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += 1.0f;
+}
+
+static void test_graphs(void) {
+    const int n = 300;
+    float *d, *pinned;
+    std::vector<float> host(n);
+    OK(cudaMalloc((void **)&d, n * sizeof(float)));
+    OK(cudaMallocHost((void **)&pinned, n * sizeof(float)));
+    cudaStream_t s;
+    OK(cudaStreamCreate(&s));
+    OK(cudaMemsetAsync(d, 0, n * sizeof(float), s));
+    OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    add_one_kernel<<<2, 256, 0, s>>>(d, n);
+    add_one_kernel<<<2, 256, 0, s>>>(d, n);
+    OK(cudaMemcpyAsync(pinned, d, n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    cudaGraph_t graph;
+    OK(cudaStreamEndCapture(s, &graph));
+    OK(cudaMemcpy(host.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(host[0] == 0.0f && host[n - 1] == 0.0f); /* captured, not run */
+    cudaGraphExec_t exec;
+    OK(cudaGraphInstantiate(&exec, graph, 0));
+    OK(cudaGraphDestroy(graph));
+    OK(cudaGraphLaunch(exec, s));
+    OK(cudaGraphLaunch(exec, s));
+    OK(cudaStreamSynchronize(s));
+    CHECK(pinned[0] == 4.0f && pinned[n - 1] == 4.0f); /* two launches of two additions */
+    OK(cudaGraphExecDestroy(exec));
+
+    /* what waits for the device is refused inside a capture, and spoils it */
+    OK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    add_one_kernel<<<2, 256, 0, s>>>(d, n);
+    CHECK(cudaStreamSynchronize(s) == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaGetLastError() == cudaErrorStreamCaptureUnsupported);
+    CHECK(cudaMemcpyAsync(host.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost, s) ==
+          cudaErrorStreamCaptureUnsupported);
+    cudaGetLastError();
+    CHECK(cudaStreamEndCapture(s, &graph) == cudaErrorStreamCaptureInvalidated && !graph);
+    cudaGetLastError();
+    OK(cudaMemcpy(host.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(host[0] == 4.0f); /* the spoiled capture's work never ran */
+    /* the legacy default stream cannot be captured */
+    CHECK(cudaStreamBeginCapture(0, cudaStreamCaptureModeThreadLocal) == cudaErrorStreamCaptureUnsupported);
+    cudaGetLastError();
+    OK(cudaStreamDestroy(s));
+    OK(cudaFreeHost(pinned));
+    OK(cudaFree(d));
+}
+
 static void test_cublaslt(void) {
     cublasLtHandle_t lt;
     CHECK(cublasLtCreate(&lt) == CUBLAS_STATUS_SUCCESS);
@@ -507,6 +560,7 @@ int main(int argc, char **argv) {
     test_bf16();
     test_launch_errors();
     test_streams();
+    test_graphs();
     test_cublaslt();
     return check_done();
 }

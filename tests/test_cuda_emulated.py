@@ -64,6 +64,21 @@ def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
     follows(read_log(tmp_path / "cpu"), read_log(tmp_path / "cuda"), "bf16")
 
 
+def test_cuda_graph_replays_the_micro_step(tmp_path, data):  # noqa: F811
+    """GPT2C_CUDA_GRAPH=1: the micro-step captured once (which fails if any of its ops waits for
+    the device) and replayed for the next ones, two a step: the same model, byte for byte."""
+    flags = dict(FLAGS, total_batch_size=256, val_every=0, ckpt_every=0)
+    for graph in ("0", "1"):
+        out = run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / graph, device="cuda",
+                                   precision="bf16", **flags), env=env(GPT2C_CUDA_GRAPH=graph))
+        said = [line for line in out.stderr.decode().splitlines() if "GPT2C_CUDA_GRAPH" in line]
+        # captured once (the numbers stay, so the same recording serves every micro-step)
+        assert len(said) == int(graph) and all("captured as one graph" in line for line in said), said
+    model = "model/model.safetensors"
+    assert (tmp_path / "1" / model).read_bytes() == (tmp_path / "0" / model).read_bytes()
+    assert without_timing(read_log(tmp_path / "1")) == without_timing(read_log(tmp_path / "0"))
+
+
 def test_fp32_training_follows_the_cpu_resumes_and_continues_on_the_cpu(tmp_path, data):  # noqa: F811
     """fp32 without TF32: the run follows the CPU's; stopped after a step and resumed on the
     emulated GPU, the same log and bytes as the uninterrupted run; the same checkpoint resumed

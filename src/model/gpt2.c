@@ -46,6 +46,8 @@ int gpt2_pad_flat(gpt2_model *m, size_t floats, gpt2c_error *err) {
 void gpt2_unplan(gpt2_model *m) {
     if (m->be) {
         const gpt2_ops *ops = m->be->ops;
+        ops->recording_free(m->recording); /* (its pointers are the plan's) */
+        m->recording = NULL, m->no_recording = 0;
         ops->free(m->acts);
         if (!m->be->host_memory) {
             ops->free(m->tokens_dev);
@@ -278,13 +280,18 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
     op->residual_forward(a->res3, proj, a->res2, NC);
 }
 
-void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight) {
+/* The batch the caller filled, to the device. */
+static void upload_batch(gpt2_model *m) {
+    size_t N = (size_t)m->B * m->T;
+    if (m->be->host_memory) return;
+    m->be->ops->upload(m->inputs_dev, m->inputs, N * sizeof *m->inputs);
+    m->be->ops->upload(m->targets_dev, m->targets, N * sizeof *m->targets);
+}
+
+/* The forward on the batch already on the backend, its loss into the accumulator. */
+static void forward_pass(gpt2_model *m, float dloss, float weight) {
     const gpt2_ops *op = m->be->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, N = B * T;
-    if (!m->be->host_memory) { /* the batch the caller filled, to the device */
-        op->upload(m->inputs_dev, m->inputs, (size_t)N * sizeof *m->inputs);
-        op->upload(m->targets_dev, m->targets, (size_t)N * sizeof *m->targets);
-    }
     op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
     gpt2_block_pass pass = {.N = N, .B = B, .T = T, .scratch = m->scratch};
     const gpt2_act *res = m->encoded; /* the residual stream entering each block */
@@ -298,6 +305,33 @@ void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight) {
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
                    BF16(m->w.wte), m->targets_dev, N, C, GPT2_VOCAB, GPT2_VOCAB_PADDED, dloss, S);
     op->loss_sum(m->loss_acc, m->losses, N, weight);
+}
+
+void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight) {
+    upload_batch(m);
+    forward_pass(m, dloss, weight);
+}
+
+void gpt2_train_micro_step(gpt2_model *m, float dloss, float weight) {
+    const gpt2_ops *op = m->be->ops;
+    upload_batch(m); /* (outside the recording: its bytes change every time) */
+    if (m->recording && (m->recorded_dloss != dloss || m->recorded_weight != weight)) {
+        op->recording_free(m->recording); /* its numbers are no longer the step's */
+        m->recording = NULL;
+    }
+    if (!m->recording && !m->no_recording && op->capture_begin() == 0) {
+        forward_pass(m, dloss, weight);
+        gpt2_backward(m);
+        m->recording = op->capture_end(); /* (NULL: the backend said why, and nothing ran) */
+        m->no_recording = !m->recording;
+        m->recorded_dloss = dloss, m->recorded_weight = weight;
+    }
+    if (m->recording) {
+        op->replay(m->recording);
+        return;
+    }
+    forward_pass(m, dloss, weight);
+    gpt2_backward(m);
 }
 
 double gpt2_loss_take(gpt2_model *m) {

@@ -51,6 +51,9 @@ typedef struct gpt2_model {
                                           (in tokens_dev) on a device */
     int32_t *tokens_dev;
     float *losses_host;        /* on a device: the losses brought back (gpt2_row_losses) */
+    void *recording;           /* a training micro-step as the backend recorded it, or NULL */
+    float recorded_dloss, recorded_weight; /* its numbers */
+    int no_recording;          /* the backend tried and could not: run the ops as called */
 } gpt2_model;
 
 /* Parameters allocated and zeroed (the padded vocabulary rows stay zero forever). */
@@ -122,6 +125,10 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
  * this micro-batch's gradients to m->grads (zero after the plan and after every AdamW step,
  * which zeroes them as it reads them). */
 void gpt2_forward_accumulate(gpt2_model *m, float dloss, float weight);
+/* A training micro-step: gpt2_forward_accumulate, then gpt2_backward. Where the backend records
+ * (a GPU's CUDA graph, GPT2C_CUDA_GRAPH=1), the first is recorded and the next replay it (a new
+ * recording when dloss or weight change). */
+void gpt2_train_micro_step(gpt2_model *m, float dloss, float weight);
 /* The losses accumulated since the plan or the last take, read (one download) and reset. */
 double gpt2_loss_take(gpt2_model *m);
 /* gpt2_forward_accumulate with weight 1, then gpt2_loss_take: the batch's mean loss. */

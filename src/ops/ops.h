@@ -99,6 +99,16 @@ typedef struct gpt2_op_act {
      * (with bf16 weight copies or not; their backward too when training): a GPU library's      \
      * descriptors and algorithms chosen now, once per shape, not in the first step. */        \
     X(void, prepare_products, (const gpt2_product *products, int n, int N, int training, int bf16)) \
+    /* A recording of the ops called between capture_begin and capture_end, replayed as one     \
+     * launch (a GPU's CUDA graph: no launch cost per op). capture_begin: 0 when the backend     \
+     * records what follows (it does not run until replayed), -1 when the ops run as called     \
+     * (the CPU; a GPU unless GPT2C_CUDA_GRAPH=1). capture_end: the recording, or NULL when it    \
+     * failed (the backend says why; the recorded ops did not run). The pointers and numbers of  \
+     * the recorded calls are the replay's. */                                                  \
+    X(int, capture_begin, (void))                                                                  \
+    X(void *, capture_end, (void))                                                                 \
+    X(void, replay, (void *recording))                                                             \
+    X(void, recording_free, (void *recording))                                                     \
     /* The backend's clock in milliseconds, read once the work queued so far is done (the      \
      * profiler's: wall time around each op on the CPU, whose ops finish before they return). */ \
     X(double, clock_ms, (void))

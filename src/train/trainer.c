@@ -216,8 +216,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
             float scale = r->cb && r->cb->scale_micro_batch /* (tests only) */
                               ? (float)r->cb->scale_micro_batch(r->cb->user, (int)step, micro, d->rank)
                               : 1.0f;
-            gpt2_forward_accumulate(m, scale * dloss, scale);
-            gpt2_backward(m);
+            gpt2_train_micro_step(m, scale * dloss, scale);
         }
         loss = gpt2_loss_take(m); /* the step's one wait for the device, for its loss */
         prof_mark comm = prof_begin();

@@ -10,6 +10,12 @@
 #include "util/sysmem.h"
 #include "util/time.h"
 
+/* The CPU's ops run as they are called: nothing to record. */
+int cpu_capture_begin(void) { return -1; }
+void *cpu_capture_end(void) { return NULL; }
+void cpu_replay(void *recording) { (void)recording; }
+void cpu_recording_free(void *recording) { (void)recording; }
+
 /* Nothing to choose ahead: the products' paths are picked per call from the shapes. */
 void cpu_prepare_products(const gpt2_product *products, int n, int N, int training, int bf16) {
     (void)products, (void)n, (void)N, (void)training, (void)bf16;

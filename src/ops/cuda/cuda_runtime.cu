@@ -134,3 +134,57 @@ extern "C" void cuda_memset0(void *p, size_t bytes) {
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream));
 }
 extern "C" void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream)); }
+
+/* GPT2C_CUDA_GRAPH=1: a micro-step captured once as a CUDA graph and launched as one (the model
+ * asks, model/gpt2.c's gpt2_train_micro_step). A capture that fails says why and the ops run one
+ * by one. */
+static int env_on(const char *name) { return getenv(name) && !strcmp(getenv(name), "1"); }
+
+static int graphs_wanted(void) {
+    static int wanted = -1;
+    if (wanted >= 0) return wanted;
+    wanted = env_on("GPT2C_CUDA_GRAPH");
+    if (wanted && env_on("GPT2C_CUDA_SYNC_CHECK")) { /* it waits after every op: no capture */
+        fprintf(stderr, "gpt2c: GPT2C_CUDA_GRAPH: off under GPT2C_CUDA_SYNC_CHECK=1, which "
+                        "synchronizes after every op: the ops run one by one\n");
+        wanted = 0;
+    }
+    return wanted;
+}
+
+extern "C" int cuda_capture_begin(void) {
+    if (!graphs_wanted()) return -1;
+    cudaError_t e = cudaStreamBeginCapture(cuda_stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) return 0;
+    cudaGetLastError();
+    fprintf(stderr, "gpt2c: GPT2C_CUDA_GRAPH: no capture (%s): the ops run one by one\n",
+            cudaGetErrorString(e));
+    return -1;
+}
+
+extern "C" void *cuda_capture_end(void) {
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(cuda_stream, &graph);
+    size_t nodes = 0;
+    if (e == cudaSuccess) e = cudaGraphGetNodes(graph, NULL, &nodes);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e == cudaSuccess) {
+        fprintf(stderr, "gpt2c: GPT2C_CUDA_GRAPH: a micro-step captured as one graph of %zu "
+                        "operations\n", nodes);
+        return exec;
+    }
+    cudaGetLastError();
+    fprintf(stderr, "gpt2c: GPT2C_CUDA_GRAPH: the micro-step could not be captured as a graph "
+                    "(%s): its ops run one by one\n", cudaGetErrorString(e));
+    return NULL;
+}
+
+extern "C" void cuda_replay(void *recording) {
+    CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)recording, cuda_stream));
+}
+
+extern "C" void cuda_recording_free(void *recording) {
+    if (recording) cudaGraphExecDestroy((cudaGraphExec_t)recording);
+}

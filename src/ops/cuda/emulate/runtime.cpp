@@ -30,6 +30,17 @@
 struct CUstream_st {
     std::deque<std::function<void()>> work;
     unsigned flags;
+    bool capturing;                            /* between BeginCapture and EndCapture */
+    const char *spoiled;                       /* the call that spoiled the capture, or NULL */
+    std::vector<std::function<void()>> captured; /* the capture's work, in order */
+};
+
+/* A graph and its instance alike: the captured work, queued again at each launch. */
+struct CUgraph_st {
+    std::vector<std::function<void()>> work;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> work;
 };
 
 struct CUevent_st {
@@ -41,7 +52,7 @@ struct CUevent_st {
 namespace {
 
 std::recursive_mutex lock;
-CUstream_st legacy_stream{{}, cudaStreamDefault};
+CUstream_st legacy_stream{{}, cudaStreamDefault, false, nullptr, {}};
 std::set<cudaStream_t> streams{&legacy_stream};
 std::map<uintptr_t, size_t> device_allocs, pinned_allocs; /* start -> bytes */
 std::map<const void *, int> max_dynamic_shared;
@@ -113,6 +124,10 @@ void check_copy(const char *call, void *dst, const void *src, size_t bytes, cuda
  * the blocking streams, work on those for it. Running queued work early is always allowed (a GPU
  * may have run it already), so the waits are flushes. */
 void enqueue_locked(cudaStream_t s, std::function<void()> work) {
+    if (s->capturing) {
+        s->captured.push_back(std::move(work));
+        return;
+    }
     if (s == &legacy_stream) {
         for (cudaStream_t o : streams)
             if (o != s && !(o->flags & cudaStreamNonBlocking)) flush(o);
@@ -123,6 +138,19 @@ void enqueue_locked(cudaStream_t s, std::function<void()> work) {
 }
 
 bool valid_stream(cudaStream_t s) { return streams.count(resolve(s)) != 0; }
+
+/* A call that would wait for the device while `s` (NULL: any stream) captures: the capture is
+ * spoiled and the call fails, as CUDA's. */
+bool refused_in_capture(cudaStream_t s, const char *call) {
+    bool refused = false;
+    for (cudaStream_t o : streams)
+        if (o->capturing && (!s || o == s)) {
+            if (!o->spoiled) o->spoiled = call;
+            refused = true;
+        }
+    if (refused) last_error = cudaErrorStreamCaptureUnsupported;
+    return refused;
+}
 
 cuemu::thread_order thread_order_once() {
     static cuemu::thread_order order = cuemu::order_from_env();
@@ -252,6 +280,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     guard g(lock);
+    if (refused_in_capture(nullptr, "cudaDeviceSynchronize")) return last_error;
     flush_all();
     return cudaSuccess;
 }
@@ -271,6 +300,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
 static cudaError_t release(std::map<uintptr_t, size_t> &allocs, void *p, cudaError_t wrong) {
     guard g(lock);
     if (!p) return cudaSuccess;
+    if (refused_in_capture(nullptr, "cudaFree")) return last_error;
     flush_all();
     if (!allocs.erase((uintptr_t)p)) return last_error = wrong;
     free(p);
@@ -296,6 +326,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     guard g(lock);
     if (kind == cudaMemcpyDefault) kind = infer(dst, src);
     check_copy("cudaMemcpy", dst, src, bytes, kind);
+    if (refused_in_capture(nullptr, "cudaMemcpy")) return last_error;
     flush_all();
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
@@ -309,6 +340,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     check_copy("cudaMemcpyAsync", dst, src, bytes, kind);
     if (!bytes) return cudaSuccess;
     cudaStream_t s = resolve(stream);
+    bool pageable = (kind == cudaMemcpyHostToDevice && !inside(pinned_allocs, src, bytes)) ||
+                    (kind == cudaMemcpyDeviceToHost && !inside(pinned_allocs, dst, bytes)) ||
+                    kind == cudaMemcpyHostToHost;
+    if (pageable && refused_in_capture(s, "cudaMemcpyAsync with pageable host memory"))
+        return last_error;
     if (kind == cudaMemcpyHostToHost) { /* nothing of the device's: in order, now */
         flush(s);
         memmove(dst, src, bytes);
@@ -328,6 +364,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
     guard g(lock);
     check_device_range("cudaMemset", p, bytes);
+    if (refused_in_capture(nullptr, "cudaMemset")) return last_error;
     flush_all();
     memset(p, value, bytes);
     return cudaSuccess;
@@ -343,7 +380,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t strea
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
     guard g(lock);
-    *stream = new CUstream_st{{}, flags};
+    *stream = new CUstream_st{{}, flags, false, nullptr, {}};
     streams.insert(*stream);
     return cudaSuccess;
 }
@@ -361,6 +398,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     guard g(lock);
     if (!valid_stream(stream)) return last_error = cudaErrorInvalidResourceHandle;
+    if (refused_in_capture(resolve(stream), "cudaStreamSynchronize")) return last_error;
     flush(resolve(stream));
     return cudaSuccess;
 }
@@ -395,6 +433,9 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     guard g(lock);
     if (!event) return last_error = cudaErrorInvalidResourceHandle;
+    if (event->stream && event->stream->capturing &&
+        refused_in_capture(event->stream, "cudaEventSynchronize"))
+        return last_error;
     uint64_t want = event->recorded;
     if (event->stream) flush(event->stream, [event, want] { return event->reached >= want; });
     return cudaSuccess;
@@ -423,6 +464,66 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
     return cudaSuccess;
 }
 
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    guard g(lock);
+    (void)mode;
+    if (!valid_stream(stream)) return last_error = cudaErrorInvalidResourceHandle;
+    cudaStream_t s = resolve(stream);
+    if (s == &legacy_stream) return last_error = cudaErrorStreamCaptureUnsupported;
+    if (s->capturing) return last_error = cudaErrorIllegalState;
+    flush(s); /* what was queued before is not part of the graph */
+    s->capturing = true, s->spoiled = nullptr, s->captured.clear();
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    guard g(lock);
+    *graph = nullptr;
+    if (!valid_stream(stream)) return last_error = cudaErrorInvalidResourceHandle;
+    cudaStream_t s = resolve(stream);
+    if (!s->capturing) return last_error = cudaErrorIllegalState;
+    s->capturing = false;
+    std::vector<std::function<void()>> work = std::move(s->captured);
+    s->captured.clear();
+    if (s->spoiled) return last_error = cudaErrorStreamCaptureInvalidated;
+    *graph = new CUgraph_st{std::move(work)};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+    guard g(lock);
+    (void)flags;
+    if (!graph) return last_error = cudaErrorInvalidValue;
+    *exec = new CUgraphExec_st{graph->work};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    guard g(lock);
+    if (!exec) return last_error = cudaErrorInvalidValue;
+    if (!valid_stream(stream)) return last_error = cudaErrorInvalidResourceHandle;
+    for (const std::function<void()> &w : exec->work) enqueue_locked(resolve(stream), w);
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, void **nodes, size_t *count) {
+    if (!graph || nodes) return last_error = cudaErrorInvalidValue;
+    *count = graph->work.size();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    delete graph;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    guard g(lock);
+    flush_all(); /* a launch of it may still be queued: its work is copied, but be CUDA-like */
+    delete exec;
+    return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError(void) {
     guard g(lock);
     cudaError_t e = last_error;
@@ -447,6 +548,10 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
     }
     return "cudaErrorUnknown";
 }
@@ -459,6 +564,8 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return cudaGetErrorName(e);
     }
 }
