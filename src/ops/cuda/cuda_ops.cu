@@ -13,9 +13,9 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
      * gradient's partials;
      * LayerNorm's partials (2 per column) and the embedding's sort keys (at most 4N) are fewer */
     size_t matmul = 5 * N * C / 2 + 2 * (size_t)C + 768 + column_partials_floats(N, 4 * (size_t)C);
-    size_t rows = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS; /* a chunk's logits, their
-                                                  bf16 gradient, the input in bf16 */
-    size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
+    /* a chunk's logits (fp32; or bf16, and the input rounded to bf16 when it is fp32) */
+    size_t rows = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS;
+    size_t classifier = rows * Vp + rows * C / 2 + 256;
     return max_size(matmul, classifier);
 }
 
