@@ -43,5 +43,7 @@ mutate src/ops/cuda/classifier.cu '0,/^    __syncthreads();$/{s/^    __syncthrea
     "softmax reads the block's maxima before their barrier"
 mutate src/ops/cuda/classifier.cu 's|^    __syncthreads(); /\* z\[target\] was read above.*|    ;|' \
     "softmax overwrites the target's logit before the loss reads it"
-mutate src/ops/cuda/elementwise.cu 's/if (i < n) out\[i\] = a\[i\] + b\[i\];/if (i + 1 < n) out[i] = a[i] + b[i];/' \
-    "residual leaves its last value unwritten"
+mutate src/ops/cuda/elementwise.cu 's/} else if (i - whole < n % P) {/} else if (i - whole + 1 < n % P) {/' \
+    "the element-wise ops leave the last value past their 128-bit packs unwritten"
+mutate src/ops/cuda/classifier.cu '/part\[threadIdx.x\] += part\[threadIdx.x + k\];/{n;s/__syncthreads();/;/}' \
+    "the loss sum's tree without its barrier"
