@@ -7,14 +7,15 @@
 #include "util/time.h"
 
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
-    (void)NH, (void)bf16; /* the same for both: fp32 products need less */
+    (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
     /* bf16 copies of a product's two inputs (up to 4C outputs), the bias gradient's partials;
      * LayerNorm's partials (2 per column) and the embedding's sort keys (at most 4N) are fewer */
     size_t matmul = 5 * N * C / 2 + 512 + column_partials_floats(N, 4 * (size_t)C);
     size_t rows = CUDA_CLASSIFIER_ROWS;    /* logits, their bf16 gradient, the input in bf16 */
     size_t classifier = rows * Vp + (rows * Vp + rows * C) / 2 + 256;
-    return max_size(matmul, classifier);
+    size_t attention = (size_t)B * NH * T; /* the backward's D, one float a query row */
+    return max_size(max_size(matmul, classifier), attention);
 }
 
 extern "C" double cuda_mem_available(void) {
@@ -47,6 +48,7 @@ static void close_backend(gpt2_backend *be) {
 /* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). Threads
  * are the host's: a GPU backend's CPU work is its own, in one thread. */
 extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
+    if (cuda_attention_configure(err) != 0) return -1; /* before the device: nothing to undo */
     if (cuda_init(err) != 0) return -1;
     *be = gpt2_backend{};
     be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0;
