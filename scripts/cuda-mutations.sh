@@ -31,8 +31,20 @@ mutate() { # file sed-expression what
     restore
 }
 
-mutate src/ops/cuda/attention.cu 's/for (int u = 0; u <= t; u++) {/for (int u = 0; u < t; u++) {/' \
-    "attention skips the diagonal key"
+mutate src/ops/cuda/attention.cu 's/bool seen = u <= t \&\& u < T;/bool seen = u < t \&\& u < T;/' \
+    "attention forward: the mask drops the diagonal key"
+mutate src/ops/cuda/attention.cu 's|^        __syncwarp(); /\* the warp.s rows of p, written.*|        ;|' \
+    "attention forward: P V reads the warp's probabilities before they are all written"
+mutate src/ops/cuda/attention.cu 's/const int last_key = min(q0 + ATT_TILE, T) - 1;$/const int last_key = min(q0 + ATT_TILE, T) - 2;/' \
+    "attention forward: the causal skip drops the last key tile's last key"
+mutate src/ops/cuda/attention.cu 's/for (int q0 = k0; q0 < T; q0 += ATT_TILE) {/for (int q0 = k0 + ATT_TILE; q0 < T; q0 += ATT_TILE) {/' \
+    "attention dK dV: the causal skip drops the diagonal query tile"
+mutate src/ops/cuda/attention.cu 's|^        __syncthreads(); /\* the previous query tile is read by every warp.*|        ;|' \
+    "attention dK dV: a query tile restaged while other warps still read the last"
+mutate src/ops/cuda/attention.cu 's/dq\[rr\]\[i\] += ds\[(r0 + rr) \* ATT_TILE + j\] \* kc;/dq[rr][i] += ds[(r0 + rr) * ATT_TILE + (j \& 15)] * kc;/' \
+    "attention dQ: reads half the tile's dS"
+mutate src/ops/cuda/attention.cu 's/int u0 = split \* keys, u1 = min(last + 1, u0 + keys);/int u0 = split * keys, u1 = min(last, u0 + keys);/' \
+    "generation attention: a new row misses its own key"
 mutate src/ops/cuda/layernorm.cu '0,/if (row >= N) return;/{s/if (row >= N) return;/if (row >= N - 1) return;/}' \
     "layernorm: the last row's warp leaves early"
 mutate src/ops/cuda/cuda_common.cuh 's/x += __shfl_xor_sync(0xffffffffu, x, o)/x += __shfl_xor_sync(0x0000ffffu, x, o)/' \
