@@ -1185,6 +1185,8 @@ const op_case op_cases[] = {
     {.test = &attention_test, .n = {1, 64, 96, 1}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &attention_test, .n = {1, 77, 128, 1}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &attention_test, .n = {1, 200, 32, 1}, .atol = 1e-5, .rtol = 1e-5},
+    /* a last tile of one row: its block has a key tile of one key */
+    {.test = &attention_test, .n = {2, 33, 64, 2}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {8, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {4, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {64, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5}, /* heads of 32 */

@@ -15,17 +15,22 @@
  * both passes: 2 extra products of the 7, the price of not adding float partials in some
  * order.)
  *
- * The work inside a tile is one layout throughout: a warp carries ATT_ROWS rows (queries, or
- * keys in the dK dV pass) and its 32 lanes take the other side's 32 positions of the tile, one
- * each, for the scores (a lane's dot product reads its own row of a padded tile while the warp's
- * rows are broadcast); for the products with V, K, Q or dO the lanes switch to owning channels
- * (lane + 32 i) and read the warp's P or dS row from shared memory. fp32 FMA in shared memory:
- * fp32 activations are loaded as they are, bf16 ones widened once when their tile is staged.
+ * Two kinds of kernel. With bf16 activations the forward's QK^T and PV run on tensor cores
+ * (wmma, further down: 64 query rows a block, 16 a warp). Everything else is fp32 FMA in shared
+ * memory with one layout throughout: a warp carries ATT_ROWS rows (queries, or keys in the dK
+ * dV pass) and its 32 lanes take the other side's 32 positions of the tile, one each, for the
+ * scores (a lane's dot product reads its own row of a padded tile while the warp's rows are
+ * broadcast); for the products with V, K, Q or dO the lanes switch to owning channels (lane +
+ * 32 i) and read the warp's P or dS row from shared memory. fp32 activations are loaded as they
+ * are, bf16 ones widened once when their tile is staged, so the backward gives the same fp32
+ * numbers from bf16 inputs as from their float copies (tests/test_attention_bf16.cpp).
  *
  * Generation (attention_forward_kv) is a different shape (few rows, a long cache): its own
  * kernels at the end of the file. */
+#include <mma.h>
 #include <string.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -77,8 +82,8 @@ extern "C" int cuda_attention_configure(gpt2c_error *err) {
 extern "C" const char *cuda_attention_path(void) {
     if (cuda_bf16_acts)
         return attn_chosen == ATTN_OWN
-                   ? "own tiled attention (fp32 FMA, bf16 tiles widened in shared memory; GPT2C_ATTN=own)"
-                   : "own tiled attention (fp32 FMA, bf16 tiles widened in shared memory)";
+                   ? "own tiled attention (wmma forward, fp32 FMA backward; GPT2C_ATTN=own)"
+                   : "own tiled attention (wmma forward, fp32 FMA backward)";
     return attn_chosen == ATTN_OWN ? "own tiled attention (fp32 FMA; GPT2C_ATTN=own)"
                                    : "own tiled attention (fp32 FMA)";
 }
@@ -109,8 +114,8 @@ __device__ __forceinline__ void stage_tile(float *dst, int ld, const act_t *src,
     }
 }
 
-/* Shared memory of each kernel, in floats (dynamic: the heads of 128 take more than the 48 KB a
- * block has without asking, cudaFuncSetAttribute below). */
+/* Shared memory of each FMA kernel, in floats (dynamic: the larger heads take more than the
+ * 48 KB a block has without asking, cudaFuncSetAttribute below). */
 template <int HS> constexpr int forward_smem_floats() {
     return ATT_TILE * HS + ATT_TILE * PADDED(HS) + ATT_TILE * HS + ATT_TILE * ATT_TILE;
 }
@@ -187,6 +192,141 @@ attention_forward_kernel(act_t *out, float *lse, const act_t *qkv, int T, int NH
         float inv = 1.0f / l[rr];
         for (int i = 0; i < R; i++) o[lane + 32 * i] = act_store<act_t>(acc[rr][i] * inv);
         if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m[rr] + logf(l[rr]);
+    }
+}
+
+/* ---- the bf16 forward on tensor cores (wmma) ----
+ * With bf16 activations QK^T and PV are 16 x 16 x 16 bf16 products with fp32 accumulation
+ * (the wmma API: sm_80 and sm_90 both have it); the softmax stays in fp32. A block of 4 warps
+ * takes 64 query rows, 16 a warp (a wmma tile's height), against key tiles of 64. An
+ * accumulator fragment's layout across the lanes is opaque, so the scores go through shared
+ * memory for the softmax, and each tile's P V goes there too before it is added, after the
+ * rows' rescale, to O in registers (lane on channels lane + 32 i of the warp's 16 rows): more
+ * shared-memory traffic than a kernel on mma.sync's documented register layout, for a kernel on
+ * the portable API. P is rounded to bf16 for its product (the sum l is of the fp32 values). */
+#define WM 16                     /* a wmma tile's side */
+#define WQ_WARPS 4
+#define WQ_ROWS (WM * WQ_WARPS)   /* query rows a block */
+#define WK_TILE 64                /* keys a tile */
+#define W_THREADS (WQ_WARPS * 32)
+
+/* The layout of the wmma kernel's shared memory: Q, K, V as bf16 [64][HS + 8]; then each warp's
+ * fp32 buffer (its scores, then its P V), then each warp's P as bf16 [16][64 + 8]. The bf16 rows
+ * are padded by 16 bytes and the fp32 ones by 4 floats: ldm stays a multiple of 16 bytes (the
+ * API's rule), every 16-row tile starts 32-byte aligned, and consecutive rows start in different
+ * banks. */
+template <int HS> struct wmma_layout {
+    static constexpr int QLD = HS + 8, SLD = WK_TILE + 4, PLD = WK_TILE + 8, OLD = HS + 4;
+    static constexpr int BUF = WM * (SLD > OLD ? SLD : OLD); /* floats a warp */
+    static constexpr size_t bytes = (size_t)(WQ_ROWS + 2 * WK_TILE) * QLD * 2 +
+                                    (size_t)WQ_WARPS * (BUF * 4 + WM * PLD * 2);
+};
+
+/* Rows t0..t0+ROWS-1 of a bf16 [T, stride] activation into a bf16 tile (zeros past T), copied
+ * as they are. */
+template <int HS, int ROWS>
+__device__ __forceinline__ void stage_bf16(__nv_bfloat16 *dst, int ld, const __nv_bfloat16 *src,
+                                           size_t stride, int t0, int T) {
+    for (int i = threadIdx.x; i < ROWS * HS; i += W_THREADS) {
+        int r = i / HS, c = i % HS, t = t0 + r;
+        dst[r * ld + c] = t < T ? src[(size_t)t * stride + c] : __float2bfloat16_rn(0.0f);
+    }
+}
+
+template <int HS>
+__global__ void __launch_bounds__(W_THREADS)
+attention_forward_wmma_kernel(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *qkv, int T,
+                              int NH) {
+    using namespace nvcuda;
+    typedef wmma_layout<HS> L;
+    typedef __nv_bfloat16 bf16;
+    constexpr int R = HS / 32;
+    extern __shared__ __align__(128) unsigned char wsmem[];
+    bf16 *q = (bf16 *)wsmem, *k = q + WQ_ROWS * L::QLD, *v = k + WK_TILE * L::QLD;
+    float *bufs = (float *)(v + WK_TILE * L::QLD);
+    const int C = NH * HS, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * WM;
+    float *buf = bufs + warp * L::BUF;
+    bf16 *p = (bf16 *)(bufs + WQ_WARPS * L::BUF) + warp * WM * L::PLD;
+    const int h = blockIdx.y, b = blockIdx.z, q0 = tile_heaviest_first() * WQ_ROWS;
+    const size_t stride = 3 * (size_t)C;
+    const bf16 *base = qkv + (size_t)b * T * stride + h * HS;
+    const float scale = rsqrtf((float)HS);
+    stage_bf16<HS, WQ_ROWS>(q, L::QLD, base, stride, q0, T);
+
+    /* each row's max and sum, the same in every lane; O, lane on channels lane + 32 i */
+    float m[WM], l[WM], o[WM][R];
+    for (int r = 0; r < WM; r++) {
+        m[r] = -INFINITY, l[r] = 0.0f;
+        for (int i = 0; i < R; i++) o[r][i] = 0.0f;
+    }
+    /* The causal skip: key tiles up to the block's last row; inside a tile, the 16-key parts
+     * after the warp's last row (no product, their scores masked unread). Key tiles are as long
+     * as query tiles, so every tile has a key each row sees: maxima finite from the first. */
+    const int last_key = min(q0 + WQ_ROWS, T) - 1, warp_last = q0 + r0 + WM - 1;
+    for (int k0 = 0; k0 <= last_key; k0 += WK_TILE) {
+        __syncthreads(); /* every warp is done with the previous tile (and q is staged) */
+        stage_bf16<HS, WK_TILE>(k, L::QLD, base + C, stride, k0, T);
+        stage_bf16<HS, WK_TILE>(v, L::QLD, base + 2 * C, stride, k0, T);
+        __syncthreads();
+        /* S = Q K^T for the warp's 16 rows: K's rows, read column-major, are K^T */
+        for (int n = 0; n < WK_TILE / WM; n++) {
+            if (k0 + n * WM > warp_last) break;
+            wmma::fragment<wmma::accumulator, WM, WM, WM, float> s;
+            wmma::fill_fragment(s, 0.0f);
+            for (int kk = 0; kk < HS / WM; kk++) {
+                wmma::fragment<wmma::matrix_a, WM, WM, WM, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, WM, WM, WM, bf16, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, q + r0 * L::QLD + kk * WM, L::QLD);
+                wmma::load_matrix_sync(fb, k + n * WM * L::QLD + kk * WM, L::QLD);
+                wmma::mma_sync(s, fa, fb, s);
+            }
+            wmma::store_matrix_sync(buf + n * WM, s, L::SLD, wmma::mem_row_major);
+        }
+        __syncwarp(); /* the scores, stored lane by lane, before the lanes read whole rows */
+        /* the online softmax, row by row: lane takes keys lane and lane + 32 */
+        for (int r = 0; r < WM; r++) {
+            int t = q0 + r0 + r;
+            float sc[WK_TILE / 32], mx = -INFINITY;
+            for (int e = 0; e < WK_TILE / 32; e++) {
+                int u = k0 + lane + 32 * e;
+                sc[e] = u <= t && u < T ? buf[r * L::SLD + lane + 32 * e] * scale : -INFINITY;
+                mx = fmaxf(mx, sc[e]);
+            }
+            float m_new = fmaxf(m[r], warp_max(mx)), corr = expf(m[r] - m_new), sum = 0.0f;
+            for (int e = 0; e < WK_TILE / 32; e++) {
+                float pr = expf(sc[e] - m_new); /* masked: exp(-inf) = 0 */
+                sum += pr;
+                p[r * L::PLD + lane + 32 * e] = __float2bfloat16_rn(pr);
+            }
+            l[r] = l[r] * corr + warp_sum(sum);
+            m[r] = m_new;
+            for (int i = 0; i < R; i++) o[r][i] *= corr;
+        }
+        __syncwarp(); /* P written and the scores read by every lane before P V reuses buf */
+        for (int n = 0; n < HS / WM; n++) {
+            wmma::fragment<wmma::accumulator, WM, WM, WM, float> pv;
+            wmma::fill_fragment(pv, 0.0f);
+            for (int kk = 0; kk < WK_TILE / WM; kk++) {
+                if (k0 + kk * WM > warp_last) break; /* P is 0 there */
+                wmma::fragment<wmma::matrix_a, WM, WM, WM, bf16, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, WM, WM, WM, bf16, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, p + kk * WM, L::PLD);
+                wmma::load_matrix_sync(fb, v + kk * WM * L::QLD + n * WM, L::QLD);
+                wmma::mma_sync(pv, fa, fb, pv);
+            }
+            wmma::store_matrix_sync(buf + n * WM, pv, L::OLD, wmma::mem_row_major);
+        }
+        __syncwarp(); /* this tile's P V, stored lane by lane, before each lane adds its channels */
+        for (int r = 0; r < WM; r++)
+            for (int i = 0; i < R; i++) o[r][i] += buf[r * L::OLD + lane + 32 * i];
+    }
+    for (int r = 0; r < WM; r++) {
+        int t = q0 + r0 + r;
+        if (t >= T) continue;
+        bf16 *orow = out + ((size_t)b * T + t) * C + h * HS;
+        float inv = 1.0f / l[r];
+        for (int i = 0; i < R; i++) orow[lane + 32 * i] = __float2bfloat16_rn(o[r][i] * inv);
+        if (lane == 0) lse[((size_t)b * NH + h) * T + t] = m[r] + logf(l[r]);
     }
 }
 
@@ -341,7 +481,8 @@ attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const flo
 /* ---- the launches ---- */
 
 /* A kernel's dynamic shared memory above the default 48 KB must be asked for, once per
- * instantiation (the heads of 128: 52 to 73 KB, within sm_80's and sm_90's limits). */
+ * instantiation (the FMA kernels: up to 41 KB for heads of 64, 73 KB for 128; the wmma
+ * forward: 54 KB for 64, 95 KB for 128; all within sm_80's 163 KB and sm_90's 227 KB). */
 template <typename K> static void allow_smem(K *kernel, size_t bytes, bool *done) {
     if (*done) return;
     if (bytes > 48 * 1024)
@@ -366,10 +507,17 @@ template <typename K> static void allow_smem(K *kernel, size_t bytes, bool *done
 template <typename act_t, int HS>
 static void forward_launch(act_t *out, float *lse, const act_t *qkv, int B, int T, int NH) {
     static bool smem_set;
-    size_t smem = forward_smem_floats<HS>() * sizeof(float);
-    allow_smem(attention_forward_kernel<act_t, HS>, smem, &smem_set);
-    dim3 grid((unsigned)((T + ATT_TILE - 1) / ATT_TILE), (unsigned)NH, (unsigned)B);
-    attention_forward_kernel<act_t, HS><<<grid, ATT_THREADS, smem, cuda_stream>>>(out, lse, qkv, T, NH);
+    if constexpr (std::is_same<act_t, __nv_bfloat16>::value) { /* tensor cores */
+        size_t smem = wmma_layout<HS>::bytes;
+        allow_smem(attention_forward_wmma_kernel<HS>, smem, &smem_set);
+        dim3 grid((unsigned)((T + WQ_ROWS - 1) / WQ_ROWS), (unsigned)NH, (unsigned)B);
+        attention_forward_wmma_kernel<HS><<<grid, W_THREADS, smem, cuda_stream>>>(out, lse, qkv, T, NH);
+    } else {
+        size_t smem = forward_smem_floats<HS>() * sizeof(float);
+        allow_smem(attention_forward_kernel<act_t, HS>, smem, &smem_set);
+        dim3 grid((unsigned)((T + ATT_TILE - 1) / ATT_TILE), (unsigned)NH, (unsigned)B);
+        attention_forward_kernel<act_t, HS><<<grid, ATT_THREADS, smem, cuda_stream>>>(out, lse, qkv, T, NH);
+    }
     CUDA_LAUNCHED();
 }
 
