@@ -419,6 +419,8 @@ attention_dkv_kernel(act_t *dqkv, const act_t *dout, const act_t *qkv, const flo
     float *p = dO + ATT_TILE * QLD, *ds = p + ATT_TILE * ATT_TILE, *Ls = ds + ATT_TILE * ATT_TILE;
     float *Ds = Ls + ATT_TILE;
     const int C = NH * HS, warp = threadIdx.x / 32, lane = threadIdx.x % 32, r0 = warp * ATT_ROWS;
+    /* (key tiles in block order: the first has the most query tiles after it, so the longest
+     * blocks already start first) */
     const int h = blockIdx.y, b = blockIdx.z, k0 = blockIdx.x * ATT_TILE;
     const size_t stride = 3 * (size_t)C;
     const act_t *base = qkv + (size_t)b * T * stride + h * HS;
