@@ -887,6 +887,8 @@ static void classifier_make(const op_case *c, op_data *d, rng *r) {
     /* in bf16 the logits' gradients differ in their last bits (each backend's exp), which the
      * rounding to bf16 can turn into a bf16 step of a few of them */
     d->b[CL_DINP].tol = d->b[CL_DWTE].tol = c->bf16 ? 2000 : 1;
+    /* and a GPU keeps bf16 logits (rounded: 2^-9 of each, in the log-sum-exp and the target's) */
+    d->b[CL_LOSSES].tol = d->b[CL_LOSSES_EVAL].tol = c->bf16 ? 2000 : 1;
 }
 
 static size_t classifier_scratch(const gpt2_backend *be, const op_case *c) {
@@ -1209,6 +1211,18 @@ const op_case op_cases[] = {
      * warps, the last one part full; the largest head */
     {.test = &attention_test, .n = {1, 70, 64, 2}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &attention_test, .n = {1, 12, 128, 1}, .atol = 1e-5, .rtol = 1e-5},
+    /* the CUDA kernels' tiles of 32 queries and 32 keys: several tiles, the last part full (100
+     * = 3 x 32 + 4), over batches and heads; heads of 32 (45 = 32 + 13), 96 (exactly two tiles)
+     * and 128 (77); a longer one (200: 7 tiles, the causal skip of up to 6 key tiles a block).
+     * Small heads and few of them: the reference's finite differences run the whole attention
+     * twice a point. */
+    {.test = &attention_test, .n = {2, 100, 128, 2}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &attention_test, .n = {1, 45, 64, 2}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &attention_test, .n = {1, 64, 96, 1}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &attention_test, .n = {1, 77, 128, 1}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &attention_test, .n = {1, 200, 32, 1}, .atol = 1e-5, .rtol = 1e-5},
+    /* a last tile of one row: its block has a key tile of one key */
+    {.test = &attention_test, .n = {2, 33, 64, 2}, .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {8, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {4, 2, 72}, SPANS(kv_long), .atol = 1e-5, .rtol = 1e-5},
     {.test = &kv_test, .n = {64, 2, 12}, SPANS(kv_mixed), .atol = 1e-5, .rtol = 1e-5}, /* heads of 32 */

@@ -3,13 +3,16 @@
  * shared memory static and dynamic, barriers, every shuffle and vote, warps of one block that
  * shuffle different numbers of times, atomics, bf16 rounding), launches with bad
  * configurations, streams that run only when waited for, NaN-filled memory, a missing barrier
- * showing as a wrong value in every thread order, and the cuBLASLt stand-in against a float64
- * product (transposes, types, TF32, accumulation, epilogues). With a case name: a kernel bug
+ * showing as a wrong value in every thread order, the warp matrix functions (wmma: bf16 tiles
+ * in both layouts, an fp32 accumulator loaded and stored both ways) against a float64 product,
+ * and the cuBLASLt stand-in against a float64 product (transposes, types, TF32, accumulation,
+ * epilogues). With a case name: a kernel bug
  * the runtime must stop with a message about (tests/CMakeLists.txt says which message). */
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <mma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,6 +505,70 @@ static void test_cublaslt(void) {
     CHECK(cublasLtDestroy(lt) == CUBLAS_STATUS_SUCCESS);
 }
 
+/* ---- the warp matrix functions ---- */
+
+/* D = A B + C for one 16 x 16 x 16 tile: A bf16 row-major (ldm 16), B bf16 column-major (ldm
+ * 24), C fp32 column-major (ldm 20), D stored row-major (ldm 16), all through shared memory. */
+__global__ void wmma_kernel(float *d, const float *a, const float *b, const float *c) {
+    using namespace nvcuda;
+    __shared__ __align__(32) __nv_bfloat16 sa[16 * 16];
+    __shared__ __align__(32) __nv_bfloat16 sb[16 * 24];
+    __shared__ __align__(32) float sc[16 * 20];
+    __shared__ __align__(32) float sd[16 * 16];
+    for (int i = threadIdx.x; i < 16 * 16; i += 32) {
+        int r = i / 16, k = i % 16;
+        sa[r * 16 + k] = __float2bfloat16_rn(a[i]);         /* a[r][k] */
+        sb[r * 24 + k] = __float2bfloat16_rn(b[k * 16 + r]); /* b[k][r]: column r of B */
+        sc[k * 20 + r] = c[i];                                /* c[r][k], column-major */
+    }
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::load_matrix_sync(fa, sa, 16);
+    wmma::load_matrix_sync(fb, sb, 24);
+    wmma::load_matrix_sync(acc, sc, 20, wmma::mem_col_major);
+    wmma::mma_sync(acc, fa, fb, acc);
+    wmma::store_matrix_sync(sd, acc, 16, wmma::mem_row_major);
+    __syncwarp(); /* each lane stored its part */
+    for (int i = threadIdx.x; i < 16 * 16; i += 32) d[i] = sd[i];
+}
+
+static void test_wmma(void) {
+    float a[256], b[256], c[256], d[256];
+    unsigned seed = 7;
+    for (int i = 0; i < 256; i++) {
+        seed = seed * 1103515245u + 12345u;
+        a[i] = (float)((seed >> 8) % 2001) / 1000.0f - 1.0f;
+        seed = seed * 1103515245u + 12345u;
+        b[i] = (float)((seed >> 8) % 2001) / 1000.0f - 1.0f;
+        c[i] = (float)(i % 7) - 3.0f;
+    }
+    float *da, *db, *dc, *dd;
+    OK(cudaMalloc((void **)&da, sizeof a));
+    OK(cudaMalloc((void **)&db, sizeof b));
+    OK(cudaMalloc((void **)&dc, sizeof c));
+    OK(cudaMalloc((void **)&dd, sizeof d));
+    OK(cudaMemcpy(da, a, sizeof a, cudaMemcpyHostToDevice));
+    OK(cudaMemcpy(db, b, sizeof b, cudaMemcpyHostToDevice));
+    OK(cudaMemcpy(dc, c, sizeof c, cudaMemcpyHostToDevice));
+    wmma_kernel<<<1, 32>>>(dd, da, db, dc);
+    OK(cudaMemcpy(d, dd, sizeof d, cudaMemcpyDeviceToHost));
+    double worst = 0;
+    for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 16; n++) {
+            double want = c[r * 16 + n];
+            for (int k = 0; k < 16; k++)
+                want += (double)bf16_round(a[r * 16 + k]) * bf16_round(b[k * 16 + n]);
+            worst = fmax(worst, fabs(d[r * 16 + n] - want));
+        }
+    CHECK(worst < 1e-5);
+    OK(cudaFree(da));
+    OK(cudaFree(db));
+    OK(cudaFree(dc));
+    OK(cudaFree(dd));
+}
+
 /* ---- the bugs the runtime must stop on (one a run: each ends the process) ---- */
 
 __global__ void early_exit_shuffle_kernel(float *out) {
@@ -534,6 +601,25 @@ __global__ void write_past_kernel(float *out, int n) {
     if (i <= n) out[i] = 1.0f; /* one past the end */
 }
 
+__global__ void wmma_missing_lanes_kernel(float *out) {
+    using namespace nvcuda;
+    __shared__ __align__(32) float tile[16 * 16];
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 1.0f);
+    if (threadIdx.x % 32 >= 16) return; /* half the warp leaves before a warp-wide store */
+    wmma::store_matrix_sync(tile, acc, 16, wmma::mem_row_major);
+    out[threadIdx.x] = tile[threadIdx.x];
+}
+__global__ void wmma_misaligned_kernel(float *out) {
+    using namespace nvcuda;
+    __shared__ __align__(32) float tile[16 * 17];
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 1.0f);
+    wmma::store_matrix_sync(tile + 1, acc, 16, wmma::mem_row_major); /* 4 bytes past 32 */
+    __syncwarp();
+    out[threadIdx.x] = tile[threadIdx.x];
+}
+
 static int run_bug(const char *name) {
     float *d;
     OK(cudaMalloc((void **)&d, 100 * sizeof(float)));
@@ -542,6 +628,8 @@ static int run_bug(const char *name) {
     else if (!strcmp(name, "exited_before_barrier")) exited_before_barrier_kernel<<<1, 96>>>(d);
     else if (!strcmp(name, "shuffle_outside_mask")) shuffle_outside_mask_kernel<<<1, 32>>>(d);
     else if (!strcmp(name, "write_past")) write_past_kernel<<<1, 128>>>(d, 100);
+    else if (!strcmp(name, "wmma_missing_lanes")) wmma_missing_lanes_kernel<<<1, 32>>>(d);
+    else if (!strcmp(name, "wmma_misaligned")) wmma_misaligned_kernel<<<1, 32>>>(d);
     else if (!strcmp(name, "copy_past")) {
         float host[101];
         OK(cudaMemcpy(host, d, sizeof host, cudaMemcpyDeviceToHost));
@@ -558,6 +646,7 @@ int main(int argc, char **argv) {
     if (argc == 2) return run_bug(argv[1]);
     test_language();
     test_bf16();
+    test_wmma();
     test_launch_errors();
     test_streams();
     test_graphs();

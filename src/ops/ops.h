@@ -34,7 +34,8 @@
  * The CPU backend meets this. The CUDA backend's kernels are written to (no float atomics: its
  * LayerNorm and bias gradients sum over fixed chunks of rows, then in order, cuda_common.cuh;
  * the embedding's sorts the positions by token, then sums each token's rows in order; the
- * attention backward writes each row of dq, dk and dv from one warp), but that is tested only
+ * attention backward writes dk and dv from a block per key tile and dq from a block per query
+ * tile, each value summed by one thread in a fixed order), but that is tested only
  * on the emulated GPU (ops/cuda/emulate/), which could not show an atomic's varying order
  * anyway: it runs one block at a time on one OS thread. A GPU run must confirm it. */
 #ifndef GPT2C_OPS_H

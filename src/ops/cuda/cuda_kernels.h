@@ -42,6 +42,11 @@ int cuda_init(gpt2c_error *err);
 void cuda_close(void);
 /* 0 when the kernels run a model of these shapes (the attention's head sizes), else -1. */
 int cuda_check_shapes(int n_embd, int n_head, gpt2c_error *err);
+/* Reads GPT2C_ATTN (auto, cudnn or own; unset: auto) once, at the backend's open: -1 with the
+ * reason in err for a value this build cannot honour. */
+int cuda_attention_configure(gpt2c_error *err);
+/* Which attention the ops run, for the plan line (e.g. "own tiled attention (fp32 FMA)"). */
+const char *cuda_attention_path(void);
 /* TF32 for fp32 products (default on, as PyTorch's allow_tf32 in the seed); tests turn it off. */
 void cuda_set_tf32(int on);
 void cuda_sync(void);

@@ -7,7 +7,7 @@
 #include "util/time.h"
 
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
-    (void)NH, (void)bf16; /* the same for both: fp32 products need less */
+    (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
     /* bf16 copies of a product's two inputs (up to 4C outputs) and of its bias, the bias
      * gradient's partials;
@@ -16,7 +16,8 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
     /* a chunk's logits (fp32; or bf16, and the input rounded to bf16 when it is fp32) */
     size_t rows = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS;
     size_t classifier = rows * Vp + rows * C / 2 + 256;
-    return max_size(matmul, classifier);
+    size_t attention = (size_t)B * NH * T; /* the backward's D, one float a query row */
+    return max_size(max_size(matmul, classifier), attention);
 }
 
 extern "C" double cuda_mem_available(void) {
@@ -55,6 +56,7 @@ static void close_backend(gpt2_backend *be) {
 /* bf16 tensor-core products exist on every GPU this backend builds for (sm_80, sm_90). Threads
  * are the host's: a GPU backend's CPU work is its own, in one thread. */
 extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err) {
+    if (cuda_attention_configure(err) != 0) return -1; /* before the device: nothing to undo */
     if (cuda_init(err) != 0) return -1;
     *be = gpt2_backend{};
     be->name = "cuda", be->ops = &cuda_ops, be->host_memory = 0;

@@ -204,7 +204,10 @@ void launch_kernel(const char *name, const void *func, dim3 grid, dim3 block, si
     }
     enqueue_locked(resolve(stream), [name, grid, block, shmem, thread] {
         thread_order order = thread_order_once();
-        std::vector<unsigned char> shared(shmem ? shmem : 1);
+        /* 128-byte aligned, as a GPU's (wmma's pointers must be 32-byte aligned) */
+        std::vector<unsigned char> shared_bytes((shmem ? shmem : 1) + 128);
+        unsigned char *shared = shared_bytes.data() + (-(uintptr_t)shared_bytes.data() & 127);
+        size_t shared_size = shmem ? shmem : 1;
         size_t nblocks = (size_t)grid.x * grid.y * grid.z;
         for (size_t k = 0; k < nblocks; k++) {
             size_t b = order == ORDER_REVERSED ? nblocks - 1 - k : k;
@@ -212,8 +215,8 @@ void launch_kernel(const char *name, const void *func, dim3 grid, dim3 block, si
             ctx.block_idx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
                             (unsigned)(b / ((size_t)grid.x * grid.y))};
             ctx.block_dim = block, ctx.grid_dim = grid;
-            memset(shared.data(), 0xff, shared.size()); /* shared memory starts undefined */
-            ctx.dynamic_shared = shared.data();
+            memset(shared, 0xff, shared_size); /* shared memory starts undefined */
+            ctx.dynamic_shared = shared;
             run_block(name, ctx, order, thread);
         }
     });

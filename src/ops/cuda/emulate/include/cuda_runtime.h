@@ -165,7 +165,7 @@ const char *cudaGetErrorName(cudaError_t e);
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n))) /* (anywhere in a declaration, as nvcc's) */
 #define __constant__
 /* One block runs at a time in the process, so a block's shared variables can be static (the
  * build's rewrite also refills them each block: cmake/CudaEmulate.cmake). */
