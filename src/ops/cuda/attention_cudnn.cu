@@ -14,6 +14,7 @@
  * the natural-log log-sum-exp that ops.h's lse is (the frontend's base-2 option stays off). */
 #include <cstring> /* before the frontend: its shim calls std::strlen without including it */
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -70,7 +71,7 @@ std::map<ShapeKey, Shape> *shapes;
 #define CUDNN_FE_CHECK(call)                                                                      \
     do {                                                                                          \
         fe::error_t e_ = (call);                                                                  \
-        if (e_.is_bad()) die(__FILE__, __LINE__, e_.err_msg);                                        \
+        if (e_.is_bad()) die(__FILE__, __LINE__, e_.err_msg);                                    \
     } while (0)
 
 /* While a graph is built: the first failing step's name and the frontend's message. */
@@ -214,6 +215,14 @@ const Shape &prepared(int B, int T, int C, int NH, const char *who) {
             std::to_string(T) + ", C=" + std::to_string(C) + ", NH=" + std::to_string(NH) + ")");
 }
 
+/* cuDNN's engines are chosen for 16-byte aligned operands (the frontend's default, which it
+ * checks itself only for q, k, v, o and their gradients): a pointer that is not would give wrong
+ * numbers or a fault on the GPU, so it stops here instead, naming it. */
+void aligned(const void *p, const char *name, const char *who) {
+    if ((uintptr_t)p % 16)
+        die(__FILE__, __LINE__, std::string(who) + ": " + name + " is not 16-byte aligned");
+}
+
 } // namespace
 
 extern "C" int cudnn_attention_prepare(int B, int T, int C, int NH, size_t *workspace_bytes,
@@ -261,6 +270,10 @@ extern "C" int cudnn_attention_prepare(int B, int T, int C, int NH, size_t *work
 extern "C" void cudnn_attention_forward(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *qkv,
                                         int B, int T, int C, int NH, void *workspace) {
     const Shape &s = prepared(B, T, C, NH, "attention forward");
+    aligned(out, "out", "attention forward");
+    aligned(lse, "lse", "attention forward");
+    aligned(qkv, "qkv", "attention forward");
+    aligned(workspace, "the workspace", "attention forward");
     /* the variant pack takes void *; cuDNN only reads the inputs */
     __nv_bfloat16 *in = const_cast<__nv_bfloat16 *>(qkv);
     std::unordered_map<int64_t, void *> pack = {{UID_Q, in},     {UID_K, in + C},
@@ -279,6 +292,9 @@ extern "C" void cudnn_attention_backward(__nv_bfloat16 *dqkv, const __nv_bfloat1
                                          const float *lse, int B, int T, int C, int NH,
                                          void *workspace) {
     const Shape &s = prepared(B, T, C, NH, "attention backward");
+    const void *ptrs[] = {dqkv, dout, qkv, out, lse, workspace};
+    const char *names[] = {"dqkv", "dout", "qkv", "out", "lse", "the workspace"};
+    for (int i = 0; i < 6; i++) aligned(ptrs[i], names[i], "attention backward");
     __nv_bfloat16 *in = const_cast<__nv_bfloat16 *>(qkv);
     std::unordered_map<int64_t, void *> pack = {
         {UID_Q, in},

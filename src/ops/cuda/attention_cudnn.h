@@ -31,7 +31,10 @@ int cudnn_attention_prepare(int B, int T, int C, int NH, size_t *workspace_bytes
 
 /* out[B,T,C] (head h in channels h*hs..) and lse[B,NH,T] (float: each query row's natural-log
  * log-sum-exp of its scaled, masked scores, the value ops.h's lse holds) from qkv[B,T,3C].
- * workspace: at least the prepared bytes, 16-byte aligned. */
+ * workspace: at least the prepared bytes (NULL when that is 0). Every pointer, here and in the
+ * backward, must be 16-byte aligned, as cuDNN's engines assume (lse too: a layer's lse at an
+ * offset of B*NH*T floats is, when B*NH*T is a multiple of 4); one that is not stops the
+ * program with its name. A shape not prepared stops it too. */
 void cudnn_attention_forward(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *qkv, int B,
                              int T, int C, int NH, void *workspace);
 
