@@ -100,8 +100,11 @@ void lse_layout(fe::graph::Tensor_attributes &t, int64_t B, int64_t T, int64_t N
     t.set_dim({B, NH, T, 1}).set_stride({NH * T, T, 1, 1}).set_data_type(fe::DataType_t::FLOAT);
 }
 
-std::shared_ptr<fe::graph::Graph> new_graph() {
+/* sm: the GPU's compute capability (90 for sm_90) to define the graph for, or 0 for the current
+ * device's */
+std::shared_ptr<fe::graph::Graph> new_graph(int sm) {
     auto g = std::make_shared<fe::graph::Graph>();
+    if (sm) g->set_sm_version(sm); /* before any node: each copies the graph's context */
     /* bf16 in and out; the products accumulate and the softmax runs in fp32 */
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
@@ -132,8 +135,11 @@ template <typename Attr> void causal(Attr &a) {
     a.set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT).set_diagonal_band_right_bound(0);
 }
 
-std::shared_ptr<fe::graph::Graph> forward_graph(int64_t B, int64_t T, int64_t C, int64_t NH) {
-    auto g = new_graph();
+/* The graphs as defined, not yet built (build() above): apart, and with new_graph's sm, so that
+ * they can be validated for a GPU that is not there, as a check on a machine without one. */
+std::shared_ptr<fe::graph::Graph> forward_graph(int64_t B, int64_t T, int64_t C, int64_t NH,
+                                                int sm) {
+    auto g = new_graph(sm);
     auto Q = g->tensor(qkv_view(B, T, C, NH).set_name("Q").set_uid(UID_Q));
     auto K = g->tensor(qkv_view(B, T, C, NH).set_name("K").set_uid(UID_K));
     auto V = g->tensor(qkv_view(B, T, C, NH).set_name("V").set_uid(UID_V));
@@ -145,12 +151,12 @@ std::shared_ptr<fe::graph::Graph> forward_graph(int64_t B, int64_t T, int64_t C,
     auto [O, stats] = g->sdpa(Q, K, V, opts);
     out_layout(O->set_output(true).set_name("O").set_uid(UID_O), B, T, C, NH);
     lse_layout(stats->set_output(true).set_name("Stats").set_uid(UID_STATS), B, T, NH);
-    build(*g, "the forward graph");
     return g;
 }
 
-std::shared_ptr<fe::graph::Graph> backward_graph(int64_t B, int64_t T, int64_t C, int64_t NH) {
-    auto g = new_graph();
+std::shared_ptr<fe::graph::Graph> backward_graph(int64_t B, int64_t T, int64_t C, int64_t NH,
+                                                 int sm) {
+    auto g = new_graph(sm);
     auto Q = g->tensor(qkv_view(B, T, C, NH).set_name("Q").set_uid(UID_Q));
     auto K = g->tensor(qkv_view(B, T, C, NH).set_name("K").set_uid(UID_K));
     auto V = g->tensor(qkv_view(B, T, C, NH).set_name("V").set_uid(UID_V));
@@ -175,7 +181,6 @@ std::shared_ptr<fe::graph::Graph> backward_graph(int64_t B, int64_t T, int64_t C
     into(dQ, "dQ", UID_DQ);
     into(dK, "dK", UID_DK);
     into(dV, "dV", UID_DV);
-    build(*g, "the backward graph");
     return g;
 }
 
@@ -248,8 +253,10 @@ extern "C" int cudnn_attention_prepare(int B, int T, int C, int NH, size_t *work
             s.refused = start();
             if (s.refused.empty()) {
                 try {
-                    s.fwd = forward_graph(B, T, C, NH);
-                    s.bwd = backward_graph(B, T, C, NH);
+                    s.fwd = forward_graph(B, T, C, NH, 0);
+                    build(*s.fwd, "the forward graph");
+                    s.bwd = backward_graph(B, T, C, NH, 0);
+                    build(*s.bwd, "the backward graph");
                     s.workspace = std::max(workspace_of(*s.fwd, "the forward graph"),
                                            workspace_of(*s.bwd, "the backward graph"));
                 } catch (const Refusal &r) {
