@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-/* Builds (once per shape, then cached: this is the slow part, hundreds of milliseconds) the
+/* Builds (once per shape, then cached: building is the slow part, not measured yet) the
  * forward and backward graphs for B sequences of T tokens, C channels, NH heads, on the current
  * device: 0 with *workspace_bytes the device scratch that either call needs (the larger of the
  * two; may be 0), or -1 with a one-line reason in err (may be NULL) when cuDNN cannot run it (no
