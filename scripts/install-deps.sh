@@ -7,7 +7,8 @@
 #    chromium and its chromedriver (the test that drives serve's page in a browser),
 #    Open MPI (multi-process training and its
 #    tests), Python and PyTorch (the reference the tests compare with);
-#  - a Python virtual environment in .venv with the test references (requirements-dev.txt).
+#  - a Python virtual environment in .venv with the test references (requirements-dev.txt);
+#  - where nvcc is, the cuDNN frontend's headers (third_party/cudnn-frontend/requirements.txt).
 # As root it runs apt-get itself; otherwise it prints the exact command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +46,30 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   /usr/bin/python3 -m venv --system-site-packages .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
+fi
+
+# The cuDNN frontend's headers (header-only C++), for the CUDA backend's cuDNN attention
+# (src/ops/cuda/attention_cudnn.cu), only where there is a CUDA compiler to use them. PyPI ships
+# them inside its wheel; pip fetches the one pinned wheel (checked against its hash) and only its
+# include/ is kept, in third_party/cudnn-frontend/include (git-ignored; the licences are committed
+# beside it). No Python package is installed. Without them CMake builds the backend without cuDNN attention.
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+  fe=third_party/cudnn-frontend
+  want=$(sha256sum $fe/requirements.txt | cut -d' ' -f1)
+  if [ "$(cat $fe/include/.requirements.sha256 2>/dev/null)" != "$want" ]; then
+    echo "install-deps: fetching the cuDNN frontend's headers ($fe/requirements.txt)"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps \
+      --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
+      --implementation cp --abi cp311 --require-hashes -r $fe/requirements.txt -d "$tmp"
+    rm -rf $fe/include
+    .venv/bin/python - "$tmp"/nvidia_cudnn_frontend-*.whl $fe <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(dest, [n for n in z.namelist() if n.startswith("include/")])
+PY
+    echo "$want" > $fe/include/.requirements.sha256
+  fi
 fi

@@ -33,7 +33,13 @@
 #include <type_traits>
 #include <vector>
 
+#include <set>
+#include <tuple>
+
 #include "ops/cuda/cuda_common.cuh"
+#ifdef GPT2C_HAVE_CUDNN
+#include "ops/cuda/attention_cudnn.h"
+#endif
 
 #define R_MAX (CUDA_ATTN_MAX_HS / 32)
 
@@ -59,11 +65,14 @@ extern "C" int cuda_attention_configure(gpt2c_error *err) {
     if (!s || !*s || !strcmp(s, "auto")) attn_chosen = ATTN_AUTO;
     else if (!strcmp(s, "own")) attn_chosen = ATTN_OWN;
     else if (!strcmp(s, "cudnn")) {
-        /* CUDNN SDPA: accepted once attention_cudnn.h is built in (see "where it joins") */
+#ifdef GPT2C_HAVE_CUDNN
+        attn_chosen = ATTN_CUDNN;
+#else
         if (err)
             snprintf(err->msg, sizeof err->msg,
                      "GPT2C_ATTN=cudnn: this build has no cuDNN attention (use auto or own)");
         return -1;
+#endif
     } else {
         if (err)
             snprintf(err->msg, sizeof err->msg, "GPT2C_ATTN must be auto, cudnn or own, not '%s'", s);
@@ -72,20 +81,68 @@ extern "C" int cuda_attention_configure(gpt2c_error *err) {
     return 0;
 }
 
-/* CUDNN SDPA, where it joins (the one place): with bf16 activations and attn_chosen auto or
- * cudnn, cuda_attention_forward and cuda_attention_backward (marked "CUDNN SDPA" below) call the
- * cuDNN SDPA entries of attention_cudnn.h (another branch) instead of our kernels, with the same
- * lse (float [B,NH,T]); cuda_attention_path then names it. Generation stays on our own kernels
- * either way. Until that file is in the build, every choice runs our own: attn_chosen is only
- * validated. */
+/* cuDNN's fused attention (attention_cudnn.h; GPU builds with cuDNN 9 and the pinned frontend
+ * only), for bf16 activations unless GPT2C_ATTN=own: each plan prepares its shape when it sizes
+ * the scratch (cuda_attention_scratch_bytes), which then holds cuDNN's workspace; a shape cuDNN
+ * took runs there, forward and backward alike (one lse for both), and any other on our own
+ * kernels (GPT2C_ATTN=cudnn says why on stderr). Generation stays on our own kernels. */
+struct attn_shape {
+    int B, T, C, NH;
+    bool operator<(const attn_shape &o) const {
+        return std::tie(B, T, C, NH) < std::tie(o.B, o.T, o.C, o.NH);
+    }
+};
+static std::set<attn_shape> cudnn_shapes;
+static bool last_plan_cudnn; /* what the latest plan runs: for the plan line */
+
+static bool cudnn_runs(int B, int T, int C, int NH) {
+    return cuda_bf16_acts && attn_chosen != ATTN_OWN && cudnn_shapes.count({B, T, C, NH});
+}
+
+extern "C" size_t cuda_attention_scratch_bytes(int B, int T, int C, int NH) {
+    size_t own = (size_t)B * NH * T * sizeof(float); /* the backward's D */
+    last_plan_cudnn = false;
+#ifdef GPT2C_HAVE_CUDNN
+    if (cuda_bf16_acts && attn_chosen != ATTN_OWN && B > 0 && T > 0) {
+        size_t workspace = 0;
+        gpt2c_error err;
+        if (cudnn_attention_prepare(B, T, C, NH, &workspace, &err) == 0) {
+            cudnn_shapes.insert({B, T, C, NH});
+            last_plan_cudnn = true;
+            return workspace > own ? workspace : own;
+        }
+        static bool said;
+        if (attn_chosen == ATTN_CUDNN && !said) /* asked for: say why it is not */
+            fprintf(stderr, "gpt2c: GPT2C_ATTN=cudnn: %s; our own attention runs\n", err.msg), said = true;
+    }
+#else
+    (void)C;
+#endif
+    return own;
+}
 
 extern "C" const char *cuda_attention_path(void) {
+#ifdef GPT2C_HAVE_CUDNN
+    static char cudnn[96];
+    if (last_plan_cudnn) {
+        snprintf(cudnn, sizeof cudnn, "cuDNN fused attention, %s", cudnn_attention_version());
+        return cudnn;
+    }
+#endif
     if (cuda_bf16_acts)
         return attn_chosen == ATTN_OWN
                    ? "own tiled attention (wmma forward, fp32 FMA backward; GPT2C_ATTN=own)"
                    : "own tiled attention (wmma forward, fp32 FMA backward)";
     return attn_chosen == ATTN_OWN ? "own tiled attention (fp32 FMA; GPT2C_ATTN=own)"
                                    : "own tiled attention (fp32 FMA)";
+}
+
+extern "C" void cuda_attention_free(void) {
+#ifdef GPT2C_HAVE_CUDNN
+    cudnn_attention_free();
+#endif
+    cudnn_shapes.clear();
+    last_plan_cudnn = false;
 }
 
 /* ---- the tiled kernels ---- */
@@ -532,8 +589,16 @@ static void attention_forward(gpt2_act *out, float *lse, const gpt2_act *qkv, in
 
 extern "C" void cuda_attention_forward(gpt2_act *out, float *lse, const gpt2_act *qkv, int B,
                                        int T, int C, int NH, float *scratch) {
+#ifdef GPT2C_HAVE_CUDNN
+    if (cudnn_runs(B, T, C, NH)) { /* the scratch is its workspace */
+        cudnn_attention_forward((__nv_bfloat16 *)out, lse, (const __nv_bfloat16 *)qkv, B, T, C,
+                                NH, scratch);
+        return;
+    }
+#else
+    (void)cudnn_runs;
+#endif
     (void)scratch;
-    /* CUDNN SDPA: its forward goes here for bf16 (see "where it joins" above) */
     CUDA_ACT_DISPATCH(attention_forward, (out, lse, qkv, B, T, C, NH));
 }
 
@@ -569,7 +634,14 @@ static void attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt
 extern "C" void cuda_attention_backward(gpt2_act *dqkv, const gpt2_act *dout, const gpt2_act *qkv,
                                         const gpt2_act *out, const float *lse, int B, int T, int C,
                                         int NH, float *scratch) {
-    /* CUDNN SDPA: its backward goes here for bf16 (see "where it joins" above) */
+#ifdef GPT2C_HAVE_CUDNN
+    if (cudnn_runs(B, T, C, NH)) {
+        cudnn_attention_backward((__nv_bfloat16 *)dqkv, (const __nv_bfloat16 *)dout,
+                                 (const __nv_bfloat16 *)qkv, (const __nv_bfloat16 *)out, lse, B, T,
+                                 C, NH, scratch);
+        return;
+    }
+#endif
     CUDA_ACT_DISPATCH(attention_backward, (dqkv, dout, qkv, out, lse, B, T, C, NH, scratch));
 }
 

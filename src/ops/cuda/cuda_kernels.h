@@ -31,6 +31,12 @@ extern const gpt2_ops cuda_checked_ops;
 /* Head sizes the attention kernels handle: multiples of 32 up to 128 (GPT-2's are all 64). */
 #define CUDA_ATTN_MAX_HS 128
 
+/* The attention's scratch for a plan of these shapes (the backward's D, or cuDNN's workspace
+ * when cuDNN takes the shape: prepared now), its words for the plan line, and the end of what
+ * cuDNN holds (attention.cu). */
+size_t cuda_attention_scratch_bytes(int B, int T, int C, int NH);
+void cuda_attention_free(void);
+
 /* Devices visible: 0 when there is no driver or no GPU (an answer, not an error); -1 with the
  * reason in err when the driver fails otherwise (err may be NULL). */
 int cuda_device_count(gpt2c_error *err);

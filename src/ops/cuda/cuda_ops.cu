@@ -6,6 +6,23 @@
 #include "util/mem.h"
 #include "util/time.h"
 
+/* The plan line's words for each precision: the products' library, and for the handle's
+ * precision the attention its latest plan runs (rewritten as plans are made; the handle points
+ * here). */
+static char path_fp32[192], path_bf16[192];
+static void describe_paths(void) {
+#ifdef GPT2C_CUDA_EMULATED
+    const char *lib = "emulated GPU: kernels as fibers, a cuBLASLt stand-in";
+#else
+    const char *lib = "cuBLASLt";
+#endif
+    const char *attention = cuda_attention_path();
+    snprintf(path_fp32, sizeof path_fp32, "fp32 (%s, TF32 unless turned off%s%s)", lib,
+             cuda_bf16_acts ? "" : "; ", cuda_bf16_acts ? "" : attention);
+    snprintf(path_bf16, sizeof path_bf16, "bf16 (%s, fp32 accumulation%s%s)", lib,
+             cuda_bf16_acts ? "; " : "", cuda_bf16_acts ? attention : "");
+}
+
 extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
     (void)bf16; /* the same for both: fp32 products need less */
     size_t N = (size_t)B * T;
@@ -16,7 +33,10 @@ extern "C" size_t cuda_scratch_floats(int B, int T, int C, int NH, int Vp, int b
     /* a chunk's logits (fp32; or bf16, and the input rounded to bf16 when it is fp32) */
     size_t rows = N < CUDA_CLASSIFIER_ROWS ? N : CUDA_CLASSIFIER_ROWS;
     size_t classifier = rows * Vp + rows * C / 2 + 256;
-    size_t attention = (size_t)B * NH * T; /* the backward's D, one float a query row */
+    /* the backward's D (one float a query row), or cuDNN's workspace: prepared now, the plan
+     * line then says which attention runs */
+    size_t attention = (cuda_attention_scratch_bytes(B, T, C, NH) + 3) / 4;
+    describe_paths();
     return max_size(max_size(matmul, classifier), attention);
 }
 
@@ -46,6 +66,7 @@ static const gpt2_ops cuda_ops = {GPT2_SERVICES(CUDA_SERVICE_ENTRY) GPT2_OPS(CUD
 static void set_precision(gpt2_backend *be, gpt2_precision p) {
     cuda_bf16_acts = p == GPT2_BF16;
     be->act_bytes = cuda_bf16_acts ? sizeof(gpt2_bf16) : sizeof(float);
+    describe_paths();
 }
 
 static void close_backend(gpt2_backend *be) {
@@ -64,13 +85,10 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     set_precision(be, GPT2_FP32);
 #ifdef GPT2C_CUDA_EMULATED /* the same kernels on the CPU, for tests: say so wherever it shows */
     be->memory = "GPU emulated on the CPU";
-    be->path[GPT2_FP32] = "fp32 (emulated GPU: kernels as fibers, a cuBLASLt stand-in, TF32 unless turned off)";
-    be->path[GPT2_BF16] = "bf16 (emulated GPU: kernels as fibers, a cuBLASLt stand-in, fp32 accumulation)";
 #else
     be->memory = "GPU";
-    be->path[GPT2_FP32] = "fp32 (cuBLASLt, TF32 unless turned off)";
-    be->path[GPT2_BF16] = "bf16 (cuBLASLt, fp32 accumulation)";
 #endif
+    be->path[GPT2_FP32] = path_fp32, be->path[GPT2_BF16] = path_bf16;
     const char *sync_check = getenv("GPT2C_CUDA_SYNC_CHECK");
     if (sync_check && !strcmp(sync_check, "1")) be->ops = &cuda_checked_ops;
     be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */

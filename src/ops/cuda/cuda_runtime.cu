@@ -89,6 +89,7 @@ extern "C" void cuda_close(void) {
     if (!cuda_lt) return;
     cudaStreamSynchronize(cuda_stream);
     cuda_gemm_plans_free();
+    cuda_attention_free();
     for (int k = 0; k < 2; k++) cudaFreeHost(stage[k]), cudaEventDestroy(staged[k]);
     stage[0] = stage[1] = NULL;
     cublasLtDestroy(cuda_lt);
