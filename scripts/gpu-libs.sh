@@ -32,11 +32,15 @@ fi
 # where a missing library may be: the unpacked packages' library folders (OpenBLAS's is its own
 # openblas-openmp/, reached on Debian through alternatives that dpkg -x does not make), then the
 # CUDA toolkit's and the driver's, then the CUDA libraries of PyTorch's wheels
+# (folders that are not there are left out: find and ls fail on them, and so would this script)
 dirs=$(find "$prefix" -path "$needed" -prune -o -name '*.so*' -printf '%h\n' | sort -u)
-dirs+=" $(ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
-             /usr/local/nvidia/lib64 /usr/local/nvidia/lib 2>/dev/null | tr '\n' ' ')"
-dirs+=" $(find /opt /usr/local/lib /usr/lib/python3 -maxdepth 8 -type d -path '*site-packages/nvidia/*/lib' \
-             2>/dev/null | tr '\n' ' ')"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
+         /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+  [ -d "$d" ] && dirs+=" $d"
+done
+for top in /opt /usr/local/lib /usr/lib/python3; do
+  [ -d "$top" ] && dirs+=" $(find "$top" -maxdepth 8 -type d -path '*site-packages/nvidia/*/lib' 2>/dev/null | tr '\n' ' ' || true)"
+done
 
 for round in 1 2 3 4 5; do # a library found may itself need one more
   progress=0
