@@ -21,7 +21,7 @@ if [ -n "${DEPS_PREFIX:-}" ]; then
   lib=$DEPS_PREFIX/usr/lib/x86_64-linux-gnu
   # the .pc files say /usr/...; the sysroot puts the prefix in front of their -I and -L paths
   export PKG_CONFIG_SYSROOT_DIR=$DEPS_PREFIX
-  export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-openmp/pkgconfig
+  export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-openmp/pkgconfig:$DEPS_PREFIX/usr/share/pkgconfig
   command -v pkg-config >/dev/null || args+=(-DPKG_CONFIG_EXECUTABLE="$DEPS_PREFIX/usr/bin/pkgconf")
   # oneDNN and bzip2 are found by find_path/find_library, not pkg-config
   args+=(-DCMAKE_INCLUDE_PATH="$DEPS_PREFIX/usr/include" -DCMAKE_LIBRARY_PATH="$lib")

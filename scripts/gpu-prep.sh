@@ -21,8 +21,8 @@ BUILD=${GPT2C_GPU_BUILD:-build-gpu}
 JOBS=${JOBS:-2}
 LIMIT=$((64 * 1024 * 1024)) # the device tool's limit on what travels: tree plus carried paths
 
-git check-ignore -q "$PREP" || { echo "gpu-prep: $PREP is not git-ignored (.gitignore)" >&2; exit 1; }
 mkdir -p "$PREP/bin" "$PREP/debs"
+git check-ignore -q "$PREP" || { echo "gpu-prep: $PREP is not git-ignored (.gitignore)" >&2; exit 1; }
 
 echo "gpu-prep: building gpt2c and test_ops for sm_90 in $BUILD"
 log=$(mktemp)
@@ -42,10 +42,22 @@ for lib in $(ldd "$PREP/bin/gpt2c" "$PREP/bin/test_ops" | awk '$2 == "=>" && $3 
     *) pkgs[$pkg]=1 ;;
   esac
 done
-# for a build there (gpu-build.sh with DEPS_PREFIX): headers, .pc files, link-time .so names,
-# and pkg-config itself
-for pkg in libjansson-dev libopenblas-openmp-dev libmicrohttpd-dev libisal-dev libdnnl-dev libbz2-dev \
-           pkgconf-bin libpkgconf3; do
+# For a build there (gpu-build.sh with DEPS_PREFIX): the -dev packages of the pkg-config modules
+# CMakeLists.txt asks for and of every module they require, privately too (pkg-config checks
+# those exist: libmicrohttpd's needs gnutls's, which needs five more); oneDNN's and bzip2's, which
+# CMake finds without pkg-config; pkg-config itself.
+queue=(jansson openblas libmicrohttpd libisal)
+declare -A seen=()
+while [ ${#queue[@]} -gt 0 ]; do
+  m=${queue[0]}; queue=("${queue[@]:1}")
+  [ -z "${seen[$m]:-}" ] || continue
+  seen[$m]=1
+  pc=$(pkg-config --path "$m") || { echo "gpu-prep: no pkg-config module $m here" >&2; exit 1; }
+  owner=$(dpkg -S "$(readlink -f "$pc")") || { echo "gpu-prep: no package holds $pc" >&2; exit 1; }
+  pkgs[${owner%%:*}]=1
+  queue+=($(pkg-config --print-requires --print-requires-private "$m" | awk '{print $1}'))
+done
+for pkg in libdnnl-dev libbz2-dev pkgconf-bin libpkgconf3; do
   pkgs[$pkg]=1
 done
 
@@ -57,8 +69,10 @@ for pkg in $(printf '%s\n' "${!pkgs[@]}" | sort); do
   [ -n "$ver" ] || { echo "gpu-prep: $pkg is not installed here (scripts/install-deps.sh)" >&2; exit 1; }
   if ! (cd "$PREP/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1); then
     [ "$updated" = 1 ] || { apt-get update -q >/dev/null; updated=1; }
-    (cd "$PREP/debs" && apt-get download -q "$pkg=$ver" >/dev/null) ||
-      { echo "gpu-prep: cannot download $pkg=$ver" >&2; exit 1; }
+    # else the archive's current version: a stable release's updates keep the library's ABI
+    # (the same soname), and an installed version the archive has since replaced is gone
+    (cd "$PREP/debs" && { apt-get download -q "$pkg=$ver" >/dev/null 2>&1 || apt-get download -q "$pkg" >/dev/null; }) ||
+      { echo "gpu-prep: cannot download $pkg" >&2; exit 1; }
   fi
 done
 
