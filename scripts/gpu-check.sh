@@ -35,6 +35,8 @@ PY=${GPT2C_GPU_CHECK_PYTHON:-python3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpt2c-gpu-check.XXXXXX")
 GPT2C=${GPT2C_GPU_CHECK_GPT2C:-$ROOT/.gpu/bin/gpt2c}
 TEST_OPS=${GPT2C_GPU_CHECK_TEST_OPS:-$ROOT/.gpu/bin/test_ops}
+# the toolkit's tools (nvcc for a build there, compute-sanitizer) where PATH lacks them
+[ -d /usr/local/cuda/bin ] && case ":$PATH:" in *:/usr/local/cuda/bin:*) ;; *) PATH=$PATH:/usr/local/cuda/bin ;; esac
 SUMMARY=$OUTDIR/summary.txt ENV=$OUTDIR/env.txt OPS=$OUTDIR/ops.txt CMP=$OUTDIR/compare.txt
 RUNS=$OUTDIR/runs.txt SAN=$OUTDIR/sanitizer.txt BENCH=$OUTDIR/bench.txt
 : >"$SUMMARY"; : >"$ENV"; : >"$RUNS"
