@@ -201,7 +201,11 @@ st_ops() {
 st_compare() {
   [ -s "$REF_LOG" ] || { STATUS=FAIL DETAIL="no reference log $REF_LOG (scripts/gpu-reference.sh $REF)"; return; }
   : >"$CMP"
-  local bf16 fp32 rc
+  local bf16 fp32 rc cpu_bf16=$ROOT/tests/gpu_reference/${REF}_cpu_bf16.jsonl
+  # for scale, first in the table: how far the CPU's own bf16 path is from its fp32
+  [ -s "$cpu_bf16" ] && "$PY" "$ROOT/scripts/gpu_compare_log.py" --reference "$REF_LOG" --run "$cpu_bf16" \
+      --steps "$CMP_STEPS" --loss-tol $BF16_LOSS_TOL --norm-rtol $BF16_NORM_RTOL --table "$CMP" \
+      --title "for scale: $REF bf16 on the CPU (committed)" >/dev/null
   # --stop-after, not --max-steps: the learning-rate schedule must stay the reference's
   train "$WORK/cmp-bf16" --precision bf16 --stop-after "$CMP_STEPS"
   rc=$?
