@@ -90,6 +90,32 @@ def test_compare_log_catches_a_drift(tmp_path):
     assert "  OVER" in (tmp_path / "table.txt").read_text()
 
 
+def test_compare_log_windows_after_the_tight_steps(tmp_path):
+    """Past --tight-steps single steps are not compared, so a gradient spike that moved passes;
+    a loss that drifted over a whole window fails, naming the window."""
+    recs = [json.loads(line) for line in REF.read_text().splitlines()]
+    windows = dict(tight_steps=7, window=10, window_loss_tol=0.05, window_norm_rtol=0.25)
+
+    def run(name, change):
+        rs = [dict(r) for r in recs]
+        for r in rs:
+            change(r)
+        p = tmp_path / name
+        p.write_text("".join(json.dumps(r) + "\n" for r in rs))
+        args = [sys.executable, str(ROOT / "scripts" / "gpu_compare_log.py"), "--reference", str(REF),
+                "--run", str(p), "--steps", "20", "--loss-tol", "1e-3", "--norm-rtol", "5e-3"]
+        for k, v in windows.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        return subprocess.run(args, capture_output=True, text=True, check=False)
+
+    spike = run("spike.jsonl", lambda r: r.update(norm=r["norm"] * 5) if r["step"] == 15 else None)
+    assert spike.returncode == 0 and "2 windows of 10" in spike.stdout, spike.stdout + spike.stderr
+    drift = run("drift.jsonl", lambda r: r.update(loss=r["loss"] + 0.06) if r["step"] >= 10 else None)
+    assert drift.returncode == 1 and "out: ['10-19']" in drift.stdout, drift.stdout + drift.stderr
+    early = run("early.jsonl", lambda r: r.update(loss=r["loss"] + 2e-3) if r["step"] == 6 else None)
+    assert early.returncode == 1 and "out: [6]" in early.stdout, early.stdout + early.stderr
+
+
 @pytest.mark.skipif(not (shutil.which("cc") and shutil.which("dpkg-deb")), reason="needs cc and dpkg-deb")
 def test_gpu_libs_takes_a_missing_library_from_a_carried_deb(tmp_path):
     """A program linked against a library that only a .deb holds: ldd finds it missing, then
