@@ -105,11 +105,12 @@ static void broadcast_and_p2p(void) {
     cudaFree(send), cudaFree(recv), cudaFree(self);
 }
 
-/* Refused before anything moves (so every rank may be refused alone): NCCL's codes. */
+/* Refused before anything moves (so every rank may be refused alone): NCCL's codes. (The bad
+ * datatype and op are the enums' ends: a value outside an enum's range is undefined in C++.) */
 static void refusals(void) {
     float *buf = device_floats(8);
-    CHECK(ncclAllReduce(buf, buf, 8, (ncclDataType_t)42, ncclSum, comm, stream) == ncclInvalidArgument);
-    CHECK(ncclAllReduce(buf, buf, 8, ncclFloat32, (ncclRedOp_t)9, comm, stream) == ncclInvalidArgument);
+    CHECK(ncclAllReduce(buf, buf, 8, ncclNumTypes, ncclSum, comm, stream) == ncclInvalidArgument);
+    CHECK(ncclAllReduce(buf, buf, 8, ncclFloat32, ncclNumOps, comm, stream) == ncclInvalidArgument);
     CHECK(ncclAllReduce(buf, buf, 8, ncclBfloat16, ncclSum, comm, stream) == ncclInvalidArgument);
     CHECK(ncclAllReduce(buf, buf, 8, ncclFloat32, ncclSum, nullptr, stream) == ncclInvalidArgument);
     CHECK(ncclBroadcast(buf, buf, 8, ncclFloat32, size, comm, stream) == ncclInvalidArgument);
