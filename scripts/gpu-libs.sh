@@ -20,8 +20,8 @@ needed=$prefix/needed
 missing() { LD_LIBRARY_PATH=$needed${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$@" 2>/dev/null |
               awk '$2 == "=>" && $3 == "not" {print $1}' | sort -u; }
 
-todo=$(missing "$@")
-[ -z "$todo" ] && exit 0
+unresolved=$(missing "$@")
+[ -z "$unresolved" ] && exit 0
 
 mkdir -p "$needed"
 if [ ! -e "$prefix/.unpacked" ]; then
@@ -44,7 +44,7 @@ done
 
 for round in 1 2 3 4 5; do # a library found may itself need one more
   progress=0
-  for so in $todo; do
+  for so in $unresolved; do
     for d in $dirs; do
       if [ -e "$d/$so" ]; then
         ln -sf "$d/$so" "$needed/$so"
@@ -54,9 +54,9 @@ for round in 1 2 3 4 5; do # a library found may itself need one more
       fi
     done
   done
-  todo=$(missing "$@")
-  [ -z "$todo" ] && { echo "$needed"; exit 0; }
+  unresolved=$(missing "$@")
+  [ -z "$unresolved" ] && { echo "$needed"; exit 0; }
   [ "$progress" = 1 ] || break
 done
-echo "gpu-libs: still missing: $(echo $todo)" >&2
+echo "gpu-libs: still missing: $(echo $unresolved)" >&2
 exit 1

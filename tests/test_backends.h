@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ops/backend.h"
+#include "ops/cpu/cpu_kernels.h"
 
 static gpt2_backend test_cpu, test_detached, test_wide, test_narrow;
 static gpt2_ops test_detached_ops, test_wide_ops, test_narrow_ops;
@@ -79,13 +80,9 @@ typedef struct narrow_copies {
     float *copy[8];
 } narrow_copies;
 
-static float bf16_to_float(gpt2_bf16 h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static gpt2_bf16 float_to_bf16(float f) { /* nearest even; NaN stays NaN */
+/* Rounded as the GPU's __float2bfloat16_rn: nearest even, NaN stays NaN, subnormals kept (the
+ * CPU's cpu_to_bf16 flushes them). */
+static gpt2_bf16 float_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (gpt2_bf16)((u >> 16) | 0x40);
@@ -98,8 +95,7 @@ static void narrow_widen(narrow_copies *nc, const gpt2_op_act *acts, size_t n) {
         nc->copy[i] = NULL;
         if (!acts[i].a || wide_seen_before(acts, i)) continue;
         nc->copy[i] = malloc((acts[i].n ? acts[i].n : 1) * sizeof(float));
-        const gpt2_bf16 *h = (const gpt2_bf16 *)acts[i].a;
-        for (size_t k = 0; k < acts[i].n; k++) nc->copy[i][k] = bf16_to_float(h[k]);
+        cpu_from_bf16(nc->copy[i], (const gpt2_bf16 *)acts[i].a, acts[i].n);
     }
 }
 /* The copy standing for an activation argument (its first listing's). */

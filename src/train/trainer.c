@@ -207,7 +207,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
             if (draw_samples(r, step, err) != 0) return -1;
             prof_end(samples, GPT2C_PROF_SAMPLES);
         }
-        double t0 = now_ms(), loss = 0.0;
+        double t0 = now_ms();
         /* the gradients are zero: the plan made them so, and every AdamW pass zeroes them */
         for (int micro = 0; micro < r->accum; micro++) {
             prof_mark data = prof_begin();
@@ -218,7 +218,7 @@ static int loop(run *r, long start, gpt2c_error *err) {
                               : 1.0f;
             gpt2_train_micro_step(m, scale * dloss, scale);
         }
-        loss = gpt2_loss_take(m); /* the step's one wait for the device, for its loss */
+        double loss = gpt2_loss_take(m); /* the step's one wait for the device, for its loss */
         prof_mark comm = prof_begin();
         loss = dp_mean(d, loss / r->accum);
         dp_reduce_grads(d, m);
