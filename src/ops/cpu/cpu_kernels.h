@@ -63,6 +63,12 @@ size_t cpu_matmul_scratch_floats(int N, int C, int OC);
 /* Rows of n floats (n even) rounded to bf16 and split into their even then their odd elements,
  * for the kernels that read bf16 weights as pairs (matmul.c, matmul_rows.c). */
 void cpu_deinterleave_rounded(float *dst, const float *src, int rows, int n);
+/* out[N,OC] = x[N,C] . w^T (+ bias) for bf16 rows x and weights w with AVX512_BF16's pair
+ * products, each row computed alike whatever the rows beside it (matmul_dpbf16.c); only where
+ * cpu_rows_dpbf16_available(). */
+int cpu_rows_dpbf16_available(void);
+void cpu_rows_dpbf16(float *out, const gpt2_bf16 *x, const gpt2_bf16 *w, const float *bias, int N,
+                     int C, int OC);
 /* Up to how many rows a bf16 product reads the bf16 weights directly (generation). */
 int cpu_matmul_few_rows_bf16(void);
 size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16);

@@ -216,6 +216,10 @@ void cpu_matmul_forward(gpt2_act *out_, const gpt2_act *inp_, const float *w,
         if (N <= FEW_ROWS_F32)
             few_rows(out, inp, w, sizeof *w, bias, N, C, OC, CPU_PICK(dot4x2_f32), CPU_PICK(dot1x2_f32));
         else cpu_gemm(GEMM_F32, 0, 1, N, OC, C, inp, w, bias, out, 0);
+    } else if (N <= cpu_matmul_few_rows_bf16() && cpu_rows_dpbf16_available()) {
+        gpt2_bf16 *inp_bf16 = (gpt2_bf16 *)scratch;
+        cpu_to_bf16(inp_bf16, inp, nin);
+        cpu_rows_dpbf16(out, inp_bf16, w_bf16, bias, N, C, OC);
     } else if (N <= cpu_matmul_few_rows_bf16() && C % 2 == 0) {
         cpu_deinterleave_rounded(scratch, inp, N, C);
         few_rows(out, scratch, w_bf16, sizeof *w_bf16, bias, N, C, OC, CPU_PICK(dot4x2_bf16),
