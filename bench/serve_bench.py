@@ -11,6 +11,9 @@ that llama-cpp-python's PyPI sdist vendors (bench/requirements-llama.txt, the sa
 sample_bench.py's), the GGUF files by that source's convert_hf_to_gguf.py.
 
 Run from the repository root:  .venv/bin/python bench/serve_bench.py [--threads 2] [--rounds 2]
+  --no-llama          gpt2c alone (no llama.cpp build or peers): its scaling from 1 to 16 clients
+  --base-build DIR    also another build of gpt2c (e.g. the commit before a change, built in DIR),
+                      its sides run right after this build's, in the same run
 """
 import argparse
 import array
@@ -155,14 +158,21 @@ def main():
     ap.add_argument("--build-dir", default="build")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-llama", action="store_true", help="gpt2c alone, no llama.cpp peers")
+    ap.add_argument("--base-build", help="another gpt2c build to measure in the same run")
     args = ap.parse_args()
     _, gpt2c = find_gpt2c(args.build_dir, ROOT)
-    venv, llama_src = ensure_llama_venv(ROOT, None, log=lambda m: print(m, flush=True))
-    llama_server = build_llama_server(venv, llama_src)
+    builds = {"gpt2c serve": gpt2c}
+    if args.base_build:
+        builds["gpt2c (base) serve"] = find_gpt2c(args.base_build, ROOT)[1]
+    if not args.no_llama:
+        venv, llama_src = ensure_llama_venv(ROOT, None, log=lambda m: print(m, flush=True))
+        llama_server = build_llama_server(venv, llama_src)
     with tempfile.TemporaryDirectory(prefix="gpt2c-serve-bench-") as tmp:
         model = Path(tmp) / "d12"
         make_model_dir("d12", model)
-        gguf, _ = convert_gguf(venv / "bin/python", llama_src, model, tmp)
+        if not args.no_llama:
+            gguf, _ = convert_gguf(venv / "bin/python", llama_src, model, tmp)
         prompt_path, ids = prompt_of_length(gpt2c, 16, tmp)
         prompts = distinct_prompts(gpt2c, 16, 1 + sum(CLIENTS) * args.rounds, tmp)
         print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout, flush=True)
@@ -172,12 +182,13 @@ def main():
                 "stream": True, "logit_bias": {"50256": -100}}
         results = {}
         for precision in ("fp32", "bf16"):
-            port = free_port()
-            cmd = [str(gpt2c), "serve", "--model", str(model), "--port", str(port), "--parallel",
-                   str(PARALLEL), "--threads", str(args.threads), "--precision", precision]
-            results[f"gpt2c serve {precision}"] = run_side(f"gpt2c serve {precision}", cmd,
+            for label, exe in builds.items():
+                port = free_port()
+                cmd = [str(exe), "serve", "--model", str(model), "--port", str(port), "--parallel",
+                       str(PARALLEL), "--threads", str(args.threads), "--precision", precision]
+                results[f"{label} {precision}"] = run_side(f"{label} {precision}", cmd,
                                                            f"http://127.0.0.1:{port}/", base, prompts, args.rounds)
-        for kind in ("f32", "f16"):
+        for kind in (() if args.no_llama else ("f32", "f16")):
             port = free_port()
             cmd = [str(llama_server), "-m", str(gguf[kind]), "--host", "127.0.0.1", "--port", str(port),
                    "-t", str(args.threads), "-tb", str(args.threads), "--parallel", str(PARALLEL),
@@ -186,25 +197,27 @@ def main():
             results[f"llama-server {kind}"] = run_side(f"llama-server {kind}", cmd,
                                                        f"http://127.0.0.1:{port}/", body, prompts, args.rounds)
         # llama-cpp-python's server: one request at a time (no batching), f16
-        port = free_port()
-        cmd = [ensure_llama_python_server(venv), "-m", "llama_cpp.server", "--model", str(gguf["f16"]),
-               "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(args.threads),
-               "--n_threads_batch", str(args.threads), "--n_ctx", "1024",
-               "--interrupt_requests", "False"]  # (by default a new request cuts the running stream)
-        results["llama_cpp.server (Python) f16"] = run_side("llama_cpp.server f16", cmd,
-                                                            f"http://127.0.0.1:{port}/", base, prompts,
-                                                            args.rounds)
+        if not args.no_llama:
+            port = free_port()
+            cmd = [ensure_llama_python_server(venv), "-m", "llama_cpp.server", "--model", str(gguf["f16"]),
+                   "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(args.threads),
+                   "--n_threads_batch", str(args.threads), "--n_ctx", "1024",
+                   "--interrupt_requests", "False"]  # (by default a new request cuts the running stream)
+            results["llama_cpp.server (Python) f16"] = run_side("llama_cpp.server f16", cmd,
+                                                                f"http://127.0.0.1:{port}/", base, prompts,
+                                                                args.rounds)
         # `gpt2c sample` at one sample, no HTTP, for the same 64 tokens
         out = subprocess.run([str(gpt2c), "sample", "--model", str(model), "--prompt-file", str(prompt_path),
                               "--num-samples", "1", "--max-tokens", str(TOKENS), "--threads", str(args.threads)],
                              capture_output=True, check=True)
         sample_rate = out.stderr.decode(errors="replace").split("(")[1].split(" tokens/s")[0]
         print(f"\ngpt2c sample fp32, one sample (no HTTP): {sample_rate} tok/s\n")
-        print("| server | 1 client tok/s | 4 clients | 8 clients | 16 clients | 8 clients TTFT p50 / p95 ms |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| server | 1 client tok/s | 4 clients | 8 clients | 16 clients | 8 clients / 1 | "
+              "8 clients TTFT p50 / p95 ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for name, rows in results.items():
             print(f"| {name} | {rows[1][0]:.1f} | {rows[4][0]:.1f} | {rows[8][0]:.1f} | {rows[16][0]:.1f} | "
-                  f"{rows[8][1]:.0f} / {rows[8][2]:.0f} |")
+                  f"{rows[8][0] / rows[1][0]:.2f}x | {rows[8][1]:.0f} / {rows[8][2]:.0f} |")
 
 
 if __name__ == "__main__":

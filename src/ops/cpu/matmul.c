@@ -3,8 +3,9 @@
  * inputs are bf16 and accumulate in fp32, on one of three routes that compute the same thing:
  * oneDNN's bf16 kernels where the CPU has AVX512_BF16 or AMX; elsewhere the fp32 GEMM on inputs
  * rounded to bf16 (emulated: the products of two bf16 values are exact in fp32, so only the
- * order of the fp32 sums differs); and for a few rows (generation) a kernel here that reads the
- * bf16 weights, half the bytes of fp32, and widens them in registers. */
+ * order of the fp32 sums differs); and for a few rows (generation) a kernel that reads the bf16
+ * weights, half the bytes of fp32: AVX512_BF16's pair products where the level has them
+ * (matmul_dpbf16.c), else the one here, which widens them in registers. */
 #include <string.h>
 
 #include "ops/cpu/cpu_isa.h"

@@ -138,7 +138,7 @@ void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const floa
     float *out = cpu_f(out_);
     const float *inp = cpu_cf(inp_);
     int wide = cpu_vec_width() == CPU_VEC_AVX512, J = wide ? 4 : 3;
-    if (w_bf16 && cpu_rows_dpbf16_available()) {
+    if (w_bf16 && cpu_rows_dpbf16_available()) { /* AVX512_BF16's pair products, no widening */
         gpt2_bf16 *x = (gpt2_bf16 *)scratch;
         cpu_to_bf16(x, inp, (size_t)N * C);
         cpu_rows_dpbf16(out, x, w_bf16, bias, N, C, OC);
