@@ -116,10 +116,10 @@ static void output(std::shared_ptr<Tensor_attributes> &t, const problem &p, int 
 
 static std::shared_ptr<Graph> forward_graph(const problem &p) {
     auto g = new_graph();
-    auto opts = fe::graph::SDPA_attributes().set_name("fwd").set_generate_stats(true).set_attn_scale(
-        p.scale);
-    if (p.banded)
-        opts.set_diagonal_alignment(p.align).set_diagonal_band_right_bound(p.right_bound);
+    auto opts =
+        fe::graph::SDPA_attributes().set_name("fwd").set_generate_stats(true).set_attn_scale(
+            p.scale);
+    if (p.banded) opts.set_diagonal_alignment(p.align).set_diagonal_band_right_bound(p.right_bound);
     auto [o, stats] = g->sdpa(input(*g, p, Q), input(*g, p, K), input(*g, p, V), opts);
     output(o, p, O);
     output(stats, p, STATS);
@@ -132,11 +132,10 @@ static std::shared_ptr<Graph> backward_graph(const problem &p) {
                     .set_name("bwd")
                     .set_attn_scale(p.scale)
                     .set_deterministic_algorithm(true);
-    if (p.banded)
-        opts.set_diagonal_alignment(p.align).set_diagonal_band_right_bound(p.right_bound);
-    auto [dq, dk, dv] = g->sdpa_backward(input(*g, p, Q), input(*g, p, K), input(*g, p, V),
-                                         input(*g, p, O), input(*g, p, DO), input(*g, p, STATS),
-                                         opts);
+    if (p.banded) opts.set_diagonal_alignment(p.align).set_diagonal_band_right_bound(p.right_bound);
+    auto [dq, dk, dv] =
+        g->sdpa_backward(input(*g, p, Q), input(*g, p, K), input(*g, p, V), input(*g, p, O),
+                         input(*g, p, DO), input(*g, p, STATS), opts);
     output(dq, p, DQ);
     output(dk, p, DK);
     output(dv, p, DV);
@@ -202,7 +201,8 @@ static void reference_forward(const problem &p, const values &x, std::vector<dou
                 lse[row] = m + log(l);
                 for (int64_t d = 0; d < p.dv; d++) {
                     double acc = 0;
-                    for (int64_t j = 0; j < n; j++) acc += exp(s[j] - m) / l * x.at(p, V, b, h, j, d);
+                    for (int64_t j = 0; j < n; j++)
+                        acc += exp(s[j] - m) / l * x.at(p, V, b, h, j, d);
                     o[row * p.dv + d] = acc;
                 }
             }
@@ -228,12 +228,14 @@ static void reference_backward(const problem &p, const values &x, std::vector<do
                     for (int64_t d = 0; d < p.dv; d++)
                         dp += x.at(p, DO, b, h, i, d) * x.at(p, V, b, h, j, d);
                     double ds = P * (dp - D);
-                    size_t qi = (size_t)((b * p.h + h) * p.sq + i), kj = (size_t)((b * p.h + h) * p.skv + j);
+                    size_t qi = (size_t)((b * p.h + h) * p.sq + i),
+                           kj = (size_t)((b * p.h + h) * p.skv + j);
                     for (int64_t d = 0; d < p.d; d++) {
                         dq[qi * p.d + d] += p.scale * ds * x.at(p, K, b, h, j, d);
                         dk[kj * p.d + d] += p.scale * ds * x.at(p, Q, b, h, i, d);
                     }
-                    for (int64_t d = 0; d < p.dv; d++) dv[kj * p.dv + d] += P * x.at(p, DO, b, h, i, d);
+                    for (int64_t d = 0; d < p.dv; d++)
+                        dv[kj * p.dv + d] += P * x.at(p, DO, b, h, i, d);
                 }
             }
 }
@@ -265,7 +267,8 @@ static void check_untouched(const problem &p, const buffer *buf, const std::vect
     size_t changed = 0;
     for (size_t e = 0; e < buf->n; e++)
         if (!covered[e] && memcmp(&after[e], &before[e], sizeof after[e]) != 0) changed++;
-    if (changed) fprintf(stderr, "%s %s: %zu elements outside the outputs written\n", p.name, what, changed);
+    if (changed)
+        fprintf(stderr, "%s %s: %zu elements outside the outputs written\n", p.name, what, changed);
     CHECK(changed == 0);
 }
 
@@ -291,7 +294,8 @@ static void run_problem(problem &p, cudaStream_t stream) {
     for (view &w : p.w)
         if (std::find(bufs.begin(), bufs.end(), w.buf) == bufs.end()) bufs.push_back(w.buf);
     for (buffer *b : bufs) put(*b, random_values(b->n, 2.0f));
-    for (int i : {O, STATS, DQ, DK, DV}) /* outputs start NaN (where they do not share an input's buffer) */
+    /* outputs start NaN (where they do not share an input's buffer) */
+    for (int i : {O, STATS, DQ, DK, DV})
         if (p.w[i].buf != p.w[Q].buf) put(*p.w[i].buf, std::vector<float>(p.w[i].buf->n, NAN));
     values x;
     for (int i = 0; i < NVIEWS; i++) x.v[i] = get(*p.w[i].buf);
@@ -352,12 +356,24 @@ static void run_problem(problem &p, cudaStream_t stream) {
  * into dqkv; causal, aligned top left. */
 static void test_backend_views(cudaStream_t stream) {
     const int64_t B = 2, T = 37, NH = 2, hs = 16, C = NH * hs;
-    buffer qkv = make_buffer((size_t)(B * T * 3 * C), false), out = make_buffer((size_t)(B * T * C), false);
-    buffer dout = make_buffer((size_t)(B * T * C), false), dqkv = make_buffer((size_t)(B * T * 3 * C), false);
+    buffer qkv = make_buffer((size_t)(B * T * 3 * C), false),
+           out = make_buffer((size_t)(B * T * C), false);
+    buffer dout = make_buffer((size_t)(B * T * C), false),
+           dqkv = make_buffer((size_t)(B * T * 3 * C), false);
     buffer lse = make_buffer((size_t)(B * NH * T), true);
     dims qkv_dim{B, NH, T, hs}, qkv_stride{T * 3 * C, hs, 3 * C, 1}, out_stride{T * C, hs, C, 1};
-    problem p{"backend views", B, NH, T, T, hs, hs, 1.0f / sqrtf((float)hs), true,
-              fe::DiagonalAlignment_t::TOP_LEFT, 0, {}};
+    problem p{"backend views",
+              B,
+              NH,
+              T,
+              T,
+              hs,
+              hs,
+              1.0f / sqrtf((float)hs),
+              true,
+              fe::DiagonalAlignment_t::TOP_LEFT,
+              0,
+              {}};
     p.w[Q] = {&qkv, 0, qkv_dim, qkv_stride};
     p.w[K] = {&qkv, C, qkv_dim, qkv_stride};
     p.w[V] = {&qkv, 2 * C, qkv_dim, qkv_stride};
@@ -375,13 +391,27 @@ static void test_backend_views(cudaStream_t stream) {
  * d_qk 16, O's rows padded to 16, the heads outermost in Q (strides not in dims' order). */
 static void test_other_layouts(cudaStream_t stream) {
     const int64_t B = 1, H = 3, SQ = 5, SKV = 12, D = 16, DV_ = 8, OPAD = 16;
-    buffer q = make_buffer((size_t)(B * H * SQ * D), false), k = make_buffer((size_t)(B * H * SKV * D), false);
-    buffer v = make_buffer((size_t)(B * H * SKV * DV_), false), o = make_buffer((size_t)(B * H * SQ * OPAD), false);
-    buffer stats = make_buffer((size_t)(B * H * SQ), true), dout = make_buffer((size_t)(B * H * SQ * DV_), false);
-    buffer dq = make_buffer((size_t)(B * H * SQ * D), false), dk = make_buffer((size_t)(B * H * SKV * D), false);
+    buffer q = make_buffer((size_t)(B * H * SQ * D), false),
+           k = make_buffer((size_t)(B * H * SKV * D), false);
+    buffer v = make_buffer((size_t)(B * H * SKV * DV_), false),
+           o = make_buffer((size_t)(B * H * SQ * OPAD), false);
+    buffer stats = make_buffer((size_t)(B * H * SQ), true),
+           dout = make_buffer((size_t)(B * H * SQ * DV_), false);
+    buffer dq = make_buffer((size_t)(B * H * SQ * D), false),
+           dk = make_buffer((size_t)(B * H * SKV * D), false);
     buffer dv = make_buffer((size_t)(B * H * SKV * DV_), false);
-    problem p{"other layouts", B, H, SQ, SKV, D, DV_, 0.3f, true,
-              fe::DiagonalAlignment_t::BOTTOM_RIGHT, 2, {}};
+    problem p{"other layouts",
+              B,
+              H,
+              SQ,
+              SKV,
+              D,
+              DV_,
+              0.3f,
+              true,
+              fe::DiagonalAlignment_t::BOTTOM_RIGHT,
+              2,
+              {}};
     p.w[Q] = {&q, 0, {B, H, SQ, D}, {H * SQ * D, D, H * D, 1}}; /* [b][s][h][d] */
     p.w[K] = {&k, 0, {B, H, SKV, D}, {H * SKV * D, SKV * D, D, 1}};
     p.w[V] = {&v, 0, {B, H, SKV, DV_}, {H * SKV * DV_, SKV * DV_, DV_, 1}};
@@ -403,10 +433,12 @@ struct small {
     problem p;
     small() {
         const int64_t B = 1, H = 2, S = 4, D = 8;
-        for (buffer *b : {&q, &k, &v, &o, &dout, &dq, &dk, &dv}) *b = make_buffer(B * H * S * D, false);
+        for (buffer *b : {&q, &k, &v, &o, &dout, &dq, &dk, &dv})
+            *b = make_buffer(B * H * S * D, false);
         stats = make_buffer(B * H * S, true);
         dims dim{B, H, S, D}, stride{H * S * D, S * D, D, 1};
-        p = problem{"small", B, H, S, S, D, D, 0.5f, true, fe::DiagonalAlignment_t::TOP_LEFT, 0, {}};
+        p = problem{"small", B, H, S, S, D, D, 0.5f, true, fe::DiagonalAlignment_t::TOP_LEFT,
+                    0,       {}};
         buffer *bufs[NVIEWS] = {&q, &k, &v, &o, &stats, &dout, &dq, &dk, &dv};
         for (int i = 0; i < NVIEWS; i++) p.w[i] = {bufs[i], 0, dim, stride};
         p.w[STATS].dim = {B, H, S, 1};
@@ -428,15 +460,19 @@ static fe::error_t refused(bool backward, const std::function<void(problem &)> &
 
 static void expect(const char *what, fe::error_t e, error_code_t code) {
     if (e.code != code)
-        fprintf(stderr, "%s: code %d (%s), want %d\n", what, (int)e.code, e.err_msg.c_str(), (int)code);
+        fprintf(stderr, "%s: code %d (%s), want %d\n", what, (int)e.code, e.err_msg.c_str(),
+                (int)code);
     CHECK(e.code == code);
 }
 
 static void test_refusals(void) {
     /* what validate refuses */
-    expect("head size 12", refused(false, [](problem &p) {
-               for (int i : {Q, K, V, O}) p.w[i].dim[3] = 12, p.w[i].stride = {128, 64, 16, 1};
-           }),
+    expect("head size 12",
+           refused(false,
+                   [](problem &p) {
+                       for (int i : {Q, K, V, O})
+                           p.w[i].dim[3] = 12, p.w[i].stride = {128, 64, 16, 1};
+                   }),
            error_code_t::GRAPH_NOT_SUPPORTED);
     expect("K's keys not V's", refused(false, [](problem &p) { p.w[K].dim[2] = 3; }),
            error_code_t::INVALID_VALUE);
@@ -446,14 +482,25 @@ static void test_refusals(void) {
            error_code_t::ATTRIBUTE_NOT_SET);
     expect("no dims for Q", refused(false, [](problem &p) { p.w[Q].dim.clear(); }),
            error_code_t::ATTRIBUTE_NOT_SET);
-    expect("last stride 2", refused(false, [](problem &p) { p.w[V].stride = {128, 64, 16, 2}; }),
+    expect("last stride 2",
+           refused(false,
+                   [](problem &p) {
+                       p.w[V].stride = {128, 64, 16, 2};
+                   }),
            error_code_t::GRAPH_NOT_SUPPORTED);
-    expect("rows 12 bytes apart", refused(false, [](problem &p) { p.w[Q].stride = {64, 32, 6, 1}; }),
+    expect("rows 12 bytes apart",
+           refused(false,
+                   [](problem &p) {
+                       p.w[Q].stride = {64, 32, 6, 1};
+                   }),
            error_code_t::GRAPH_NOT_SUPPORTED);
     expect("Stats [b,h,s,2]", refused(false, [](problem &p) { p.w[STATS].dim[3] = 2; }),
            error_code_t::INVALID_VALUE);
     expect("backward Stats not packed",
-           refused(true, [](problem &p) { p.w[STATS].stride = {8, 1, 2, 1}; }),
+           refused(true,
+                   [](problem &p) {
+                       p.w[STATS].stride = {8, 1, 2, 1};
+                   }),
            error_code_t::GRAPH_NOT_SUPPORTED);
     expect("right bound -1", refused(false, [](problem &p) { p.right_bound = -1; }),
            error_code_t::INVALID_VALUE);
@@ -483,8 +530,8 @@ static void test_refusals(void) {
         o3->set_output(true);
         expect("no intermediate type", g3->validate(), error_code_t::ATTRIBUTE_NOT_SET);
         auto g4 = new_graph(); /* generate_stats never said */
-        auto [o4, s4] = g4->sdpa(g4->tensor(t), g4->tensor(t), g4->tensor(t),
-                                 fe::graph::SDPA_attributes());
+        auto [o4, s4] =
+            g4->sdpa(g4->tensor(t), g4->tensor(t), g4->tensor(t), fe::graph::SDPA_attributes());
         CHECK(s4 == nullptr);
         o4->set_output(true);
         expect("generate_stats unset", g4->validate(), error_code_t::ATTRIBUTE_NOT_SET);
@@ -512,7 +559,8 @@ static void test_refusals(void) {
     {
         small s; /* the steps out of order */
         auto g = forward_graph(s.p);
-        expect("lowered before validate", g->build_operation_graph(handle), error_code_t::INVALID_VALUE);
+        expect("lowered before validate", g->build_operation_graph(handle),
+               error_code_t::INVALID_VALUE);
         int64_t ws;
         expect("workspace before plans", g->get_workspace_size(ws), error_code_t::INVALID_VALUE);
         auto pack = pack_of(s.p, false);
