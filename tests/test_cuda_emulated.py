@@ -54,14 +54,25 @@ def follows(cpu_log, gpu_log, precision):
 def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
     """bf16, the GPU's default precision; the GPU run with every op checked as it ends
     (GPT2C_CUDA_SYNC_CHECK=1: the checked table must change nothing), and every cuBLASLt
-    product it runs resolved when its plan was made, none at a first call."""
-    for device in ("cpu", "cuda"):
-        out = run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / device, device=device,
+    product it runs resolved when its plan was made, none at a first call. Its attention is our
+    own kernels (auto, on the emulated GPU); a third run takes cuDNN's, on its CPU stand-in
+    (GPT2C_ATTN=cudnn: the workspace in the scratch, each layer's lse, q, k and v read from qkv
+    and their gradients written into dqkv), and follows the CPU too."""
+    plans = {}
+    for run, device, attn in (("cpu", "cpu", "auto"), ("cuda", "cuda", "auto"), ("cudnn", "cuda", "cudnn")):
+        out = run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / run, device=device,
                                    precision="bf16", **FLAGS),
-                        env=env(GPT2C_CUDA_SYNC_CHECK="1", GPT2C_CUDA_GEMM_LOG="1"))
-    resolved = [line for line in out.stderr.decode().splitlines() if "cuBLASLt:" in line]
-    assert resolved and all(line.endswith("resolved when the plan was made") for line in resolved), resolved
-    follows(read_log(tmp_path / "cpu"), read_log(tmp_path / "cuda"), "bf16")
+                        env=env(GPT2C_CUDA_SYNC_CHECK="1", GPT2C_CUDA_GEMM_LOG="1", GPT2C_ATTN=attn))
+        plans[run] = [line for line in out.stdout.decode().splitlines() if line.startswith("plan:")]
+        if run == "cuda":
+            resolved = [line for line in out.stderr.decode().splitlines() if "cuBLASLt:" in line]
+            assert resolved and all(line.endswith("resolved when the plan was made") for line in resolved), resolved
+        if run == "cudnn":
+            assert "our own attention runs" not in out.stderr.decode()
+    assert len(plans["cuda"]) == 1 and "own tiled attention" in plans["cuda"][0], plans
+    assert len(plans["cudnn"]) == 1 and "cuDNN fused attention on its CPU stand-in" in plans["cudnn"][0], plans
+    for run in ("cuda", "cudnn"):
+        follows(read_log(tmp_path / "cpu"), read_log(tmp_path / run), "bf16")
 
 
 def test_cuda_graph_replays_the_micro_step(tmp_path, data):  # noqa: F811

@@ -15,6 +15,7 @@
  * add one, give it a line in `backends` below. Plus the CPU's bf16 conversions (helpers of its
  * kernels, not ops). Quiet when all is well: failures print one line each. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -173,6 +174,20 @@ static void compare_with_cpu(const char *tag, const op_case *c, const op_data *d
  * for other backends only (the CUDA backend's thread orders), which compares with its results. */
 static int check_reference;
 
+/* GPT2C_ATTN=cudnn (a ctest entry on the emulated GPU: cuDNN's stand-in): the CUDA backend's
+ * bf16 attention cases must run cuDNN's attention, which its plan line names, not fall back to
+ * our own kernels unseen (a shape cuDNN refuses says so on stderr, and this fails). */
+static int cudnn_asked;
+static void check_attention_path(const char *tag, const op_case *c, const slot *s) {
+    if (!cudnn_asked || !c->bf16 || strcmp(s->t->label, "cuda") != 0 ||
+        !listed(c->test->ops, "attention_backward"))
+        return;
+    const char *path = s->be.path[GPT2_BF16];
+    int ran = strstr(path, "cuDNN") != NULL;
+    if (!ran) fprintf(stderr, "%s: GPT2C_ATTN=cudnn, but the plan ran %s\n", tag, path);
+    CHECK(ran);
+}
+
 static void test_case(int index, slot *slots) {
     const op_case *c = &op_cases[index];
     op_data d = {0};
@@ -205,6 +220,7 @@ static void test_case(int index, slot *slots) {
         double *got[OP_MAX_BUFS], *again[OP_MAX_BUFS];
         gpt2_backend_enter_thread(&s->be);
         op_run(&s->be, c, &d, got);
+        check_attention_path(tag, c, s);
         op_run(&s->be, c, &d, again);
         check_repeat(tag, &d, got, again);
         op_results_free(again);
@@ -287,12 +303,20 @@ static int asked_for(int argc, char **argv, const char *label) {
     return argc < 2;
 }
 
-/* test_ops [LABEL...]: every backend, or the reference and the backends named (the CPU's at
- * each instruction-set level, the CUDA backend in each emulated thread order:
- * tests/CMakeLists.txt). */
+/* test_ops [--only OP] [LABEL...]: every backend, or the reference and the backends named (the
+ * CPU's at each instruction-set level, the CUDA backend in each emulated thread order:
+ * tests/CMakeLists.txt); every case, or only those of op OP (a run for one path of a backend:
+ * the CUDA backend's cuDNN attention). */
 int main(int argc, char **argv) {
     gpt2c_error err;
     slot slots[NBACKENDS] = {{0}};
+    const char *only = NULL;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else argv[kept++] = argv[i];
+    }
+    argc = kept;
     for (int i = 1; i < argc; i++) {
         int known = 0;
         for (int k = 0; k < NBACKENDS; k++) known |= !strcmp(argv[i], backends[k].label);
@@ -322,10 +346,16 @@ int main(int argc, char **argv) {
     test_bf16_conversions();
     test_every_op_has_a_case();
     check_reference = asked_for(argc, argv, "cpu");
-    for (int i = 0; i < op_ncases; i++) test_case(i, slots);
+    const char *attn = getenv("GPT2C_ATTN");
+    cudnn_asked = attn && !strcmp(attn, "cudnn");
+    int ran = 0;
+    for (int i = 0; i < op_ncases; i++)
+        if (!only || listed(op_cases[i].test->ops, only)) test_case(i, slots), ran++;
+    if (only && !ran) fprintf(stderr, "test_ops: no case of op '%s'\n", only);
+    CHECK(ran > 0);
     CHECK(test_live_buffers == 0); /* every buffer on the detached backend given back */
     char line[512];
-    int at = snprintf(line, sizeof line, "%d cases:", op_ncases);
+    int at = snprintf(line, sizeof line, "%d cases:", ran);
     for (int k = 0; k < NBACKENDS; k++)
         if (slots[k].open)
             at += snprintf(line + at, sizeof line - (size_t)at, " %s (%d thread%s) %d run, %d skipped;",

@@ -81,11 +81,12 @@ extern "C" int cuda_attention_configure(gpt2c_error *err) {
     return 0;
 }
 
-/* cuDNN's fused attention (attention_cudnn.h; GPU builds with cuDNN 9 and the pinned frontend
- * only), for bf16 activations unless GPT2C_ATTN=own: each plan prepares its shape when it sizes
- * the scratch (cuda_attention_scratch_bytes), which then holds cuDNN's workspace; a shape cuDNN
- * took runs there, forward and backward alike (one lse for both), and any other on our own
- * kernels (GPT2C_ATTN=cudnn says why on stderr). Generation stays on our own kernels. */
+/* cuDNN's fused attention (attention_cudnn.h; GPU builds with cuDNN 9 and the pinned frontend,
+ * and the emulated GPU on its CPU stand-in), for bf16 activations unless GPT2C_ATTN=own: each
+ * plan prepares its shape when it sizes the scratch (cuda_attention_scratch_bytes), which then
+ * holds cuDNN's workspace; a shape cuDNN took runs there, forward and backward alike (one lse
+ * for both), and any other on our own kernels (GPT2C_ATTN=cudnn says why on stderr). Generation
+ * stays on our own kernels. */
 struct attn_shape {
     int B, T, C, NH;
     bool operator<(const attn_shape &o) const {
@@ -95,15 +96,26 @@ struct attn_shape {
 static std::set<attn_shape> cudnn_shapes;
 static bool last_plan_cudnn; /* what the latest plan runs: for the plan line */
 
+/* Whether cuDNN is to be tried: asked for, or by default where it is the library itself. On the
+ * emulated GPU its stand-in checks the wiring around cuDNN, it is not a faster path: auto keeps
+ * our own kernels under test there, and GPT2C_ATTN=cudnn runs the stand-in. */
+static bool cudnn_wanted(void) {
+#ifdef GPT2C_CUDA_EMULATED
+    return attn_chosen == ATTN_CUDNN;
+#else
+    return attn_chosen != ATTN_OWN;
+#endif
+}
+
 static bool cudnn_runs(int B, int T, int C, int NH) {
-    return cuda_bf16_acts && attn_chosen != ATTN_OWN && cudnn_shapes.count({B, T, C, NH});
+    return cuda_bf16_acts && cudnn_wanted() && cudnn_shapes.count({B, T, C, NH});
 }
 
 extern "C" size_t cuda_attention_scratch_bytes(int B, int T, int C, int NH) {
     size_t own = (size_t)B * NH * T * sizeof(float); /* the backward's D */
     last_plan_cudnn = false;
 #ifdef GPT2C_HAVE_CUDNN
-    if (cuda_bf16_acts && attn_chosen != ATTN_OWN && B > 0 && T > 0) {
+    if (cuda_bf16_acts && cudnn_wanted() && B > 0 && T > 0) {
         size_t workspace = 0;
         gpt2c_error err;
         if (cudnn_attention_prepare(B, T, C, NH, &workspace, &err) == 0) {
@@ -123,9 +135,14 @@ extern "C" size_t cuda_attention_scratch_bytes(int B, int T, int C, int NH) {
 
 extern "C" const char *cuda_attention_path(void) {
 #ifdef GPT2C_HAVE_CUDNN
-    static char cudnn[96];
+    static char cudnn[112];
     if (last_plan_cudnn) {
+#ifdef GPT2C_CUDA_EMULATED /* not the library: say so wherever it shows */
+        snprintf(cudnn, sizeof cudnn, "cuDNN fused attention on its CPU stand-in, as %s",
+                 cudnn_attention_version());
+#else
         snprintf(cudnn, sizeof cudnn, "cuDNN fused attention, %s", cudnn_attention_version());
+#endif
         return cudnn;
     }
 #endif

@@ -1,8 +1,9 @@
 /* Causal self-attention through cuDNN's fused flash attention: the cuDNN 9 frontend's SDPA
  * forward and backward graphs over views of qkv[B,T,3C] (attention_cudnn.h says what each entry
- * does). All of the frontend is in this file, which only nvcc compiles and only when CMake found
- * the frontend's headers and cuDNN: the headers take a minute or more to compile, and nothing
- * else in the backend should pay that when it changes.
+ * does). All of the frontend is in this file, which nvcc compiles only when CMake found the
+ * frontend's headers and cuDNN: the headers take a minute or more to compile, and nothing else
+ * in the backend should pay that when it changes. The emulated GPU builds it unchanged against
+ * the CPU stand-ins of both (ops/cuda/emulate/include/cudnn*.h).
  *
  * Layouts. cuDNN sees every tensor as [b, h, s, d] with explicit strides, so the views need no
  * copy or transpose: element (b, t, h, d) of q is at b*T*3C + t*3C + h*hs + d of qkv, so q is

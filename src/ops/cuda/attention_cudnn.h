@@ -1,11 +1,11 @@
 /* Causal self-attention through cuDNN's fused flash attention (the cuDNN 9 frontend's SDPA
  * graphs), forward and backward, with the semantics of ops/ops.h's attention_forward and
  * attention_backward in bf16: qkv[B,T,3C] (q, k, v blocks of C, heads of hs = C/NH), scale
- * 1/sqrt(hs), causal. Built only by nvcc against cuDNN (GPT2C_HAVE_CUDNN; never on the emulated
- * GPU, where attention.cu's own kernels are the path); the functions have C linkage, so the
- * frontend's C++ stays inside attention_cudnn.cu, the one file that includes it. Device pointers
- * throughout; the work goes on cuda_stream (cuda_common.cuh). For the backend's .cu files: the
- * element type is cuda_bf16.h's. */
+ * 1/sqrt(hs), causal. Built (GPT2C_HAVE_CUDNN) by nvcc against cuDNN, or on the emulated GPU
+ * against the CPU stand-ins of cuDNN and its frontend (ops/cuda/emulate/include/cudnn*.h); the
+ * functions have C linkage, so the frontend's C++ stays inside attention_cudnn.cu, the one file
+ * that includes it. Device pointers throughout; the work goes on cuda_stream (cuda_common.cuh).
+ * For the backend's .cu files: the element type is cuda_bf16.h's. */
 #ifndef GPT2C_ATTENTION_CUDNN_H
 #define GPT2C_ATTENTION_CUDNN_H
 

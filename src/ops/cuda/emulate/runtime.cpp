@@ -264,6 +264,17 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
     return cudaSuccess;
 }
 
+/* What cudaGetDeviceProperties says, one attribute at a time. */
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int device) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, device) != cudaSuccess) return last_error;
+    switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor: *value = p.major; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *value = p.minor; return cudaSuccess;
+    }
+    return last_error = cudaErrorInvalidValue;
+}
+
 /* The host's: free is what the kernel says is available. */
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     struct sysinfo si;
