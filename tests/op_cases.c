@@ -967,6 +967,43 @@ static const op_test logits_test = {
     .reference = logits_reference,
 };
 
+/* ---- logits_forward's rows: up to GPT2_FEW_ROWS, each row as it is alone (a server's
+ * requests share generation's LM head), as rows_test checks for matmul_forward; the logits
+ * fp32, no bias ---- */
+static void logits_rows_make(const op_case *c, op_data *d, rng *r) {
+    int C = c->n[0], Vp = c->n[1];
+    product_inputs(d, FEW, C, Vp, r);
+    memset(d->b[MR_BIAS].host, 0, (size_t)Vp * sizeof(float)); /* the reference's bias */
+    fill_value(op_output(d, MR_ALONE, "rows alone", BUF_F32, (size_t)FEW * Vp),
+               (size_t)FEW * Vp, 7);
+    fill_value(op_output(d, MR_TOGETHER, "rows together", BUF_F32, (size_t)FEW * FEW * Vp),
+               (size_t)FEW * FEW * Vp, 7);
+}
+
+static void logits_rows_call(const gpt2_backend *be, const op_case *c, void *const *dev,
+                             float *scratch) {
+    int C = c->n[0], Vp = c->n[1];
+    const gpt2_bf16 *w16 = c->bf16 ? dev[MR_W16] : NULL;
+    float *alone = dev[MR_ALONE], *together = dev[MR_TOGETHER];
+    for (int m = 0; m < FEW; m++)
+        be->ops->logits_forward(alone + (size_t)m * Vp, act_at(be, dev[MR_INP], (size_t)m * C),
+                                dev[MR_W], w16, 1, C, Vp, scratch);
+    for (int n = 1; n <= FEW; n++)
+        be->ops->logits_forward(together + (size_t)(n - 1) * FEW * Vp, dev[MR_INP], dev[MR_W],
+                                w16, n, C, Vp, scratch);
+}
+
+static const op_test logits_rows_test = {
+    .ops = "logits_forward",
+    .dims = {"C", "Vp"},
+    .make = logits_rows_make,
+    .scratch = rows_scratch,
+    .call = logits_rows_call,
+    .reference = rows_reference,
+    .contract = rows_contract,
+    .rows_contract = 1,
+};
+
 /* ---- the sum of squares (gradient clipping), in double ---- */
 enum { SS_X, SS_SUM };
 
@@ -1266,5 +1303,11 @@ const op_case op_cases[] = {
     {.test = &adamw_test, .n = {1000}, .atol = 1e-6, .rtol = 1e-6},
     {.test = &adamw_test, .n = {5003}, .atol = 1e-6, .rtol = 1e-6},
     {.test = &to_bf16_test, .n = {4099}},
+    /* logits_forward's rows contract: the few-rows kernel (even C), an odd C in bf16 (the
+     * rowwise product). (At the end: a case's inputs come from its index, so the cases before
+     * keep theirs.) */
+    {.test = &logits_rows_test, .n = {64, 40}, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &logits_rows_test, .n = {64, 40}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
+    {.test = &logits_rows_test, .n = {35, 16}, .bf16 = 1, .atol = 1e-5, .rtol = 1e-5},
 };
 const int op_ncases = (int)(sizeof op_cases / sizeof *op_cases);

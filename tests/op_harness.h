@@ -64,7 +64,9 @@ typedef struct op_test {
     /* checks a property that each backend's results must have on their own (a row gets what it
      * gets alone; in place equals out of place), or NULL */
     void (*contract)(const op_case *c, const op_data *d, double *const *got, const char *tag);
-    /* the contract is ops.h's row independence of matmul_forward(_rowwise) (see test_ops.c) */
+    /* the contract is ops.h's row independence of the products (matmul_forward(_rowwise),
+     * logits_forward): left out, the values still compared, on a backend that does not claim
+     * it (test_ops.c) */
     int rows_contract;
     /* a model's width and heads, for the backend's check_shapes (attention), or NULL */
     void (*model_shape)(const op_case *c, int *C, int *NH);

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import run_gpt2c
+from conftest import assert_one_line_error, run_gpt2c
 from test_train import data, read_log, train_cmd, train_records, val_records, without_timing  # noqa: F401
 
 INFO = json.loads(run_gpt2c("info", "--json").stdout)
@@ -160,3 +160,31 @@ def test_eval_and_serve_run_on_the_emulated_gpu(trained, data):  # noqa: F811
     finally:
         rc, err = server.stop()
     assert rc == 0, err
+
+
+@pytest.fixture(scope="module")
+def head_16(tmp_path_factory):
+    """A Hugging Face directory whose heads are 16 wide (32 / 2): a size the CUDA attention has
+    no kernel for (cuda_check_shapes: multiples of 32 up to 128)."""
+    import torch_gpt2 as ref
+    d = tmp_path_factory.mktemp("head-16")
+    ref.save_hf_dir(ref.random_init(ref.Config(n_layer=1, n_head=2, n_embd=32, n_positions=64), 1), d)
+    return d
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "train", "serve"])
+def test_a_head_size_the_cuda_attention_cannot_take_is_one_line(head_16, data, tmp_path, command):  # noqa: F811
+    """Every command that opens a model refuses it on `--device cuda` as it is made, with one
+    line naming the head size and a non-zero exit, never an abort in a kernel's dispatch."""
+    args = {
+        "sample": ["sample", "--model", head_16, "--prompt", "Hi", "--max-tokens", 2],
+        "eval": ["eval", "--model", head_16, "--data", data.val, "--batch-size", 1, "--seq-len", 16,
+                 "--steps", 1],
+        "train": train_cmd(head_16, data.train, data.val, tmp_path / "run", batch_size=1, seq_len=16,
+                           total_batch_size=16, max_steps=1),
+        "serve": ["serve", "--model", head_16, "--port", 0],
+    }[command]
+    out = run_gpt2c(*args, "--device", "cuda", check=False)
+    assert_one_line_error(out)
+    err = out.stderr.decode()
+    assert "head size" in err and "is 16" in err, err

@@ -114,6 +114,26 @@ def test_bad_files_are_one_line_errors(model_dir, tmp_path, content, message):
     assert message in out.stderr.decode(), out.stderr.decode()
 
 
+def test_a_plan_that_does_not_fit_is_refused_as_every_plan_is(shard, tmp_path):
+    """HellaSwag's plan (32 rows as long as the longest example) goes through the memory check
+    that eval's and train's own plans go through. A model of 256 layers 64 wide (80 MB of
+    weights) with 65,536 positions, and an example as long as its context: rows that need some
+    2 TB, refused before anything is allocated, by `eval --hellaswag` and by `train
+    --hellaswag` (from the same directory), with the one-line "needs N GB ... available"."""
+    hs = tmp_path / "long.jsonl"  # the context is cut to the model's 65,536 positions
+    hs.write_text(json.dumps({"ctx": "a" + " a" * 70000, "endings": ["b", "c", "d", "e"], "label": 0}) + "\n")
+    deep = tmp_path / "deep"
+    ref.save_hf_dir(ref.random_init(ref.Config(n_layer=256, n_head=2, n_embd=64, n_positions=65536), 1), deep)
+    evaluated = run_gpt2c("eval", "--model", deep, "--hellaswag", hs, "--threads", 1, check=False)
+    trained = run_gpt2c("train", "--model", deep, "--data", shard / "train_*.bin", "--out-dir", tmp_path / "run",
+                        "--batch-size", 2, "--seq-len", 32, "--total-batch-size", 64, "--max-steps", 1,
+                        "--val-every", 0, "--hellaswag", hs, "--threads", 1, check=False)
+    for out in evaluated, trained:
+        assert_one_line_error(out)
+        err = out.stderr.decode()
+        assert "HellaSwag's batch 32 x 65536 needs" in err and "GB available" in err, err
+
+
 def train_log(tmp_path, name, shard, hs, ranks=0):
     out = tmp_path / name
     args = ["train", "--model", "d2", "--max-seq-len", 64, "--data", shard / "train_*.bin",

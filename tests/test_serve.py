@@ -273,6 +273,16 @@ def test_bad_requests_get_openai_errors(server, body, status, param):
     assert r["error"]["type"] == "invalid_request_error"
 
 
+def test_an_id_out_of_range_names_the_prompt_and_position(server):
+    """A token id out of range is a 400 that says which prompt and which position holds it (a
+    list of lists: prompt[i][j]; one list: prompt[j]), and the range."""
+    for body, where in (({"prompt": [[1, 2], [3, 4, 50257]]}, "prompt[1][2]"),
+                        ({"prompt": [7, -1]}, "prompt[1]")):
+        status, _, r = server.request("/v1/completions", dict(body, max_tokens=1))
+        assert status == 400 and r["error"]["param"] == "prompt", r
+        assert r["error"]["message"] == where + " must be a token id, 0..50256", r
+
+
 def test_neutral_values_and_user_are_accepted(server):
     status, _, r = server.request("/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "user": "u",
                                                       "frequency_penalty": 0, "presence_penalty": 0,
@@ -338,6 +348,10 @@ def test_api_key_and_cors(model_dir):
         assert s.request("/health")[0] == 200  # open
         assert s.request("/v1/models")[0] == 401
         assert s.request("/v1/models", headers={"Authorization": "Bearer wrong"})[0] == 401
+        # nothing after "Bearer ", the key's length with other bytes, a prefix of it, more than it
+        for given in ("Bearer ", "Bearer", "Bearer sekreT", "Bearer tekres", "Bearer sekre", "Bearer sekret2",
+                      "sekret"):
+            assert s.request("/v1/models", headers={"Authorization": given})[0] == 401, given
         status, hdrs, _ = s.request("/v1/models", headers={"Authorization": "Bearer sekret"})
         assert status == 200 and hdrs["Access-Control-Allow-Origin"] == "https://example.org"
         c = openai.OpenAI(base_url=s.url + "v1", api_key="sekret", max_retries=0)

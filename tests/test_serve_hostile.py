@@ -615,6 +615,21 @@ def test_many_reads_of_a_big_log_at_once(tmp_path):
         assert grew < RSS_BOUND, "peak RSS grew %.0f MiB (bound %d)" % (grew / 2**20, RSS_BOUND >> 20)
 
 
+def test_a_request_bigger_than_one_request_may_hold_is_400(srv):
+    """One request whose memory need alone passes what one request may hold (half the 256 MiB
+    bound: it could never be served, so not 503 and no Retry-After). 66 prompts (the most
+    --parallel 2 takes: 2 slots and the 64 of the queue) x n 2 x 1000 tokens with logprobs and a
+    logit_bias: about 138 MiB by the server's estimate (routes.c, completion_bytes: 800 bytes a
+    token with logprobs, three vocabulary-wide float arrays a prompt with a bias), past 128 MiB.
+    Refused before anything is generated; the server answers the next request."""
+    body = {"prompt": [PROMPT] * 66, "n": 2, "max_tokens": 1000, "logprobs": 1, "logit_bias": {"11": 1}}
+    r = srv.request("POST", "/v1/completions", body, timeout=60)
+    assert r.status == 400 and "retry-after" not in r.headers, r
+    e = r.error()
+    assert "more than the server allows one request (128 MB)" in e["message"], e
+    assert srv.request("GET", "/health").status == 200
+
+
 # ---------------------------------------------------------------------------------------------
 # 5, 6. Values that broke the error answers
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "eval/hellaswag.h"
+#include "model/memory_fit.h"
 #include "model/session.h"
 #include "ops/profiled.h"
 #include "util/error.h"
@@ -212,7 +213,12 @@ void hellaswag_free(hellaswag_set *s) {
 }
 
 int hellaswag_plan(gpt2_model *m, const hellaswag_set *s, gpt2c_error *err) {
-    return gpt2_plan(m, 4 * HELLASWAG_BATCH, s->longest, 0, err);
+    int B = 4 * HELLASWAG_BATCH, T = s->longest;
+    char what[64], advice[160];
+    snprintf(what, sizeof what, "HellaSwag's batch %d x %d", B, T);
+    snprintf(advice, sizeof advice, "it scores %d examples of up to %d tokens a row in each "
+             "forward; use a device with more free memory", HELLASWAG_BATCH, T);
+    return memory_fit_plan(m, B, T, 0, 0, what, advice, err);
 }
 
 void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,

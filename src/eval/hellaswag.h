@@ -36,7 +36,8 @@ void hellaswag_free(hellaswag_set *s);
 #define HELLASWAG_BATCH 8
 
 /* Score examples [first, first + count) of s on m, planned for inference with B = 4 *
- * HELLASWAG_BATCH rows of T >= s->longest (hellaswag_plan). pred and pred_norm get each
+ * HELLASWAG_BATCH rows of T >= s->longest (hellaswag_plan: the plan checked against the
+ * backend's free memory, as every plan is, memory_fit_plan). pred and pred_norm get each
  * example's choice (count entries). */
 int hellaswag_plan(gpt2_model *m, const hellaswag_set *s, gpt2c_error *err);
 void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,

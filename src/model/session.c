@@ -62,7 +62,7 @@ static int largest_batch(const gpt2_model *m, int B, int T, int training, size_t
 
 int session_plan(session *s, int B, int T, int training, size_t moments, gpt2c_error *err) {
     gpt2_model *m = &s->m;
-    double held = (double)m->flat * sizeof(float); /* the parameters, allocated already */
+    double held = memory_fit_held(m);
     char what[64], advice[160];
     snprintf(what, sizeof what, "batch %d x %d", B, T);
     const char *recompute = training && !m->recompute ? ", or --recompute" : "";
@@ -76,12 +76,7 @@ int session_plan(session *s, int B, int T, int training, size_t moments, gpt2c_e
     else
         snprintf(advice, sizeof advice, "no --batch-size fits at --seq-len %d: use a smaller "
                  "--seq-len%s", T, recompute);
-    if (memory_fit(m->be, gpt2_plan_bytes(m, B, T, training, moments), held, what,
-                   training ? " (parameters, gradients, AdamW state, activations)"
-                            : " (parameters, activations)",
-                   advice, err) != 0)
-        return -1;
-    return gpt2_plan(m, B, T, training, err);
+    return memory_fit_plan(m, B, T, training, moments, what, advice, err);
 }
 
 void session_close(session *s) {

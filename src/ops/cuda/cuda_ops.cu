@@ -91,7 +91,9 @@ extern "C" int cuda_backend_open(gpt2_backend *be, int threads, gpt2c_error *err
     be->path[GPT2_FP32] = path_fp32, be->path[GPT2_BF16] = path_bf16;
     const char *sync_check = getenv("GPT2C_CUDA_SYNC_CHECK");
     if (sync_check && !strcmp(sync_check, "1")) be->ops = &cuda_checked_ops;
-    be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0; /* (matmul_rows: not yet its own) */
+    /* its products do not yet compute each row as it is alone (ops.h, Rows): prompts never
+     * share one here */
+    be->rows_chunk[GPT2_FP32] = be->rows_chunk[GPT2_BF16] = 0;
     be->check_shapes = cuda_check_shapes;
     be->stream = cuda_stream; /* for a communicator that queues its collectives behind the ops */
     be->close = close_backend;
