@@ -94,7 +94,9 @@ struct attn_shape {
     }
 };
 static std::set<attn_shape> cudnn_shapes;
+#ifdef GPT2C_HAVE_CUDNN
 static bool last_plan_cudnn; /* what the latest plan runs: for the plan line */
+#endif
 
 /* Whether cuDNN is to be tried: asked for, or by default where it is the library itself. On the
  * emulated GPU its stand-in checks the wiring around cuDNN, it is not a faster path: auto keeps
@@ -113,8 +115,8 @@ static bool cudnn_runs(int B, int T, int C, int NH) {
 
 extern "C" size_t cuda_attention_scratch_bytes(int B, int T, int C, int NH) {
     size_t own = (size_t)B * NH * T * sizeof(float); /* the backward's D */
-    last_plan_cudnn = false;
 #ifdef GPT2C_HAVE_CUDNN
+    last_plan_cudnn = false;
     if (cuda_bf16_acts && cudnn_wanted() && B > 0 && T > 0) {
         size_t workspace = 0;
         gpt2c_error err;
@@ -157,9 +159,9 @@ extern "C" const char *cuda_attention_path(void) {
 extern "C" void cuda_attention_free(void) {
 #ifdef GPT2C_HAVE_CUDNN
     cudnn_attention_free();
+    last_plan_cudnn = false;
 #endif
     cudnn_shapes.clear();
-    last_plan_cudnn = false;
 }
 
 /* ---- the tiled kernels ---- */
