@@ -3,11 +3,12 @@
  * bits whatever the rows beside it) against the GEMM library's product of the same shape
  * (oneDNN, as the linear layers of training use it), in the same process, alternating.
  *
- * Per precision and row count N it times every product of one d12 step (12 layers x qkv, attn
- * proj, fc, fc proj; the LM head over the padded vocabulary) and prints the step's milliseconds
- * on each side, their ratio, and GFLOP/s. Each product is timed REPS times and its minimum kept:
- * the minimum is what the kernel does when nothing else takes the core, which a shared machine
- * rarely gives for a whole run (say so next to any figure quoted from it).
+ * Per precision and row count N it runs one d12 step's products in order (12 layers, each with
+ * its own weights, x qkv, attn proj, fc, fc proj; the LM head over the padded vocabulary), so
+ * that the weights stream from memory as in decoding and no layer's are still in cache, and
+ * prints the step's milliseconds on each side, their ratio, and GFLOP/s. Each side's step is
+ * timed REPS times, alternating, and its minimum kept: what the kernels do when nothing else
+ * takes the cores, which a shared machine rarely gives for a whole run.
  *
  * Built by the `rows_bench` target (not part of `all`): cmake --build build --target rows_bench;
  * run: build/rows_bench [--threads 2] [--reps 15]. */
@@ -28,14 +29,17 @@ static double now(void) {
 
 typedef struct {
     const char *name;
-    int C, OC, per_step; /* inputs, outputs, products per step */
+    int C, OC; /* inputs, outputs */
 } product;
 
 /* d12: 12 layers of width 768; the vocabulary padded to 50304 */
-static const product STEP[] = {{"qkv", 768, 2304, 12},  {"attn proj", 768, 768, 12},
-                               {"fc", 768, 3072, 12},   {"fc proj", 3072, 768, 12},
-                               {"lm head", 768, 50304, 1}};
-enum { NPRODUCTS = sizeof STEP / sizeof STEP[0], MAX_ROWS = 32 };
+enum { LAYERS = 12 };
+static const product LAYER[] = {{"qkv", 768, 2304}, {"attn proj", 768, 768},
+                                {"fc", 768, 3072}, {"fc proj", 3072, 768}};
+static const product HEAD = {"lm head", 768, 50304};
+enum { PER_LAYER = sizeof LAYER / sizeof LAYER[0], NPRODUCTS = LAYERS * PER_LAYER + 1,
+       MAX_ROWS = 32 };
+static product STEP[NPRODUCTS];
 
 static float *random_floats(size_t n, unsigned seed) {
     float *p = malloc(n * sizeof *p);
@@ -62,6 +66,7 @@ int main(int argc, char **argv) {
            threads, cpu_isa_name(cpu_isa()));
     printf("| precision | rows | gpt2c rowwise ms/step | oneDNN ms/step | oneDNN / gpt2c | gpt2c "
            "GFLOP/s |\n|---|---:|---:|---:|---:|---:|\n");
+    for (int p = 0; p < NPRODUCTS; p++) STEP[p] = p < LAYERS * PER_LAYER ? LAYER[p % PER_LAYER] : HEAD;
     float *w[NPRODUCTS], *bias = random_floats(50304, 7);
     gpt2_bf16 *wb[NPRODUCTS];
     for (int p = 0; p < NPRODUCTS; p++) {
@@ -89,27 +94,27 @@ int main(int argc, char **argv) {
         }
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
             int N = rows[r];
-            double ours = 0, lib = 0, flops = 0;
-            for (int p = 0; p < NPRODUCTS; p++) {
-                int C = STEP[p].C, OC = STEP[p].OC;
-                double best_ours = 1e30, best_lib = 1e30;
-                for (int k = 0; k < reps; k++) {
-                    double t0 = now();
+            double ours = 1e30, lib = 1e30, flops = 0;
+            for (int p = 0; p < NPRODUCTS; p++) flops += 2.0 * N * STEP[p].C * STEP[p].OC;
+            for (int k = 0; k < reps; k++) {
+                double t0 = now();
+                for (int p = 0; p < NPRODUCTS; p++)
                     cpu_matmul_forward_rowwise((gpt2_act *)out, (const gpt2_act *)x, w[p],
-                                               bf16 ? wb[p] : NULL, bias, N, C, OC, scratch);
-                    double t1 = now();
+                                               bf16 ? wb[p] : NULL, bias, N, STEP[p].C,
+                                               STEP[p].OC, scratch);
+                double t1 = now();
+                for (int p = 0; p < NPRODUCTS; p++) {
+                    int C = STEP[p].C, OC = STEP[p].OC;
                     if (bf16) {
                         cpu_to_bf16(xb, x, (size_t)N * C); /* the library's input, as matmul.c */
                         cpu_gemm(GEMM_BF16, 0, 1, N, OC, C, xb, wb[p], bias, out, 0);
                     } else {
                         cpu_gemm(GEMM_F32, 0, 1, N, OC, C, x, w[p], bias, out, 0);
                     }
-                    double t2 = now();
-                    if (t1 - t0 < best_ours) best_ours = t1 - t0;
-                    if (t2 - t1 < best_lib) best_lib = t2 - t1;
                 }
-                ours += best_ours * STEP[p].per_step, lib += best_lib * STEP[p].per_step;
-                flops += 2.0 * N * C * OC * STEP[p].per_step;
+                double t2 = now();
+                if (t1 - t0 < ours) ours = t1 - t0;
+                if (t2 - t1 < lib) lib = t2 - t1;
             }
             printf("| %s | %d | %.2f | %.2f | %.2f | %.0f |\n", bf16 ? "bf16" : "fp32", N,
                    ours * 1e3, lib * 1e3, lib / ours, flops / ours * 1e-9);
