@@ -15,6 +15,7 @@
  * add one, give it a line in `backends` below. Plus the CPU's bf16 conversions (helpers of its
  * kernels, not ops). Quiet when all is well: failures print one line each. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -301,6 +302,13 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    /* capped at this machine's best level (test_ops_<level>, tests/CMakeLists.txt), the CPU's
+     * backends would run exactly what the plain test_ops runs: skipped, as py_cpu_path_<level> is */
+    const char *cap = getenv("GPT2C_CPU_ISA");
+    if (cap && *cap && cpu_isa_check(NULL) == 0 && cpu_isa() == cpu_isa_machine()) {
+        fprintf(stderr, "skipped: %s is this CPU's best level, which the plain test_ops covers\n", cap);
+        return 77;
+    }
 #ifdef GPT2C_HAVE_CUDA
     cuda_set_tf32(0); /* the CUDA kernels' fp32 products in fp32, so that fp32's tolerances hold */
 #endif
@@ -322,10 +330,16 @@ int main(int argc, char **argv) {
     test_bf16_conversions();
     test_every_op_has_a_case();
     check_reference = asked_for(argc, argv, "cpu");
-    for (int i = 0; i < op_ncases; i++) test_case(i, slots);
+    /* GPT2C_TEST_OPS_CASES=N: the first N cases only, for the dry run of scripts/gpu-check.sh
+     * (tests/test_gpu_check.py), which tests the script's stage; every case runs in test_ops's
+     * own entries */
+    int ncases = op_ncases;
+    const char *only = getenv("GPT2C_TEST_OPS_CASES");
+    if (only && *only && atoi(only) >= 0 && atoi(only) < ncases) ncases = atoi(only);
+    for (int i = 0; i < ncases; i++) test_case(i, slots);
     CHECK(test_live_buffers == 0); /* every buffer on the detached backend given back */
     char line[512];
-    int at = snprintf(line, sizeof line, "%d cases:", op_ncases);
+    int at = snprintf(line, sizeof line, "%d cases:", ncases);
     for (int k = 0; k < NBACKENDS; k++)
         if (slots[k].open)
             at += snprintf(line + at, sizeof line - (size_t)at, " %s (%d thread%s) %d run, %d skipped;",
