@@ -77,8 +77,9 @@ def test_bf16_training_follows_the_cpu(tmp_path, data):  # noqa: F811
 
 def test_cuda_graph_replays_the_micro_step(tmp_path, data):  # noqa: F811
     """GPT2C_CUDA_GRAPH=1: the micro-step captured once (which fails if any of its ops waits for
-    the device) and replayed for the next ones, two a step: the same model, byte for byte."""
-    flags = dict(FLAGS, total_batch_size=256, val_every=0, ckpt_every=0)
+    the device) and replayed for the next ones, two a step: the same model, byte for byte. Two
+    steps: the capture, its replay in the same step and both micro-steps of the next."""
+    flags = dict(FLAGS, total_batch_size=256, max_steps=2, val_every=0, ckpt_every=0)
     for graph in ("0", "1"):
         out = run_gpt2c(*train_cmd("d2", data.train, data.val, tmp_path / graph, device="cuda",
                                    precision="bf16", **flags), env=env(GPT2C_CUDA_GRAPH=graph))

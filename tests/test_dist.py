@@ -73,6 +73,22 @@ def one_process(tmp_path_factory, data):
     return out
 
 
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory, data):
+    """two_ranks(zero, precision): the uninterrupted 2-rank run (its directory and stdout), each
+    made once: the comparisons with one process and the resume tests start from the same runs."""
+    runs = {}
+
+    def get(zero, precision):
+        if (zero, precision) not in runs:
+            out = tmp_path_factory.mktemp("two") / "run"
+            got = assert_ok(mpirun(2, "train", *COMMON, "--data", data[0], "--val-data", data[1], "--zero", zero,
+                                   "--precision", precision, "--out-dir", out))
+            runs[zero, precision] = out, got.stdout.decode()
+        return runs[zero, precision]
+    return get
+
+
 def assert_same_run(got_dir, want_dir):
     got, want = read_log(got_dir), read_log(want_dir)
     steps = [r for r in got if "loss" in r]
@@ -92,23 +108,20 @@ def assert_same_run(got_dir, want_dir):
 
 
 @pytest.mark.parametrize("zero", [0, 1])
-def test_two_ranks_equal_one_process_with_twice_the_accumulation(tmp_path, data, one_process, zero):
+def test_two_ranks_equal_one_process_with_twice_the_accumulation(two_ranks, one_process, zero):
     """Both sides fp32, the same batches per step; only the order of the sums differs."""
-    out = assert_ok(mpirun(2, "train", *COMMON, "--data", data[0], "--val-data", data[1],
-                    "--out-dir", tmp_path / "run", "--zero", zero))
-    text = out.stdout.decode()
+    run, text = two_ranks(zero, "fp32")
     assert "data parallel: 2 ranks over MPI, each 2 micro-batch(es) per step" in text
     assert text.count("step     0/8") == 1  # only rank 0 prints
-    assert_same_run(tmp_path / "run", one_process)
+    assert_same_run(run, one_process)
 
 
 @pytest.mark.parametrize("zero, precision", [(0, "fp32"), (1, "fp32"), (1, "bf16")])
-def test_resume_under_two_ranks_equals_uninterrupted(tmp_path, data, zero, precision):
+def test_resume_under_two_ranks_equals_uninterrupted(tmp_path, data, two_ranks, zero, precision):
     """With bf16 and ZeRO-1 each rank also keeps the bf16 copy of the weights it did not update
     itself up to date."""
-    a, b = tmp_path / "a", tmp_path / "b"
+    a, b = two_ranks(zero, precision)[0], tmp_path / "b"
     args = [*COMMON, "--data", data[0], "--val-data", data[1], "--zero", zero, "--precision", precision]
-    assert_ok(mpirun(2, "train", *args, "--out-dir", a))
     assert_ok(mpirun(2, "train", *args, "--out-dir", b, "--stop-after", "5"))
     assert_ok(mpirun(2, "train", *args, "--out-dir", b, "--resume"))
     strip = lambda log: [{k: v for k, v in r.items() if k not in ("dt_ms", "tok_s")} for r in log]
@@ -117,13 +130,12 @@ def test_resume_under_two_ranks_equals_uninterrupted(tmp_path, data, zero, preci
     assert (b / "state/train_state.safetensors").read_bytes() == (a / "state/train_state.safetensors").read_bytes()
 
 
-def test_two_ranks_bf16_zero1_follow_one_process_bf16(tmp_path, data):
+def test_two_ranks_bf16_zero1_follow_one_process_bf16(tmp_path, data, two_ranks):
     """bf16 rounds the matmul inputs; a weight one ulp apart on the two sides may round to
     neighbouring bf16 values, so the tolerance is bf16's, not fp32's."""
-    one, two = tmp_path / "one", tmp_path / "two"
+    one, two = tmp_path / "one", two_ranks(1, "bf16")[0]
     args = [*COMMON, "--data", data[0], "--val-data", data[1], "--precision", "bf16"]
     run_gpt2c("train", *args, "--out-dir", one)
-    assert_ok(mpirun(2, "train", *args, "--out-dir", two, "--zero", "1"))
     got, want = read_log(two), read_log(one)
     assert [r.get("step") for r in got] == [r.get("step") for r in want]
     for g, w in zip(got, want):

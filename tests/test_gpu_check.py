@@ -24,8 +24,10 @@ REF = ROOT / "tests" / "gpu_reference" / "d2_cpu_fp32.jsonl"
 @pytest.mark.skipif(not INFO.get("cuda_emulated"), reason="the CUDA backend is not emulated in this build")
 def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / "out"
+    # the ops stage on test_ops's first 20 cases (GPT2C_TEST_OPS_CASES): the stage and its
+    # summary are what is under test here; `test_ops cuda` in full is the test_ops entry's own
     env = dict(os.environ, GPT2C_GPU_CHECK_DRY="1", GPT2C_GPU_CHECK_GPT2C=str(GPT2C),
-               GPT2C_GPU_CHECK_TEST_OPS=str(BUILD / "tests" / "test_ops"),
+               GPT2C_GPU_CHECK_TEST_OPS=str(BUILD / "tests" / "test_ops"), GPT2C_TEST_OPS_CASES="20",
                GPT2C_GPU_CHECK_PYTHON=sys.executable, TMPDIR=str(tmp_path))
     run = subprocess.run([str(ROOT / "scripts" / "gpu-check.sh"), str(out)], env=env, capture_output=True,
                          text=True, check=False)
@@ -39,6 +41,7 @@ def test_gpu_check_dry_run(tmp_path):
         if m.group(3) == "SKIP":  # a skip says why
             assert m.group(4).startswith("reason: ") and len(m.group(4)) > 20, m.group(0)
     status = {m.group(2): m.group(3) for m in parsed}
+    assert re.search(r"^3 ops +PASS 20 cases: cpu .* cuda ", "\n".join(lines), re.M), lines
     # what the emulated device can do, it does: only what needs a real GPU is skipped
     assert status["sanitizer"] == "SKIP" and status["llmc"] == "SKIP"
     assert all(status[s] == "PASS" for s in ("env", "binaries", "ops", "compare", "determinism", "bench"))

@@ -47,11 +47,13 @@ def torch_choices(model, enc, tasks):
             for end in endings:
                 end_tokens = enc.encode_ordinary(" " + end)
                 row = torch.tensor([ctx_tokens + end_tokens])
-                logits = model(row)[0, :-1]
-                losses = F.cross_entropy(logits, row[0, 1:], reduction="none")
-                mask = torch.tensor([0] * len(ctx_tokens) + [1] * len(end_tokens), dtype=torch.float64)[1:]
-                s = float((losses * mask).sum())
-                sums.append(s), means.append(s / float(mask.sum()))
+                # the ending's tokens, each predicted from the row before it; the context's own
+                # predictions (the method masks them out) are not computed: the LM head over
+                # them was most of this reference's time
+                n = len(ctx_tokens)
+                logits = model.hidden(row)[0, n - 1:-1] @ model.wte.weight.t()
+                s = float(F.cross_entropy(logits, row[0, n:], reduction="sum"))
+                sums.append(s), means.append(s / len(end_tokens))
             gaps = []
             for v in (sums, means):
                 o = sorted(v)
@@ -84,13 +86,13 @@ def test_choices_equal_pytorch(model_dir, tiktoken_gpt2):
 def test_jsonl_and_plain_text_read_the_same(model_dir, tmp_path):
     """The original jsonl (ctx, endings, label) and the uncompressed text give the .bz2's choices."""
     d, _ = model_dir
-    tasks = examples(40)
+    tasks = examples(20)  # no reader sees more in 40: none of the first 40 has a quote, tab or non-ASCII
     jsonl = tmp_path / "val.jsonl"
     jsonl.write_text("".join(json.dumps({"ctx": c, "endings": e, "label": l, "ind": i}) + "\n"
                              for i, (c, e, l) in enumerate(tasks)))
     text = tmp_path / "val.txt"
     text.write_text("".join(f"{c}\n{l}\n" + "".join(x + "\n" for x in e) for c, e, l in tasks))
-    want = hellaswag(d, HELLASWAG, "--limit", 40)
+    want = hellaswag(d, HELLASWAG, "--limit", 20)
     for path in (jsonl, text):
         got = hellaswag(d, path)
         assert (got["pred"], got["pred_norm"], got["label"]) == (want["pred"], want["pred_norm"], want["label"])
@@ -138,7 +140,7 @@ def train_log(tmp_path, name, shard, hs, ranks=0):
     out = tmp_path / name
     args = ["train", "--model", "d2", "--max-seq-len", 64, "--data", shard / "train_*.bin",
             "--out-dir", out, "--batch-size", 2, "--seq-len", 32, "--total-batch-size", 128,
-            "--max-steps", 5, "--val-every", 0, "--hellaswag", hs, "--hellaswag-every", 2,
+            "--max-steps", 3, "--val-every", 0, "--hellaswag", hs, "--hellaswag-every", 2,
             "--threads", 1]
     got = assert_ok(mpirun(ranks, *args)) if ranks else run_gpt2c(*args)
     recs = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
@@ -152,7 +154,7 @@ def test_train_scores_hellaswag_in_the_loop(shard, tmp_path):
     hs = tmp_path / "hs.txt"
     hs.write_text("".join(f"{c}\n{l}\n" + "".join(x + "\n" for x in e) for c, e, l in tasks))
     one, printed = train_log(tmp_path, "one", shard, hs)
-    assert [r["step"] for r in one] == [0, 2, 4]
+    assert [r["step"] for r in one] == [0, 2]  # step 2 the last, as step 4 of 5 would be
     assert all(r["hellaswag_n"] == 30 and 0 <= r["hellaswag_acc_norm"] <= 1 for r in one)
     assert all(abs(r["hellaswag_acc_norm"] * 30 - round(r["hellaswag_acc_norm"] * 30)) < 1e-6 for r in one)
     assert "hellaswag acc_norm" in printed

@@ -330,6 +330,13 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    /* capped at this machine's best level (test_ops_<level>, tests/CMakeLists.txt), the CPU's
+     * backends would run exactly what the plain test_ops runs: skipped, as py_cpu_path_<level> is */
+    const char *cap = getenv("GPT2C_CPU_ISA");
+    if (cap && *cap && cpu_isa_check(NULL) == 0 && cpu_isa() == cpu_isa_machine()) {
+        fprintf(stderr, "skipped: %s is this CPU's best level, which the plain test_ops covers\n", cap);
+        return 77;
+    }
 #ifdef GPT2C_HAVE_CUDA
     cuda_set_tf32(0); /* the CUDA kernels' fp32 products in fp32, so that fp32's tolerances hold */
 #endif
@@ -353,8 +360,14 @@ int main(int argc, char **argv) {
     check_reference = asked_for(argc, argv, "cpu");
     const char *attn = getenv("GPT2C_ATTN");
     cudnn_asked = attn && !strcmp(attn, "cudnn");
+    /* GPT2C_TEST_OPS_CASES=N: the first N cases only, for the dry run of scripts/gpu-check.sh
+     * (tests/test_gpu_check.py), which tests the script's stage; every case runs in test_ops's
+     * own entries */
+    int ncases = op_ncases;
+    const char *first_n = getenv("GPT2C_TEST_OPS_CASES");
+    if (first_n && *first_n && atoi(first_n) >= 0 && atoi(first_n) < ncases) ncases = atoi(first_n);
     int ran = 0;
-    for (int i = 0; i < op_ncases; i++)
+    for (int i = 0; i < ncases; i++)
         if (!only || listed(op_cases[i].test->ops, only)) test_case(i, slots), ran++;
     if (only && !ran) fprintf(stderr, "test_ops: no case of op '%s'\n", only);
     CHECK(ran > 0);

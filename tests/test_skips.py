@@ -4,6 +4,7 @@ stop the run with a message and a loadable last checkpoint; a resumed run skips 
 uninterrupted one. The faults are injected with GPT2C_TEST_FAULT (the first micro-batch of a step
 has its loss and gradient multiplied by NaN or a factor); the expected weights are PyTorch's
 (tests/torch_gpt2.py) with the same steps' updates left out, or the same factor applied."""
+import copy
 import os
 
 import pytest
@@ -19,10 +20,42 @@ def fault(spec):
     return dict(os.environ, GPT2C_TEST_FAULT=spec)
 
 
-def reference(init_dir, data, **kw):
-    model = ref.load_hf_dir(init_dir).double()
-    records = ref.train(model, reference_args(data.train, data.val, **kw))
-    return dict(model.named_parameters()), [r for r in records if "loss" in r]
+class References:
+    """The reference runs of this file, each made once. Each is the plain recipe up to its first
+    fault or skipped step, so it starts from a copy of the plain run taken before that step
+    (torch_gpt2.Run) and runs the rest with its own fault and skips: the same float64 steps as
+    a run from the start, with the shared ones (half of them) run once."""
+
+    def __init__(self, init_dir, data):
+        self.data = data
+        self.plain = {0: ref.Run(ref.load_hf_dir(init_dir).double(), reference_args(data.train, data.val))}
+        self.done = {}
+
+    def plain_before(self, step):
+        """A copy of the plain run before `step`."""
+        at = max(s for s in self.plain if s <= step)
+        if at < step:
+            run = copy.deepcopy(self.plain[at])
+            run.run(until=step)
+            self.plain[step] = run
+        return copy.deepcopy(self.plain[step])
+
+    def __call__(self, **kw):
+        key = repr(sorted(kw.items()))
+        if key not in self.done:
+            args = reference_args(self.data.train, self.data.val, **kw)
+            faults = [] if args.fault_step is None else [args.fault_step]
+            diverges = min([*args.skip_steps, *faults, args.max_steps])
+            run = self.plain_before(diverges)
+            run.args = args
+            records = run.run()
+            self.done[key] = dict(run.model.named_parameters()), [r for r in records if "loss" in r]
+        return self.done[key]
+
+
+@pytest.fixture(scope="module")
+def references(init_dir, data):
+    return References(init_dir, data)
 
 
 def check_losses(log, want, skipped):
@@ -33,14 +66,14 @@ def check_losses(log, want, skipped):
         assert abs(g["loss"] - w["loss"]) <= LOSS_ATOL, (g, w)
 
 
-def test_a_non_finite_loss_never_reaches_the_weights(tmp_path, data, init_dir):
+def test_a_non_finite_loss_never_reaches_the_weights(tmp_path, data, init_dir, references):
     out = run_gpt2c(*train_cmd(init_dir, data.train, data.val, tmp_path / "run"), env=fault("6:nan"))
     log = read_log(tmp_path / "run")
     rec = train_records(log)[6]
     assert rec["loss"] is None and rec["skipped"] == "non-finite" and rec["skips"] == 1
     assert all("skipped" not in r for r in train_records(log) if r["step"] != 6)
     assert "update skipped: non-finite, 1 so far" in out.stdout.decode()
-    want, records = reference(init_dir, data, skip_steps={6})
+    want, records = references(skip_steps={6})
     assert_weights_close(read_weights(tmp_path / "run" / "model"), want)
     check_losses(log, records, {6})
 
@@ -48,7 +81,7 @@ def test_a_non_finite_loss_never_reaches_the_weights(tmp_path, data, init_dir):
 @pytest.mark.parametrize("flags, skipped", [((), False),
                                             (dict(skip_loss_z=3), "loss outlier"),
                                             (dict(skip_norm_z=3), "norm outlier")])
-def test_an_outlier_is_skipped_only_when_asked(tmp_path, data, init_dir, flags, skipped):
+def test_an_outlier_is_skipped_only_when_asked(tmp_path, data, init_dir, references, flags, skipped):
     """The first micro-batch of step 12 counts 40 times: its loss and norm are far outside the
     recent ones. Skipped with --skip-loss-z or --skip-norm-z; applied (clipped) without."""
     flags = dict(flags)
@@ -59,13 +92,12 @@ def test_an_outlier_is_skipped_only_when_asked(tmp_path, data, init_dir, flags, 
     if skipped:
         assert rec["z"] > 3
     assert sum("skipped" in r for r in train_records(log)) == (1 if skipped else 0)
-    want, records = reference(init_dir, data, fault_step=12, fault_scale=40.0,
-                              skip_steps={12} if skipped else ())
+    want, records = references(fault_step=12, fault_scale=40.0, skip_steps={12} if skipped else ())
     assert_weights_close(read_weights(tmp_path / "run" / "model"), want)
     check_losses(log, records, set())
 
 
-def test_skips_in_a_row_stop_the_run_and_the_checkpoint_stays(tmp_path, data, init_dir):
+def test_skips_in_a_row_stop_the_run_and_the_checkpoint_stays(tmp_path, data, init_dir, references):
     out_dir = tmp_path / "run"
     cmd = train_cmd(init_dir, data.train, data.val, out_dir, ckpt_every=5, max_skips=3)
     got = run_gpt2c(*cmd, env=fault("6+:nan"), check=False)
@@ -74,7 +106,7 @@ def test_skips_in_a_row_stop_the_run_and_the_checkpoint_stays(tmp_path, data, in
     assert [r["step"] for r in train_records(read_log(out_dir))][-3:] == [6, 7, 8]
     # the checkpoint after step 4 is whole: the run goes on from it without the fault
     run_gpt2c(*train_cmd(init_dir, data.train, data.val, out_dir, ckpt_every=5, resume=True))
-    want, _ = reference(init_dir, data)
+    want, _ = references()
     assert_weights_close(read_weights(out_dir / "model"), want)
 
 

@@ -13,13 +13,16 @@ part of c_attn.bias is apart (see key_bias_split). gpt2c's first CPU version gav
 1.2e-5; clipping off 8.5e-3; beta2 0.999 4.5e-3.
 """
 import glob
+import hashlib
 import io
 import json
 import logging
 import math
+import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,7 +30,7 @@ import pytest
 import torch
 
 import torch_gpt2 as ref
-from conftest import GPT2C, ROOT, assert_one_line_error, run_gpt2c
+from conftest import BUILD, GPT2C, ROOT, assert_one_line_error, run_gpt2c
 
 SHAKESPEARE = ROOT / "data/tinyshakespeare/input.txt"
 EOT = 50256
@@ -149,13 +152,41 @@ def shards_visited(pattern, B, T, batches):
 # ---------------------------------------------------------------------------------------------
 # a) The same run in gpt2c and in the reference
 
+def torch_reference(init_dir, data):
+    """The float64 reference of the comparison run: (final parameters, records). Nothing in it
+    depends on the CPU level, so this file's plain run and the py_cpu_path_* entries share one,
+    kept in the build directory with the SHA-256 of everything it is computed from (this file,
+    torch_gpt2.py, torch's version, the initial weights and the shards): a change to any of
+    them computes it anew."""
+    h = hashlib.sha256(torch.__version__.encode())
+    for path in [Path(__file__), Path(ref.__file__), *sorted(Path(init_dir).iterdir()),
+                 *sorted(map(Path, glob.glob(data.train) + glob.glob(data.val)))]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    cache = BUILD / "test_train_torch_reference.pt"
+    try:
+        saved = torch.load(cache)
+        if saved["key"] == h.hexdigest():
+            return saved["params"], saved["records"]
+    except Exception:  # none yet, or another key's: computed below
+        pass
+    model = ref.load_hf_dir(init_dir).double()
+    records = ref.train(model, reference_args(data.train, data.val))
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    try:
+        part = cache.with_name("%s.%d" % (cache.name, os.getpid()))
+        torch.save(dict(key=h.hexdigest(), params=params, records=records), part)
+        os.replace(part, cache)  # whole or not at all for an entry running beside this one
+    except Exception:  # a build directory not writable: no sharing, the same comparison
+        pass
+    return params, records
+
+
 @pytest.fixture(scope="module")
 def versus_torch(tmp_path_factory, data, init_dir):
     out_dir = tmp_path_factory.mktemp("versus_torch") / "run"
     run_gpt2c(*train_cmd(init_dir, data.train, data.val, out_dir))
-    model = ref.load_hf_dir(init_dir).double()
-    records = ref.train(model, reference_args(data.train, data.val))
-    return SimpleNamespace(out_dir=out_dir, log=read_log(out_dir), records=records, model=model)
+    params, records = torch_reference(init_dir, data)
+    return SimpleNamespace(out_dir=out_dir, log=read_log(out_dir), records=records, params=params)
 
 
 def test_recipe_goes_through_both_shards_and_back(data):
@@ -224,7 +255,7 @@ def assert_weights_close(got, want):
 def test_final_weights_match_torch(versus_torch):
     got = read_weights(versus_torch.out_dir / "model")
     assert all(t.dtype == torch.float32 for t in got.values())
-    assert_weights_close(got, dict(versus_torch.model.named_parameters()))
+    assert_weights_close(got, versus_torch.params)
 
 
 # ---------------------------------------------------------------------------------------------

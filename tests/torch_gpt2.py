@@ -95,15 +95,19 @@ class GPT2(nn.Module):
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=1e-5)
 
-    def forward(self, idx, targets=None):
-        """idx (B, T) int64 -> logits (B, T, 50257); with targets also the mean cross-entropy."""
+    def hidden(self, idx):
+        """idx (B, T) int64 -> the final LayerNorm's output (B, T, n_embd), the LM head's input."""
         B, T = idx.shape
         assert T <= self.cfg.n_positions
         pos = torch.arange(T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
         for block in self.h:
             x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()  # LM head tied to wte
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None):
+        """idx (B, T) int64 -> logits (B, T, 50257); with targets also the mean cross-entropy."""
+        logits = self.hidden(idx) @ self.wte.weight.t()  # LM head tied to wte
         if targets is None:
             return logits
         loss = F.cross_entropy(logits.reshape(-1, VOCAB).to(torch.promote_types(logits.dtype, torch.float32)),
@@ -298,41 +302,57 @@ def clip_grad_norm(params, clip):
     return norm
 
 
+class Run:
+    """The recipe between steps: the model, AdamW, both loaders and the records so far. A copy
+    (copy.deepcopy: the copied optimizer holds the copied model's parameters) goes on exactly as
+    the original would, so runs that differ only from step k on (a fault or a skipped update
+    there) can each start from a copy of one run taken before step k."""
+
+    def __init__(self, model, args):
+        B, T = args.batch_size, args.seq_len
+        assert args.total_batch_size % (B * T) == 0
+        self.model, self.args, self.step, self.records = model, args, 0, []
+        self.loader = DataLoaderLite(B, T, args.data)
+        self.val_loader = DataLoaderLite(B, T, args.val_data) if args.val_data else None
+        params = list(model.parameters())
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
+                                           foreach=False)
+
+    def run(self, until=None):
+        """The steps from here to `until` (not included; None: to the end); returns the records."""
+        model, args, optimizer, loader, val_loader = self.model, self.args, self.optimizer, self.loader, self.val_loader
+        params = list(model.parameters())
+        accum = args.total_batch_size // (args.batch_size * args.seq_len)
+        records = self.records
+        for step in range(self.step, args.max_steps if until is None else until):
+            last = step == args.max_steps - 1
+            if val_loader is not None and args.val_every > 0 and (step % args.val_every == 0 or last):
+                model.eval()
+                records.append({"step": step, "val_loss": evaluate(model, val_loader, args.val_steps)})
+            model.train()
+            optimizer.zero_grad()
+            loss_accum = 0.0
+            for micro in range(accum):
+                x, y = loader.next_batch()
+                _, loss = model(x, y)
+                if step == args.fault_step and micro == 0:
+                    loss = loss * args.fault_scale
+                loss_accum += loss.item() / accum
+                (loss / accum).backward()
+            norm = clip_grad_norm(params, args.grad_clip)
+            lr = get_lr(args, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if step not in args.skip_steps:  # a skipped update: no step, AdamW's count unchanged
+                optimizer.step()
+            records.append({"step": step, "loss": loss_accum, "lr": lr, "norm": norm})
+            self.step = step + 1
+        return records
+
+
 def train(model, args):
     """Train in place; returns the log records: {step, loss, lr, norm} for every step and
     {step, val_loss} before the update of every val_every-th step and of the last step."""
-    B, T = args.batch_size, args.seq_len
-    assert args.total_batch_size % (B * T) == 0
-    accum = args.total_batch_size // (B * T)
-    loader = DataLoaderLite(B, T, args.data)
-    val_loader = DataLoaderLite(B, T, args.val_data) if args.val_data else None
-
-    params = list(model.parameters())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
-                                  foreach=False)
-    records = []
-    for step in range(args.max_steps):
-        last = step == args.max_steps - 1
-        if val_loader is not None and args.val_every > 0 and (step % args.val_every == 0 or last):
-            model.eval()
-            records.append({"step": step, "val_loss": evaluate(model, val_loader, args.val_steps)})
-        model.train()
-        optimizer.zero_grad()
-        loss_accum = 0.0
-        for micro in range(accum):
-            x, y = loader.next_batch()
-            _, loss = model(x, y)
-            if step == args.fault_step and micro == 0:
-                loss = loss * args.fault_scale
-            loss_accum += loss.item() / accum
-            (loss / accum).backward()
-        norm = clip_grad_norm(params, args.grad_clip)
-        lr = get_lr(args, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if step not in args.skip_steps:  # a skipped update: no step, AdamW's count unchanged
-            optimizer.step()
-        records.append({"step": step, "loss": loss_accum, "lr": lr, "norm": norm})
-    return records
+    return Run(model, args).run()
