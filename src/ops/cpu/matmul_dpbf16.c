@@ -8,7 +8,7 @@
  * Every output is one fixed computation, whatever the rows beside it (ops.h's Rows): 16 lanes
  * over the channels in chunks of 32 in order (the last chunk zero-filled by a masked load), then
  * _mm512_reduce_add_ps's fixed tree, then the bias. Tiles of 4 rows x 4 weight rows only share
- * loads; a tile of one row does for it what a tile of four does. The products of two bf16 values
+ * loads; a tile of one output does for it what a tile of sixteen does. The products of two bf16 values
  * are exact in fp32, so the sums differ from the emulated route's only in their order (and in
  * the instruction flushing subnormal sums to zero; bf16.c's rounding already flushes subnormal
  * inputs). */
@@ -22,43 +22,52 @@
 
 enum { DP_ROWS = 4, DP_J = 4, DP_CHUNK = 32 };
 
-/* The weights stream from memory once; asking for each weight row 4 KB ahead keeps enough reads
- * in flight (as matmul.c's few-rows kernel does). */
+/* The 4 x 4 tiles ask for each weight row 4 KB ahead, which keeps enough reads in flight for
+ * their 4 side-by-side streams (at 4 rows 12.4 ms a d12 step with it, 15.0 without); a single
+ * stream does better with the hardware prefetcher alone. */
 #define DP_PREFETCH_ELEMS 2048
 
-/* r[m * DP_J + j] = row m of x (stride ldx) . weight row j (stride ldw), n values, m < R. */
-DP_TARGET static inline __attribute__((always_inline)) void dp_tile(int R, const gpt2_bf16 *x,
-                                                                     int ldx, const gpt2_bf16 *w,
-                                                                     int ldw, int n, float *r) {
+/* r[m * J + j] = row m of x (stride ldx) . weight row j (stride ldw), n values, m < R, j < J. */
+DP_TARGET static inline __attribute__((always_inline)) void dp_tile(int R, int J,
+                                                                     const gpt2_bf16 *x, int ldx,
+                                                                     const gpt2_bf16 *w, int ldw,
+                                                                     int n, float *r) {
     __m512 acc[DP_ROWS][DP_J];
     for (int m = 0; m < R; m++)
-        for (int j = 0; j < DP_J; j++) acc[m][j] = _mm512_setzero_ps();
+        for (int j = 0; j < J; j++) acc[m][j] = _mm512_setzero_ps();
     for (int i = 0; i < n; i += DP_CHUNK) {
         __mmask32 k = n - i >= DP_CHUNK ? (__mmask32)~0u : (__mmask32)((1u << (n - i)) - 1);
         __m512i wv[DP_J];
-        for (int j = 0; j < DP_J; j++) {
+        for (int j = 0; j < J; j++) {
             const gpt2_bf16 *wj = w + (size_t)j * ldw + i;
-            _mm_prefetch((const char *)(wj + DP_PREFETCH_ELEMS), _MM_HINT_T0);
+            if (J > 1) _mm_prefetch((const char *)(wj + DP_PREFETCH_ELEMS), _MM_HINT_T0);
             wv[j] = _mm512_maskz_loadu_epi16(k, wj);
         }
         for (int m = 0; m < R; m++) {
             __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(k, x + (size_t)m * ldx + i);
-            for (int j = 0; j < DP_J; j++) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, (__m512bh)wv[j]);
+            for (int j = 0; j < J; j++) acc[m][j] = _mm512_dpbf16_ps(acc[m][j], xv, (__m512bh)wv[j]);
         }
     }
     for (int m = 0; m < R; m++)
-        for (int j = 0; j < DP_J; j++) r[m * DP_J + j] = _mm512_reduce_add_ps(acc[m][j]);
+        for (int j = 0; j < J; j++) r[m * J + j] = _mm512_reduce_add_ps(acc[m][j]);
 }
 
-DP_TARGET static void dp_tile4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w, int ldw, int n,
-                               float *r) {
-    dp_tile(DP_ROWS, x, ldx, w, ldw, n, r);
+DP_TARGET static void dp_tile4x4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w, int ldw, int n,
+                                 float *r) {
+    dp_tile(DP_ROWS, DP_J, x, ldx, w, ldw, n, r);
 }
-DP_TARGET static void dp_tile1(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w, int ldw, int n,
-                               float *r) {
-    dp_tile(1, x, ldx, w, ldw, n, r);
+DP_TARGET static float dp_dot(const gpt2_bf16 *x, const gpt2_bf16 *w, int n) {
+    float r;
+    dp_tile(1, 1, x, 0, w, 0, n, &r);
+    return r;
 }
 
+/* Rows in tiles of 4 rows x 4 weight rows; the rows left over (a decoding step's single row)
+ * one output at a time, one weight row after the other. Chosen by measurement (bench/rows_bench.c,
+ * a d12 step's products; AMD EPYC with AVX512_BF16, 2 threads): one row in tiles of 4 weight
+ * rows, read side by side, took 10.9 ms a step (23 GB/s of weights), one weight row after the
+ * other 5.9 ms; from 4 rows on the 4 x 4 tiles are faster (8 rows: 19.0 ms against 23.7 with
+ * 2 x 2 tiles). */
 void cpu_rows_dpbf16(float *out, const gpt2_bf16 *x, const gpt2_bf16 *w, const float *bias, int N,
                      int C, int OC) {
     int groups = (OC + DP_J - 1) / DP_J;
@@ -71,25 +80,20 @@ void cpu_rows_dpbf16(float *out, const gpt2_bf16 *x, const gpt2_bf16 *w, const f
         for (int g = 0; g < groups; g++) {
             int o0 = g * DP_J, nj = OC - o0 < DP_J ? OC - o0 : DP_J;
             const gpt2_bf16 *wg = w + (size_t)o0 * C;
-            float r[DP_ROWS * DP_J], rj[DP_ROWS * DP_J];
-            for (int m = r0; m < r1;) {
-                int rows = m + DP_ROWS <= r1 ? DP_ROWS : 1;
-                const gpt2_bf16 *xm = x + (size_t)m * C;
-                if (nj == DP_J) {
-                    (rows == DP_ROWS ? dp_tile4 : dp_tile1)(xm, C, wg, C, C, r);
-                } else { /* the short last group, a weight row at a time (ldw 0: every slot reads
-                          * that row; each slot's sums are its own) */
-                    for (int j = 0; j < nj; j++) {
-                        (rows == DP_ROWS ? dp_tile4 : dp_tile1)(xm, C, wg + (size_t)j * C, 0, C, rj);
-                        for (int a = 0; a < rows; a++) r[a * DP_J + j] = rj[a * DP_J];
-                    }
+            float r[DP_ROWS * DP_J];
+            int m = r0;
+            if (nj == DP_J)
+                for (; m + DP_ROWS <= r1; m += DP_ROWS) {
+                    dp_tile4x4(x + (size_t)m * C, C, wg, C, C, r);
+                    for (int a = 0; a < DP_ROWS; a++)
+                        for (int j = 0; j < DP_J; j++)
+                            out[(size_t)(m + a) * OC + o0 + j] =
+                                (bias ? bias[o0 + j] : 0.0f) + r[a * DP_J + j];
                 }
-                for (int a = 0; a < rows; a++)
-                    for (int j = 0; j < nj; j++)
-                        out[(size_t)(m + a) * OC + o0 + j] =
-                            (bias ? bias[o0 + j] : 0.0f) + r[a * DP_J + j];
-                m += rows;
-            }
+            for (; m < r1; m++) /* the rows left (and a short last group's) */
+                for (int j = 0; j < nj; j++)
+                    out[(size_t)m * OC + o0 + j] = (bias ? bias[o0 + j] : 0.0f) +
+                                                   dp_dot(x + (size_t)m * C, wg + (size_t)j * C, C);
         }
     }
 }
