@@ -163,6 +163,20 @@ def test_eval_and_serve_run_on_the_emulated_gpu(trained, data):  # noqa: F811
     assert rc == 0, err
 
 
+def test_hellaswag_on_the_emulated_gpu_chooses_as_the_cpu(trained):
+    """The LM head at the endings' positions only (gpt2_forward_rows: their rows of the final
+    LayerNorm moved to the front on the device, their targets uploaded): each example's choices,
+    fp32 without TF32, are the CPU's."""
+    from test_hellaswag import HELLASWAG
+    choices = {}
+    for device in ("cpu", "cuda"):
+        out = run_gpt2c("eval", "--model", trained, "--hellaswag", HELLASWAG, "--limit", 12,
+                        "--precision", "fp32", "--device", device, "--json", env=env(**NO_TF32))
+        got = json.loads(out.stdout)["hellaswag"]
+        choices[device] = (got["pred"], got["pred_norm"])
+    assert choices["cuda"] == choices["cpu"]
+
+
 @pytest.fixture(scope="module")
 def head_16(tmp_path_factory):
     """A Hugging Face directory whose heads are 16 wide (32 / 2): a size the CUDA attention has

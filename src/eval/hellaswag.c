@@ -221,9 +221,12 @@ int hellaswag_plan(gpt2_model *m, const hellaswag_set *s, gpt2c_error *err) {
     return memory_fit_plan(m, B, T, 0, 0, what, advice, err);
 }
 
-void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,
-                     int *pred_norm) {
+int hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,
+                    int *pred_norm, gpt2c_error *err) {
     int B = m->B, T = m->T, per = B / 4;
+    /* the positions scored: those predicting an ending's tokens, the LM head's only rows */
+    int32_t *rows = malloc((size_t)B * T * sizeof *rows);
+    if (!rows) return err_set(err, "out of memory scoring HellaSwag");
     for (int e0 = 0; e0 < count; e0 += per) {
         int ne = count - e0 < per ? count - e0 : per;
         /* rows: example (e0 + j)'s ending k in row 4j + k; the rest of a row, and rows past the
@@ -242,19 +245,25 @@ void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count
                 end += x->nend[k];
             }
         }
-        gpt2_forward(m, 0.0f);
-        const float *losses = gpt2_row_losses(m);
+        /* ending token at position t is predicted at t - 1 (t >= 1) */
+        int n = 0;
+        for (int j = 0; j < ne; j++) {
+            const hellaswag_example *x = &s->ex[first + e0 + j];
+            for (int k = 0; k < 4; k++)
+                for (int t = x->nctx > 0 ? x->nctx : 1; t < x->nctx + x->nend[k]; t++)
+                    rows[n++] = (4 * j + k) * T + t - 1;
+        }
+        gpt2_forward_rows(m, rows, n);
+        const float *l = gpt2_row_losses(m); /* in the order of rows */
         for (int j = 0; j < ne; j++) {
             const hellaswag_example *x = &s->ex[first + e0 + j];
             double best_sum = 0, best_mean = 0;
             int p = 0, pn = 0;
             for (int k = 0; k < 4; k++) {
-                /* ending token at position t is predicted at t - 1 (t >= 1) */
-                const float *l = losses + (size_t)(4 * j + k) * T;
                 double sum = 0;
                 int count_k = 0;
                 for (int t = x->nctx > 0 ? x->nctx : 1; t < x->nctx + x->nend[k]; t++)
-                    sum += l[t - 1], count_k++;
+                    sum += *l++, count_k++;
                 double mean = count_k ? sum / count_k : 0;
                 if (k == 0 || sum < best_sum) best_sum = sum, p = k;
                 if (k == 0 || mean < best_mean) best_mean = mean, pn = k;
@@ -262,6 +271,8 @@ void hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count
             pred[e0 + j] = p, pred_norm[e0 + j] = pn;
         }
     }
+    free(rows);
+    return 0;
 }
 
 int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
@@ -287,8 +298,10 @@ int gpt2c_hellaswag(const gpt2c_eval_opts *o, const char *path, int limit,
     }
     if (rc == 0) {
         if (o->profile) m->be = prof_start(o->profile, &ses.be);
-        hellaswag_score(m, &s, 0, s.n, res->pred, res->pred_norm);
+        rc = hellaswag_score(m, &s, 0, s.n, res->pred, res->pred_norm, err);
         if (o->profile) prof_stop(), o->profile->steps = (s.n + HELLASWAG_BATCH - 1) / HELLASWAG_BATCH, m->be = &ses.be;
+    }
+    if (rc == 0) {
         res->n = s.n;
         for (int i = 0; i < s.n; i++) {
             res->label[i] = s.ex[i].label;

@@ -288,8 +288,9 @@ static void upload_batch(gpt2_model *m) {
     m->be->ops->upload(m->targets_dev, m->targets, N * sizeof *m->targets);
 }
 
-/* The forward on the batch already on the backend, its loss into the accumulator. */
-static void forward_pass(gpt2_model *m, float dloss, float weight) {
+/* The embedding and the blocks on the batch's inputs already on the backend, then the final
+ * LayerNorm into m->lnf. */
+static void trunk_forward(gpt2_model *m) {
     const gpt2_ops *op = m->be->ops;
     int B = m->B, T = m->T, C = m->cfg.n_embd, N = B * T;
     op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
@@ -300,6 +301,13 @@ static void forward_pass(gpt2_model *m, float dloss, float weight) {
         res = m->layer_acts[l].res3;
     }
     op->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, res, m->w.lnf_w, m->w.lnf_b, N, C);
+}
+
+/* The forward on the batch already on the backend, its loss into the accumulator. */
+static void forward_pass(gpt2_model *m, float dloss, float weight) {
+    const gpt2_ops *op = m->be->ops;
+    int C = m->cfg.n_embd, N = m->B * m->T;
+    trunk_forward(m);
     /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */
     int grad = dloss > 0.0f && m->training;
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
@@ -339,6 +347,26 @@ double gpt2_loss_take(gpt2_model *m) {
     m->be->ops->download(&sum, m->loss_acc, sizeof sum);
     m->be->ops->memset0(m->loss_acc, sizeof *m->loss_acc);
     return sum;
+}
+
+void gpt2_forward_rows(gpt2_model *m, const int32_t *rows, int n) {
+    const gpt2_backend *be = m->be;
+    size_t C = (size_t)m->cfg.n_embd;
+    if (!be->host_memory)
+        be->ops->upload(m->inputs_dev, m->inputs, (size_t)m->B * m->T * sizeof *m->inputs);
+    trunk_forward(m);
+    /* the rows to the front of lnf and their targets to the front of targets, in place: rows
+     * ascend, so row i's source (at or after i) is read before anything is written over it */
+    for (int i = 0; i < n; i++) {
+        m->targets[i] = m->targets[rows[i]];
+        if (rows[i] != i)
+            be->ops->copy(act_at(be, m->lnf, (size_t)i * C),
+                          act_at(be, m->lnf, (size_t)rows[i] * C), C * be->act_bytes);
+    }
+    if (!be->host_memory)
+        be->ops->upload(m->targets_dev, m->targets, (size_t)n * sizeof *m->targets);
+    be->ops->classifier(m->losses, NULL, NULL, m->lnf, m->w.wte, BF16(m->w.wte), m->targets_dev,
+                        n, (int)C, GPT2_VOCAB, GPT2_VOCAB_PADDED, 0.0f, m->scratch);
 }
 
 float gpt2_forward(gpt2_model *m, float dloss) {

@@ -114,13 +114,14 @@ static int hellaswag_step(run *r, long step, gpt2c_error *err) {
     int *pred = malloc((size_t)(hi - lo + 1) * sizeof *pred);
     int *pred_norm = malloc((size_t)(hi - lo + 1) * sizeof *pred_norm);
     double right = 0, right_norm = 0;
+    gpt2c_error oom; /* (the message below is the same on every rank) */
     int ok = pred && pred_norm;
     if (ok) {
         r->hs_model.be = r->session.m.be; /* (the profiler's table, when profiling) */
-        hellaswag_score(&r->hs_model, s, lo, hi - lo, pred, pred_norm);
-        for (int i = lo; i < hi; i++)
-            right += pred[i - lo] == s->ex[i].label, right_norm += pred_norm[i - lo] == s->ex[i].label;
+        ok = hellaswag_score(&r->hs_model, s, lo, hi - lo, pred, pred_norm, &oom) == 0;
     }
+    for (int i = lo; ok && i < hi; i++)
+        right += pred[i - lo] == s->ex[i].label, right_norm += pred_norm[i - lo] == s->ex[i].label;
     free(pred), free(pred_norm);
     /* every rank reaches the sums, so that one out of memory does not leave the others waiting */
     double failed = dp_sum(&r->dp, ok ? 0.0 : 1.0);
