@@ -34,15 +34,6 @@ int session_named_config(const char *name, int max_seq_len, gpt2_config *cfg, gp
     return 0;
 }
 
-int session_load_named(session *s, const char *name, int max_seq_len, uint64_t seed,
-                       gpt2c_error *err) {
-    if (fs_is_dir(name)) return session_load(s, name, err);
-    gpt2_config cfg;
-    if (session_named_config(name, max_seq_len, &cfg, err) != 0) return -1;
-    if (session_create(s, &cfg, err) != 0) return -1;
-    return gpt2_init_random(&s->m, seed, err); /* (which refreshes the bf16 copy) */
-}
-
 int session_create(session *s, const gpt2_config *cfg, gpt2c_error *err) {
     return made(s, gpt2_create(&s->m, cfg, &s->be, err), err);
 }

@@ -28,14 +28,11 @@ int session_open(session *s, const char *device, int threads, const char *precis
 
 /* The model of a Hugging Face directory, in the session's precision. */
 int session_load(session *s, const char *dir, gpt2c_error *err);
-/* Training's --model: a Hugging Face directory (loaded), or a preset with max_seq_len positions
- * initialised at random from seed; in the session's precision. */
-int session_load_named(session *s, const char *name, int max_seq_len, uint64_t seed,
-                       gpt2c_error *err);
 /* A model of this shape with its weights still zero, in the session's precision: the weights
- * come later (a checkpoint, another rank's). */
+ * come later (a checkpoint, another rank's, a preset's random draw). */
 int session_create(session *s, const gpt2_config *cfg, gpt2c_error *err);
-/* The shape session_load_named would give, without making the model. */
+/* Training's --model: the shape of a Hugging Face directory, or of a preset with max_seq_len
+ * positions, without making the model. */
 int session_named_config(const char *name, int max_seq_len, gpt2_config *cfg, gpt2c_error *err);
 
 /* gpt2_plan for B x T micro-batches (training: with gradients), after checking that the whole

@@ -35,7 +35,12 @@ static int start_state(session *ses, train_state *st, const gpt2c_train_opts *o,
         if (ckpt_exists(o->out_dir))
             return err_set(err, "%s already holds a training state: continue it with --resume, "
                                 "or choose another --out-dir", o->out_dir);
-        return session_load_named(ses, o->model, o->max_seq_len, o->seed, err);
+        if (fs_is_dir(o->model)) return session_load(ses, o->model, err);
+        /* a preset: its random weights are drawn in start(), after the plan is known to fit
+         * (d12's take seconds to draw; a batch too large is refused before that) */
+        gpt2_config cfg;
+        if (session_named_config(o->model, o->max_seq_len, &cfg, err) != 0) return -1;
+        return session_create(ses, &cfg, err);
     }
     if (ckpt_read_meta(o->out_dir, st, err) != 0) return -1;
     gpt2_config named;
@@ -366,6 +371,9 @@ static int start(run *r, const train_state *st, gpt2c_error *err) {
         r->loss_window = st->loss_window, r->norm_window = st->norm_window;
         r->skips_in_a_row = st->skips_in_a_row;
     } else {
+        /* (a failure on rank 0 aborts the ranks waiting in the share) */
+        if (lead && !fs_is_dir(o->model) && gpt2_init_random(&r->session.m, o->seed, err) != 0)
+            return -1;
         dp_share_params(&r->dp, &r->session.m);
     }
     if (lead && o->sample_every > 0) {
