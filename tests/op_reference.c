@@ -109,11 +109,13 @@ void ref_attention_lse(const double *x, const ref_att *c, double *y, double *lse
                 }
                 for (int u = 0; u <= t; u++) sum += p[u] = exp(p[u] - maxv);
                 if (lse) lse[((size_t)b * c->NH + h) * c->T + t] = maxv + log(sum);
+                for (int u = 0; u <= t; u++)
+                    p[u] = c->round_p ? ref_round_bf16((float)(p[u] / sum)) : p[u] / sum;
                 double *o = y + ((size_t)b * c->T + t) * c->C + h * hs;
                 for (int i = 0; i < hs; i++) {
                     double s = 0;
                     for (int u = 0; u <= t; u++)
-                        s += p[u] / sum * x[((size_t)b * c->T + u) * C3 + 2 * c->C + h * hs + i];
+                        s += p[u] * x[((size_t)b * c->T + u) * C3 + 2 * c->C + h * hs + i];
                     o[i] = s;
                 }
             }

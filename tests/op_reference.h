@@ -20,7 +20,7 @@ int ref_check_grad(const char *what, ref_fn f, const void *ctx, const double *x,
 
 typedef struct ref_nc { int N, C; } ref_nc;
 typedef struct ref_mm { int N, C, OC; } ref_mm;
-typedef struct ref_att { int B, T, C, NH; } ref_att;
+typedef struct ref_att { int B, T, C, NH, round_p; } ref_att;
 typedef struct ref_emb { int B, T, C, V; const int32_t *tokens; } ref_emb;
 typedef struct ref_cls { int N, C, V, Vp; const int32_t *targets; } ref_cls;
 
@@ -35,7 +35,8 @@ void ref_matmul(const double *x, double *y, const void *ctx);
  * references: their inputs rounded, which finite differences cannot express). */
 void ref_matmul_grads(const double *x, const double *R, const ref_mm *c, double *g);
 /* x = qkv (B*T*3C) -> out (B*T*C), causal; lse (B*NH*T, may be NULL): each row's log-sum-exp
- * of the scaled scores. */
+ * of the scaled scores. With round_p, the probabilities are rounded to bf16 before P V (the
+ * products of a bf16 attention). */
 void ref_attention(const double *x, double *y, const void *ctx);
 void ref_attention_lse(const double *x, const ref_att *c, double *y, double *lse);
 /* x (n) -> GELU (tanh approximation); ctx: the size_t n */

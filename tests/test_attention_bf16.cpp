@@ -77,13 +77,13 @@ static void check_shape(int B, int T, int C, int NH, unsigned *seed) {
     /* fp32 */
     cuda_bf16_acts = 0;
     float *q32 = to_device(qkv), *o32 = to_device(zeros<float>(no)), *l32 = to_device(zeros<float>(nl));
-    cuda_attention_forward((gpt2_act *)o32, l32, (gpt2_act *)q32, B, T, C, NH, scratch);
+    cuda_attention_forward((gpt2_act *)o32, l32, (gpt2_act *)q32, B, T, C, NH, 0, scratch);
     std::vector<double> out32 = back(o32, no), lse32 = back(l32, nl), out_r = rounded(out32);
     std::vector<float> out_rf(out_r.begin(), out_r.end());
     float *or32 = to_device(out_rf), *do32 = to_device(dout), *dq32 = to_device(zeros<float>(nq));
     /* the backward from O rounded to bf16, as the bf16 path's O is */
     cuda_attention_backward((gpt2_act *)dq32, (gpt2_act *)do32, (gpt2_act *)q32, (gpt2_act *)or32,
-                            l32, B, T, C, NH, scratch);
+                            l32, B, T, C, NH, 0, scratch);
     std::vector<double> dqkv32 = back(dq32, nq);
     float *kc32 = to_device(zeros<float>(cache)), *vc32 = to_device(zeros<float>(cache));
     float *g32 = to_device(zeros<float>(no));
@@ -95,13 +95,13 @@ static void check_shape(int B, int T, int C, int NH, unsigned *seed) {
     cuda_bf16_acts = 1;
     __nv_bfloat16 *qb = to_device(bf16s(qkv)), *ob = to_device(zeros<__nv_bfloat16>(no));
     float *lb = to_device(zeros<float>(nl));
-    cuda_attention_forward((gpt2_act *)ob, lb, (gpt2_act *)qb, B, T, C, NH, scratch);
+    cuda_attention_forward((gpt2_act *)ob, lb, (gpt2_act *)qb, B, T, C, NH, 1, scratch);
     near("forward out (wmma)", back(ob, no), out32, 1e-2, 1e-2);
     near("forward lse (wmma)", back(lb, nl), lse32, 1e-5, 1e-5);
     __nv_bfloat16 *orb = to_device(bf16s(out_rf)), *dob = to_device(bf16s(dout));
     __nv_bfloat16 *dqb = to_device(zeros<__nv_bfloat16>(nq));
     cuda_attention_backward((gpt2_act *)dqb, (gpt2_act *)dob, (gpt2_act *)qb, (gpt2_act *)orb, l32,
-                            B, T, C, NH, scratch);
+                            B, T, C, NH, 1, scratch);
     near("backward dqkv", back(dqb, nq), rounded(dqkv32), 0, 0);
     __nv_bfloat16 *kcb = to_device(zeros<__nv_bfloat16>(cache)), *vcb = to_device(zeros<__nv_bfloat16>(cache));
     __nv_bfloat16 *gb = to_device(zeros<__nv_bfloat16>(no));

@@ -260,7 +260,8 @@ void gpt2_block_forward(const gpt2_model *m, int l, const gpt2_act *res, gpt2_la
         op->attention_forward_kv(a->atty, a->qkv, p->kcache, p->vcache, p->spans, p->nspans,
                                  p->len, C, NH, p->scratch);
     else
-        op->attention_forward(a->atty, a->lse, a->qkv, p->B, p->T, C, NH, p->scratch);
+        op->attention_forward(a->atty, a->lse, a->qkv, p->B, p->T, C, NH, m->params_bf16 != NULL,
+                              p->scratch);
     gpt2_act *proj = p->proj ? p->proj : a->res2;
     matmul(proj, a->atty, w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), w[P_ATTN_PROJ_B], N, C, C,
            p->scratch);
@@ -405,7 +406,8 @@ void gpt2_backward(gpt2_model *m) {
         /* attention; dres becomes d(res), the block's input (d4C serves as dqkv) */
         op->matmul_backward(dC, g[P_ATTN_PROJ_W], g[P_ATTN_PROJ_B], dres, a->atty,
                             w[P_ATTN_PROJ_W], BF16(w[P_ATTN_PROJ_W]), N, C, C, S);
-        op->attention_backward(d4C, dC, a->qkv, a->atty, a->lse, B, T, C, NH, m->scratch);
+        op->attention_backward(d4C, dC, a->qkv, a->atty, a->lse, B, T, C, NH,
+                               m->params_bf16 != NULL, m->scratch);
         op->matmul_backward(dC, g[P_QKV_W], g[P_QKV_B], d4C, a->ln1, w[P_QKV_W], BF16(w[P_QKV_W]),
                             N, C, 3 * C, S);
         op->layernorm_backward(dres, g[P_LN1_W], g[P_LN1_B], dC, res, w[P_LN1_W], a->ln1_mean,

@@ -207,17 +207,21 @@ typedef struct gpt2_op_act {
       ({dinp, (size_t)N * C}, {dout, (size_t)N * OC}, {inp, (size_t)N * C}, {pre, (size_t)N * C})) \
     /* Causal self-attention over qkv[B,T,3C] (q, k, v blocks of C, heads of C/NH). out[B,T,C];  \
      * lse[B,NH,T] is each row's log-sum-exp of the scaled scores, all the backward needs to    \
-     * recompute the probabilities (no T x T matrix is kept). FLOPs: QK^T and PV over the       \
-     * causal half; the backward's five products. */                                            \
+     * recompute the probabilities (no T x T matrix is kept). With bf16 non-zero (a bf16 model) \
+     * the products may take bf16 inputs with fp32 sums (q, k, v, the probabilities, dO and dS  \
+     * rounded; the softmax, lse and the gradients fp32), as the CPU does where its GEMM library \
+     * has bf16 kernels; a backend whose activations are bf16 under bf16 is there already.     \
+     * FLOPs: QK^T and PV over the causal half; the backward's five products. */                \
     X(attention_forward,                                                                           \
-      (gpt2_act *out, float *lse, const gpt2_act *qkv, int B, int T, int C, int NH,                \
+      (gpt2_act *out, float *lse, const gpt2_act *qkv, int B, int T, int C, int NH, int bf16,      \
        float *scratch),                                                                            \
-      (out, lse, qkv, B, T, C, NH, scratch), ATTENTION, 2.0 * B * C * T * (T + 1.0),               \
+      (out, lse, qkv, B, T, C, NH, bf16, scratch), ATTENTION, 2.0 * B * C * T * (T + 1.0),         \
       ({out, (size_t)B * T * C}, {qkv, (size_t)B * T * 3 * C}))                                    \
     X(attention_backward,                                                                          \
       (gpt2_act *dqkv, const gpt2_act *dout, const gpt2_act *qkv, const gpt2_act *out,             \
-       const float *lse, int B, int T, int C, int NH, float *scratch),                             \
-      (dqkv, dout, qkv, out, lse, B, T, C, NH, scratch), ATTENTION, 5.0 * B * C * T * (T + 1.0),   \
+       const float *lse, int B, int T, int C, int NH, int bf16, float *scratch),                   \
+      (dqkv, dout, qkv, out, lse, B, T, C, NH, bf16, scratch), ATTENTION,                          \
+      5.0 * B * C * T * (T + 1.0),                                                                 \
       ({dqkv, (size_t)B * T * 3 * C}, {dout, (size_t)B * T * C}, {qkv, (size_t)B * T * 3 * C},     \
        {out, (size_t)B * T * C}))                                                                  \
     /* Attention with a cache (generation), for spans (host memory) of sequences each at its    \

@@ -1,4 +1,5 @@
-/* Causal multi-head self-attention, one (batch, head) pair per task and a block of query rows
+/* Causal multi-head self-attention in fp32 (and under bf16 where oneDNN has no bf16 kernels;
+ * where it has, attention_bf16.c), one (batch, head) pair per task and a block of query rows
  * at a time, every product through the BLAS: S = scale * Q K^T for the block, a masked softmax
  * in place, O = P V. The forward keeps only each row's log-sum-exp; the backward recomputes P
  * from it, so no B x NH x T x T tensor is ever stored (a thread holds two blocks of
@@ -36,16 +37,18 @@ static void scores(float *S, const head *hd, int q0, int nq, int nk, int hs, int
                 ld, hd->k, ld, 0.0f, S, nk);
 }
 
-/* The softmax of one row of n scores in place, with zeros up to len: *lse gets its log-sum-exp.
- * The exponentials are fast_exp_nonpos, vectorised (libm's expf is one call per element: at
- * T=256 about half of attention's time). */
-CPU_KERNEL(softmax_row, (float *row, int n, int len, float *lse), (row, n, len, lse)) {
+/* The softmax of one row of n scores times scale in place, with zeros up to len: *lse gets its
+ * log-sum-exp. The exponentials are fast_exp_nonpos, vectorised (libm's expf is one call per
+ * element: at T=256 about half of attention's time). (The fp32 products are scaled already:
+ * scale 1, which changes no bit.) */
+CPU_KERNEL(softmax_row, (float *row, int n, int len, float scale, float *lse),
+           (row, n, len, scale, lse)) {
     float maxv = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : maxv)
-    for (int u = 0; u < n; u++) maxv = row[u] > maxv ? row[u] : maxv;
+    for (int u = 0; u < n; u++) maxv = row[u] * scale > maxv ? row[u] * scale : maxv;
 #pragma omp simd reduction(+ : sum)
     for (int u = 0; u < n; u++) {
-        row[u] = fast_exp_nonpos(row[u] - maxv);
+        row[u] = fast_exp_nonpos(row[u] * scale - maxv);
         sum += row[u];
     }
     float inv = 1.0f / sum;
@@ -55,16 +58,24 @@ CPU_KERNEL(softmax_row, (float *row, int n, int len, float *lse), (row, n, len, 
     *lse = maxv + logf(sum);
 }
 
-/* The backward of one row of n probabilities recomputed from the scores p and lse, and of the
- * gradient ds = dO V^T in place: ds = p * (ds - d) * scale, zeros up to len. */
-CPU_KERNEL(softmax_backward_row, (float *p, float *ds, int n, int len, float lse, float d,
-                                  float scale), (p, ds, n, len, lse, d, scale)) {
+/* The backward of one row of n probabilities recomputed from the scores p (times sscale) and
+ * lse, and of the gradient ds = dO V^T in place: ds = p * (ds - d) * scale, zeros up to len. */
+CPU_KERNEL(softmax_backward_row, (float *p, float *ds, int n, int len, float sscale, float lse,
+                                  float d, float scale), (p, ds, n, len, sscale, lse, d, scale)) {
 #pragma omp simd
     for (int u = 0; u < n; u++) {
-        p[u] = fast_exp_nonpos(p[u] - lse);
+        p[u] = fast_exp_nonpos(p[u] * sscale - lse);
         ds[u] = p[u] * (ds[u] - d) * scale;
     }
     for (int u = n; u < len; u++) p[u] = ds[u] = 0.0f;
+}
+
+void cpu_attention_softmax_row(float *row, int n, int len, float scale, float *lse) {
+    CPU_PICK(softmax_row)(row, n, len, scale, lse);
+}
+void cpu_attention_softmax_backward_row(float *p, float *ds, int n, int len, float scale,
+                                        float lse, float d) {
+    CPU_PICK(softmax_backward_row)(p, ds, n, len, scale, lse, d, scale);
 }
 
 /* nq query rows (stride ldq) at positions p0, p0+1, ... attend to keys and values 0..their own
@@ -72,12 +83,12 @@ CPU_KERNEL(softmax_backward_row, (float *p, float *ds, int n, int len, float lse
  * is not NULL, each row's log-sum-exp. S holds CPU_ATTN_ROWS x (p0 + nq) floats. */
 static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const float *k,
                    const float *v, int ldk, int p0, int nq_all, int hs, float scale, float *S) {
-    void (*softmax)(float *, int, int, float *) = CPU_PICK(softmax_row);
+    void (*softmax)(float *, int, int, float, float *) = CPU_PICK(softmax_row);
     float row_lse;
     if (nq_all == 1) { /* one new token (generation): matrix-vector products */
         int nk = p0 + 1;
         cblas_sgemv(CblasRowMajor, CblasNoTrans, nk, hs, scale, k, ldk, q, 1, 0.0f, S, 1);
-        softmax(S, nk, nk, &row_lse);
+        softmax(S, nk, nk, 1.0f, &row_lse);
         cblas_sgemv(CblasRowMajor, CblasTrans, nk, hs, 1.0f, v, ldk, S, 1, 0.0f, o, 1);
         if (lse) lse[0] = row_lse;
         return;
@@ -88,7 +99,7 @@ static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const
                     q + (size_t)r0 * ldq, ldq, k, ldk, 0.0f, S, nk);
         for (int r = 0; r < nq; r++) { /* the query at position t sees keys 0..t */
             int t = p0 + r0 + r;
-            softmax(S + (size_t)r * nk, t + 1, nk, &row_lse);
+            softmax(S + (size_t)r * nk, t + 1, nk, 1.0f, &row_lse);
             if (lse) lse[r0 + r] = row_lse;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, S, nk, v, ldk,
@@ -97,9 +108,13 @@ static void attend(float *o, int ldo, float *lse, const float *q, int ldq, const
 }
 
 void cpu_attention_forward(gpt2_act *out_, float *lse, const gpt2_act *qkv_, int B, int T, int C,
-                           int NH, float *scratch) {
+                           int NH, int bf16, float *scratch) {
     float *out = cpu_f(out_);
     const float *qkv = cpu_cf(qkv_);
+    if (bf16 && cpu_bf16_native()) {
+        cpu_attention_bf16_forward(out, lse, qkv, B, T, C, NH, scratch);
+        return;
+    }
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
@@ -151,14 +166,18 @@ void cpu_attention_forward_kv(gpt2_act *out_, const gpt2_act *qkv_, gpt2_act *kc
  *   dQ = dS K,  dK += dS^T Q,  dV += P^T dO. */
 void cpu_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_act *qkv_,
                             const gpt2_act *out_, const float *lse, int B, int T, int C, int NH,
-                            float *scratch) {
+                            int bf16, float *scratch) {
     float *dqkv = cpu_f(dqkv_);
     const float *dout = cpu_cf(dout_);
     const float *qkv = cpu_cf(qkv_);
     const float *out = cpu_cf(out_);
+    if (bf16 && cpu_bf16_native()) {
+        cpu_attention_bf16_backward(dqkv, dout, qkv, out, lse, B, T, C, NH, scratch);
+        return;
+    }
     int hs = C / NH, ld = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    void (*softmax_backward)(float *, float *, int, int, float, float, float) =
+    void (*softmax_backward)(float *, float *, int, int, float, float, float, float) =
         CPU_PICK(softmax_backward_row);
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int b = 0; b < B; b++)
@@ -184,7 +203,7 @@ void cpu_attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt2_a
                     const float *o_t = hd.o + (size_t)t * C, *do_t = dh.o + (size_t)t * C;
                     float d = 0.0f;
                     for (int i = 0; i < hs; i++) d += do_t[i] * o_t[i];
-                    softmax_backward(p, ds, t + 1, nk, hd.lse[t], d, scale);
+                    softmax_backward(p, ds, t + 1, nk, 1.0f, hd.lse[t], d, scale);
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hs, nk, 1.0f, dS, nk,
                             hd.k, ld, 0.0f, dq + (size_t)q0 * ld, ld);

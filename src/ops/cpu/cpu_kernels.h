@@ -49,6 +49,28 @@ typedef enum { GEMM_F32, GEMM_BF16 } gemm_type;
 void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A, const void *B,
               const float *bias, float *C, int accumulate);
 
+/* Batch products of bf16 views, C (fp32) = A B (+ C when accumulate), each of the batch: A is
+ * M x K, B is K x N, C is M x N; element (i, r, c) of A at A + i * sa[0] + r * sa[1] + c * sa[2],
+ * of B likewise by sb, of C at C + i * sc[0] + r * sc[1] + c. Only where cpu_bf16_native()
+ * (attention's products under bf16, attention_bf16.c). */
+void cpu_gemm_batched(int batch, int M, int N, int K, const gpt2_bf16 *A, const long sa[3],
+                      const gpt2_bf16 *B, const long sb[3], float *C, const long sc[2],
+                      int accumulate);
+/* attention_bf16.c: the bf16-product attention (attention.c takes it under bf16 where
+ * cpu_bf16_native()), and the scratch it needs. */
+void cpu_attention_bf16_forward(float *out, float *lse, const float *qkv, int B, int T, int C,
+                                int NH, float *scratch);
+void cpu_attention_bf16_backward(float *dqkv, const float *dout, const float *qkv,
+                                 const float *out, const float *lse, int B, int T, int C, int NH,
+                                 float *scratch);
+size_t cpu_attention_bf16_scratch_floats(int T, int C, int NH);
+/* attention.c's row kernels, which attention_bf16.c shares: the softmax of a row of n scores
+ * times scale, in place, zeros up to len, its log-sum-exp; and its backward from the scores
+ * (times scale) and lse, ds = dP in, dS out. */
+void cpu_attention_softmax_row(float *row, int n, int len, float scale, float *lse);
+void cpu_attention_softmax_backward_row(float *p, float *ds, int n, int len, float scale,
+                                        float lse, float d);
+
 /* bf16 conversions (bf16.c). Those without _serial use the threads. */
 gpt2_bf16 cpu_bf16_round(float f);
 float cpu_bf16_to_float(gpt2_bf16 h);

@@ -22,8 +22,9 @@ void cpu_prepare_products(const gpt2_product *products, int n, int N, int traini
 }
 
 size_t cpu_scratch_floats(int B, int T, int C, int NH, int Vp, int bf16) {
-    (void)NH;
     size_t attention = (size_t)omp_get_max_threads() * CPU_ATTN_SCRATCH(T);
+    if (bf16 && cpu_bf16_native())
+        attention = max_size(attention, cpu_attention_bf16_scratch_floats(T, C, NH));
     size_t layernorm = (size_t)CPU_LN_BLOCKS * 2 * (size_t)C; /* partial dw, db */
     size_t classifier = cpu_classifier_scratch_floats(C, Vp, bf16);
     /* the widest linear layer (C to 4C or back), and generation's LM head over B rows */

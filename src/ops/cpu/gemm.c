@@ -15,14 +15,21 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 
-#define GEMM_SLOTS 64
+/* A training run's products, attention's batched ones (6 shapes a block of CPU_ATTN_ROWS query
+ * rows: 96 at T = 1024), and generation's. */
+#define GEMM_SLOTS 256
 
+/* A product's shape: 2-D (batch 0), or batch products over strided views; strides in elements:
+ * A's (batch, row, column), B's (batch, k, n), C's (batch, row), C's columns contiguous. Keys
+ * are zeroed before they are filled, so that they compare as bytes. */
 typedef struct gemm_key {
-    int type, ta, tb, M, N, K, bias, accumulate;
+    int type, batch, M, N, K, bias, accumulate;
+    long sa[3], sb[3], sc[2];
 } gemm_key;
 
 typedef struct gemm_slot {
@@ -39,10 +46,7 @@ static struct {
     int used, next_evict;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int same_key(const gemm_key *a, const gemm_key *b) {
-    return a->type == b->type && a->ta == b->ta && a->tb == b->tb && a->M == b->M &&
-           a->N == b->N && a->K == b->K && a->bias == b->bias && a->accumulate == b->accumulate;
-}
+static int same_key(const gemm_key *a, const gemm_key *b) { return !memcmp(a, b, sizeof *a); }
 
 static void slot_release(gemm_slot *s) {
     dnnl_primitive_destroy(s->prim);
@@ -51,18 +55,25 @@ static void slot_release(gemm_slot *s) {
     s->prim = NULL;
 }
 
+/* An operand's memory descriptor: rows x cols (x batch in front when the key has one). */
+static int operand(dnnl_memory_desc_t *md, const gemm_key *k, long rows, long cols,
+                   const long *strides, dnnl_data_type_t type) {
+    if (!k->batch) {
+        dnnl_dims_t d = {rows, cols}, st = {strides[1], strides[2]};
+        return dnnl_memory_desc_init_by_strides(md, 2, d, type, st) != dnnl_success;
+    }
+    dnnl_dims_t d = {k->batch, rows, cols}, st = {strides[0], strides[1], strides[2]};
+    return dnnl_memory_desc_init_by_strides(md, 3, d, type, st) != dnnl_success;
+}
+
 /* Makes the primitive for this key in s; returns 0, or -1 when oneDNN has no implementation. */
 static int slot_make(gemm_slot *s, const gemm_key *k) {
     dnnl_data_type_t in = dnnl_bf16;
     dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
-    /* Row-major, contiguous: a transposed operand is the other one's strides. */
-    dnnl_dims_t ad = {k->M, k->K}, as = {k->ta ? 1 : k->K, k->ta ? k->M : 1};
-    dnnl_dims_t bd = {k->K, k->N}, bs = {k->tb ? 1 : k->N, k->tb ? k->K : 1};
-    dnnl_dims_t cd = {k->M, k->N}, cs = {k->N, 1}, biasd = {1, k->N}, biass = {k->N, 1};
-    if (dnnl_memory_desc_init_by_strides(&a_md, 2, ad, in, as) ||
-        dnnl_memory_desc_init_by_strides(&b_md, 2, bd, in, bs) ||
-        dnnl_memory_desc_init_by_strides(&c_md, 2, cd, dnnl_f32, cs) ||
-        dnnl_memory_desc_init_by_strides(&bias_md, 2, biasd, dnnl_f32, biass))
+    long sc[3] = {k->sc[0], k->sc[1], 1}, sbias[3] = {0, k->N, 1};
+    if (operand(&a_md, k, k->M, k->K, k->sa, in) || operand(&b_md, k, k->K, k->N, k->sb, in) ||
+        operand(&c_md, k, k->M, k->N, sc, dnnl_f32) ||
+        operand(&bias_md, k, 1, k->N, sbias, dnnl_f32))
         return -1;
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &a_md, &b_md, k->bias ? &bias_md : NULL, &c_md)) return -1;
@@ -141,21 +152,16 @@ static void sgemm(int ta, int tb, int M, int N, int K, const float *A, const flo
     }
 }
 
-void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A, const void *B,
-              const float *bias, float *C, int accumulate) {
-    (void)cpu_isa(); /* oneDNN's cap is set before its first call */
-    if (type == GEMM_F32) {
-        sgemm(ta, tb, M, N, K, A, B, bias, C, accumulate);
-        return;
-    }
-    gemm_key k = {type, ta, tb, M, N, K, bias != NULL, accumulate};
+/* The bf16 product of key k (the slot made once), C from A and B. */
+static void bf16_product(const gemm_key *k, const void *A, const void *B, const float *bias,
+                         float *C) {
     pthread_mutex_lock(&g.lock);
-    gemm_slot *s = slot_for(&k);
+    gemm_slot *s = slot_for(k);
     if (!s) {
         /* Callers choose bf16 only where cpu_bf16_native() says oneDNN has the kernels, so
          * this is a shape oneDNN refuses: a bug, not bad input. */
-        fprintf(stderr, "gpt2c: internal error: oneDNN has no bf16 matmul for %d x %d x %d\n", M,
-                N, K);
+        fprintf(stderr, "gpt2c: internal error: oneDNN has no bf16 matmul for %d x %d x %d (batch "
+                "%d)\n", k->M, k->N, k->K, k->batch);
         abort();
     }
     dnnl_memory_set_data_handle(s->a, (void *)A);
@@ -171,4 +177,32 @@ void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A
         fprintf(stderr, "gpt2c: internal error: oneDNN matmul failed (status %d)\n", (int)st);
         abort();
     }
+}
+
+void cpu_gemm(gemm_type type, int ta, int tb, int M, int N, int K, const void *A, const void *B,
+              const float *bias, float *C, int accumulate) {
+    (void)cpu_isa(); /* oneDNN's cap is set before its first call */
+    if (type == GEMM_F32) {
+        sgemm(ta, tb, M, N, K, A, B, bias, C, accumulate);
+        return;
+    }
+    /* row-major and contiguous: a transposed operand is the other one's strides */
+    gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.type = type, k.M = M, k.N = N, k.K = K, k.bias = bias != NULL, k.accumulate = accumulate;
+    k.sa[1] = ta ? 1 : K, k.sa[2] = ta ? M : 1;
+    k.sb[1] = tb ? 1 : N, k.sb[2] = tb ? K : 1;
+    k.sc[1] = N;
+    bf16_product(&k, A, B, bias, C);
+}
+
+void cpu_gemm_batched(int batch, int M, int N, int K, const gpt2_bf16 *A, const long sa[3],
+                      const gpt2_bf16 *B, const long sb[3], float *C, const long sc[2],
+                      int accumulate) {
+    (void)cpu_isa();
+    gemm_key k;
+    memset(&k, 0, sizeof k);
+    k.type = GEMM_BF16, k.batch = batch, k.M = M, k.N = N, k.K = K, k.accumulate = accumulate;
+    memcpy(k.sa, sa, sizeof k.sa), memcpy(k.sb, sb, sizeof k.sb), memcpy(k.sc, sc, sizeof k.sc);
+    bf16_product(&k, A, B, NULL, C);
 }

@@ -606,8 +606,10 @@ static void attention_forward(gpt2_act *out, float *lse, const gpt2_act *qkv, in
     ATT_HS_DISPATCH(C / NH, forward_launch, ((act_t *)out, lse, (const act_t *)qkv, B, T, NH));
 }
 
+/* (bf16: the handle's activations' type says it already; ops.h) */
 extern "C" void cuda_attention_forward(gpt2_act *out, float *lse, const gpt2_act *qkv, int B,
-                                       int T, int C, int NH, float *scratch) {
+                                       int T, int C, int NH, int bf16, float *scratch) {
+    (void)bf16;
 #ifdef GPT2C_HAVE_CUDNN
     if (cudnn_runs(B, T, C, NH)) { /* the scratch is its workspace */
         cudnn_attention_forward((__nv_bfloat16 *)out, lse, (const __nv_bfloat16 *)qkv, B, T, C,
@@ -652,7 +654,8 @@ static void attention_backward(gpt2_act *dqkv_, const gpt2_act *dout_, const gpt
 
 extern "C" void cuda_attention_backward(gpt2_act *dqkv, const gpt2_act *dout, const gpt2_act *qkv,
                                         const gpt2_act *out, const float *lse, int B, int T, int C,
-                                        int NH, float *scratch) {
+                                        int NH, int bf16, float *scratch) {
+    (void)bf16;
 #ifdef GPT2C_HAVE_CUDNN
     if (cudnn_runs(B, T, C, NH)) {
         cudnn_attention_backward((__nv_bfloat16 *)dqkv, (const __nv_bfloat16 *)dout,
