@@ -10,7 +10,9 @@
  * fp32 goes through dnnl_sgemm, BLAS-like: in a training step it was 16% faster than oneDNN's
  * fp32 matmul primitive. bf16 has only the primitive, which is made once per shape and kept:
  * making one compiles its kernel (milliseconds), running it costs microseconds. A training run
- * uses a dozen shapes; generation, whose prompt lengths vary, reuses the slots in turn. */
+ * uses a dozen shapes, and under bf16 attention's batch products over the heads (strided views
+ * of qkv, cpu_gemm_batched) six more a block of query rows; generation, whose prompt lengths
+ * vary, reuses the slots in turn. */
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -100,7 +102,7 @@ static int slot_make(gemm_slot *s, const gemm_key *k) {
         dnnl_memory_create(&s->c, &c_md, g.engine, DNNL_MEMORY_NONE) ||
         (k->bias && dnnl_memory_create(&s->bias, &bias_md, g.engine, DNNL_MEMORY_NONE)))
         return -1;
-    s->key = *k;
+    memcpy(&s->key, k, sizeof *k); /* (with its padding: keys compare as bytes) */
     return 0;
 }
 
@@ -130,7 +132,7 @@ static gemm_slot *slot_for(const gemm_key *k) {
     }
     if (slot_make(s, k) != 0) {
         /* keep the slots dense: the failed one is the last made, or an evicted one */
-        *s = g.slots[--g.used];
+        memcpy(s, &g.slots[--g.used], sizeof *s);
         return NULL;
     }
     return s;
