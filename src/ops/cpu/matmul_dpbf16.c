@@ -8,10 +8,10 @@
  * Every output is one fixed computation, whatever the rows beside it (ops.h's Rows): 16 lanes
  * over the channels in chunks of 32 in order (the last chunk zero-filled by a masked load), then
  * _mm512_reduce_add_ps's fixed tree, then the bias. Tiles of 4 rows x 4 weight rows only share
- * loads; a tile of one output does for it what a tile of sixteen does. The products of two bf16 values
- * are exact in fp32, so the sums differ from the emulated route's only in their order (and in
- * the instruction flushing subnormal sums to zero; bf16.c's rounding already flushes subnormal
- * inputs). */
+ * loads; a tile of one output does for it what a tile of sixteen does. The products of two bf16
+ * values are exact in fp32, so the sums differ from the emulated route's only in their order
+ * (and in the instruction flushing subnormal sums to zero; bf16.c's rounding already flushes
+ * subnormal inputs). */
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
 
@@ -64,10 +64,10 @@ DP_TARGET static float dp_dot(const gpt2_bf16 *x, const gpt2_bf16 *w, int n) {
 
 /* Rows in tiles of 4 rows x 4 weight rows; the rows left over (a decoding step's single row)
  * one output at a time, one weight row after the other. Chosen by measurement (bench/rows_bench.c,
- * a d12 step's products; AMD EPYC with AVX512_BF16, 2 threads): one row in tiles of 4 weight
- * rows, read side by side, took 10.9 ms a step (23 GB/s of weights), one weight row after the
- * other 5.9 ms; from 4 rows on the 4 x 4 tiles are faster (8 rows: 19.0 ms against 23.7 with
- * 2 x 2 tiles). */
+ * a d12 step's products, min of reps; AMD EPYC with AVX512_BF16, 2 threads): one row in tiles of
+ * 4 weight rows, read side by side, took 10.4-11.1 ms a step (about 23 GB/s of weights), one
+ * weight row after the other 6.5-6.9 ms; from 4 rows on the 4 x 4 tiles are as fast as any
+ * other shape tried (2 x 2 tiles: 8 rows 23.7 ms against 19.0). */
 void cpu_rows_dpbf16(float *out, const gpt2_bf16 *x, const gpt2_bf16 *w, const float *bias, int N,
                      int C, int OC) {
     int groups = (OC + DP_J - 1) / DP_J;
