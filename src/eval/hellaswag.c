@@ -221,19 +221,49 @@ int hellaswag_plan(gpt2_model *m, const hellaswag_set *s, gpt2c_error *err) {
     return memory_fit_plan(m, B, T, 0, 0, what, advice, err);
 }
 
+/* An example's longest row: its context and its longest ending. */
+static int example_len(const hellaswag_example *x) {
+    int longest = 0;
+    for (int k = 0; k < 4; k++) longest = x->nend[k] > longest ? x->nend[k] : longest;
+    return x->nctx + longest;
+}
+
+/* qsort's order of (length << 32 | index) keys: by length, then by index (a fixed order). */
+static int ascending(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,
                     int *pred_norm, gpt2c_error *err) {
-    int B = m->B, T = m->T, per = B / 4;
-    /* the positions scored: those predicting an ending's tokens, the LM head's only rows */
-    int32_t *rows = malloc((size_t)B * T * sizeof *rows);
-    if (!rows) return err_set(err, "out of memory scoring HellaSwag");
+    int B = m->B, per = B / 4;
+    /* the positions scored (those predicting an ending's tokens, the LM head's only rows), and
+     * the examples by length: each forward takes examples of about the same length, its rows
+     * as long as its longest (not the set's), so little of it is padding */
+    int32_t *rows = malloc((size_t)B * m->T * sizeof *rows);
+    uint64_t *keys = malloc((size_t)(count > 0 ? count : 1) * sizeof *keys);
+    int *order = malloc((size_t)(count > 0 ? count : 1) * sizeof *order);
+    if (!rows || !keys || !order) {
+        free(rows), free(keys), free(order);
+        return err_set(err, "out of memory scoring HellaSwag");
+    }
+    for (int i = 0; i < count; i++)
+        keys[i] = (uint64_t)example_len(&s->ex[first + i]) << 32 | (uint32_t)(first + i);
+    qsort(keys, (size_t)count, sizeof *keys, ascending);
+    for (int i = 0; i < count; i++) order[i] = (int)(keys[i] & 0xffffffffu);
+    free(keys);
     for (int e0 = 0; e0 < count; e0 += per) {
-        int ne = count - e0 < per ? count - e0 : per;
-        /* rows: example (e0 + j)'s ending k in row 4j + k; the rest of a row, and rows past the
-         * last example, are end-of-text (causal attention: nothing after a position changes it) */
+        int ne = count - e0 < per ? count - e0 : per, T = 1;
+        for (int j = 0; j < ne; j++) {
+            int len = example_len(&s->ex[order[e0 + j]]);
+            T = len > T ? len : T;
+        }
+        /* rows of T: example order[e0 + j]'s ending k in row 4j + k; the rest of a row, and rows
+         * past the last example, are end-of-text (causal attention: nothing after a position
+         * changes it) */
         for (int i = 0; i < B * T; i++) m->inputs[i] = GPT2C_EOT, m->targets[i] = GPT2C_EOT;
         for (int j = 0; j < ne; j++) {
-            const hellaswag_example *x = &s->ex[first + e0 + j];
+            const hellaswag_example *x = &s->ex[order[e0 + j]];
             const int32_t *end = x->tokens + x->nctx;
             for (int k = 0; k < 4; k++) {
                 int32_t *in = m->inputs + (size_t)(4 * j + k) * T;
@@ -248,15 +278,15 @@ int hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count,
         /* ending token at position t is predicted at t - 1 (t >= 1) */
         int n = 0;
         for (int j = 0; j < ne; j++) {
-            const hellaswag_example *x = &s->ex[first + e0 + j];
+            const hellaswag_example *x = &s->ex[order[e0 + j]];
             for (int k = 0; k < 4; k++)
                 for (int t = x->nctx > 0 ? x->nctx : 1; t < x->nctx + x->nend[k]; t++)
                     rows[n++] = (4 * j + k) * T + t - 1;
         }
-        gpt2_forward_rows(m, rows, n);
+        gpt2_forward_rows(m, T, rows, n);
         const float *l = gpt2_row_losses(m); /* in the order of rows */
         for (int j = 0; j < ne; j++) {
-            const hellaswag_example *x = &s->ex[first + e0 + j];
+            const hellaswag_example *x = &s->ex[order[e0 + j]];
             double best_sum = 0, best_mean = 0;
             int p = 0, pn = 0;
             for (int k = 0; k < 4; k++) {
@@ -268,10 +298,10 @@ int hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count,
                 if (k == 0 || sum < best_sum) best_sum = sum, p = k;
                 if (k == 0 || mean < best_mean) best_mean = mean, pn = k;
             }
-            pred[e0 + j] = p, pred_norm[e0 + j] = pn;
+            pred[order[e0 + j] - first] = p, pred_norm[order[e0 + j] - first] = pn;
         }
     }
-    free(rows);
+    free(rows), free(order);
     return 0;
 }
 

@@ -38,8 +38,9 @@ void hellaswag_free(hellaswag_set *s);
 /* Score examples [first, first + count) of s on m, planned for inference with B = 4 *
  * HELLASWAG_BATCH rows of T >= s->longest (hellaswag_plan: the plan checked against the
  * backend's free memory, as every plan is, memory_fit_plan). pred and pred_norm get each
- * example's choice (count entries). The LM head runs only at the positions that predict an
- * ending's tokens (gpt2_forward_rows). 0, or -1 out of memory. */
+ * example's choice (count entries). Each forward takes examples of about the same length
+ * (sorted), its rows as long as its longest; the LM head runs only at the positions that predict
+ * an ending's tokens (gpt2_forward_rows). 0, or -1 out of memory. */
 int hellaswag_plan(gpt2_model *m, const hellaswag_set *s, gpt2c_error *err);
 int hellaswag_score(gpt2_model *m, const hellaswag_set *s, int first, int count, int *pred,
                     int *pred_norm, gpt2c_error *err);

@@ -291,9 +291,9 @@ static void upload_batch(gpt2_model *m) {
 
 /* The embedding and the blocks on the batch's inputs already on the backend, then the final
  * LayerNorm into m->lnf. */
-static void trunk_forward(gpt2_model *m) {
+static void trunk_forward(gpt2_model *m, int T) {
     const gpt2_ops *op = m->be->ops;
-    int B = m->B, T = m->T, C = m->cfg.n_embd, N = B * T;
+    int B = m->B, C = m->cfg.n_embd, N = B * T;
     op->embed_forward(m->encoded, m->inputs_dev, m->w.wte, m->w.wpe, B, T, C);
     gpt2_block_pass pass = {.N = N, .B = B, .T = T, .scratch = m->scratch};
     const gpt2_act *res = m->encoded; /* the residual stream entering each block */
@@ -308,7 +308,7 @@ static void trunk_forward(gpt2_model *m) {
 static void forward_pass(gpt2_model *m, float dloss, float weight) {
     const gpt2_ops *op = m->be->ops;
     int C = m->cfg.n_embd, N = m->B * m->T;
-    trunk_forward(m);
+    trunk_forward(m, m->T);
     /* LM head (tied to wte) + cross-entropy; when training, dC = d(loss)/d(lnf), dwte += . */
     int grad = dloss > 0.0f && m->training;
     op->classifier(m->losses, grad ? m->dC : NULL, grad ? m->g.wte : NULL, m->lnf, m->w.wte,
@@ -350,12 +350,12 @@ double gpt2_loss_take(gpt2_model *m) {
     return sum;
 }
 
-void gpt2_forward_rows(gpt2_model *m, const int32_t *rows, int n) {
+void gpt2_forward_rows(gpt2_model *m, int T, const int32_t *rows, int n) {
     const gpt2_backend *be = m->be;
     size_t C = (size_t)m->cfg.n_embd;
     if (!be->host_memory)
-        be->ops->upload(m->inputs_dev, m->inputs, (size_t)m->B * m->T * sizeof *m->inputs);
-    trunk_forward(m);
+        be->ops->upload(m->inputs_dev, m->inputs, (size_t)m->B * T * sizeof *m->inputs);
+    trunk_forward(m, T);
     /* the rows to the front of lnf and their targets to the front of targets, in place: rows
      * ascend, so row i's source (at or after i) is read before anything is written over it */
     for (int i = 0; i < n; i++) {

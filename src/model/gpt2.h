@@ -133,13 +133,14 @@ void gpt2_train_micro_step(gpt2_model *m, float dloss, float weight);
 double gpt2_loss_take(gpt2_model *m);
 /* gpt2_forward_accumulate with weight 1, then gpt2_loss_take: the batch's mean loss. */
 float gpt2_forward(gpt2_model *m, float dloss);
-/* The forward on m->inputs, then the LM head and its loss only at the positions `rows` (n of
- * them, ascending, indices into the B*T positions; their targets from m->targets, which it
+/* The forward on m->inputs as B rows of T tokens (T at most the plan's: the activations' first
+ * B*T positions), then the LM head and its loss only at the positions `rows` (n of them,
+ * ascending, indices into the B*T positions; their targets from m->targets, which it
  * overwrites): gpt2_row_losses(m)[i] is then the loss at rows[i]. Nothing is accumulated. For
  * an evaluation that scores a few positions of each row (HellaSwag's endings): the LM head over
  * every position would cost as much as the blocks in GPT-2 124M, and most of the time in
  * smaller models. */
-void gpt2_forward_rows(gpt2_model *m, const int32_t *rows, int n);
+void gpt2_forward_rows(gpt2_model *m, int T, const int32_t *rows, int n);
 /* Each position's loss from the last forward, in host memory (brought back on a device). */
 const float *gpt2_row_losses(gpt2_model *m);
 void gpt2_backward(gpt2_model *m);
