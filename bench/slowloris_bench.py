@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import select
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,38 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 SOURCES = ["127.0.0.%d" % i for i in range(2, 7)]
+# the hostile-client tests' own: a connection from a loopback address, and whether the server closed it
+from test_serve_hostile import closed_by_peer, connect  # noqa: E402
 
 
 def tiny_model(directory):
     import torch_gpt2 as ref  # tests/torch_gpt2.py: the tests' PyTorch GPT-2 and HF writer
     ref.save_hf_dir(ref.random_init(ref.Config(n_layer=2, n_head=2, n_embd=64, n_positions=1024), 3), directory)
-
-
-def connect(port, src, timeout=10.0):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.bind((src, 0))
-        s.connect(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        raise
-    return s
-
-
-def closed_by_peer(sock):
-    """True once the server has closed the connection; never blocks."""
-    p = select.poll()
-    p.register(sock, select.POLLIN)
-    while p.poll(0):
-        try:
-            if not sock.recv(65536):
-                return True
-        except (socket.timeout, BlockingIOError):
-            return False
-        except OSError:
-            return True
-    return False
 
 
 class Attack:
