@@ -21,11 +21,27 @@
 
 #define ROWS CPU_ATTN_ROWS
 
-/* The scratch, in floats: for one sequence its qkv and dO in bf16, and for one block of all its
- * heads the scores S and dP (fp32, rows of T: a fixed stride whatever the block) and P and dS in
- * bf16. Each piece starts on a cache line. */
-static size_t line(size_t floats) { return (floats + 15) / 16 * 16; }
-static size_t half(size_t n) { return line((n + 1) / 2); } /* n bf16 values, in floats */
+/* The scratch: for one block of all a sequence's heads the scores S and dP (fp32, rows of T: a
+ * fixed stride whatever the block) and P and dS in bf16, then the sequence's qkv and dO in bf16.
+ * Each piece starts on a cache line; `layout` gives their offsets in bytes (and the end: the
+ * size), which both the pieces and the size the plan reserves come from. */
+typedef struct layout {
+    size_t S, dP, P, dS, x, dy, end;
+} layout;
+
+static size_t after(size_t at, size_t n, size_t bytes) { return at + (n * bytes + 63) / 64 * 64; }
+
+static layout layout_of(int T, int C, int NH) {
+    size_t block = (size_t)NH * ROWS * T;
+    layout l = {0};
+    l.dP = after(l.S, block, sizeof(float));
+    l.P = after(l.dP, block, sizeof(float));
+    l.dS = after(l.P, block, sizeof(gpt2_bf16));
+    l.x = after(l.dS, block, sizeof(gpt2_bf16));
+    l.dy = after(l.x, (size_t)T * 3 * C, sizeof(gpt2_bf16));
+    l.end = after(l.dy, (size_t)T * C, sizeof(gpt2_bf16));
+    return l;
+}
 
 typedef struct buffers {
     gpt2_bf16 *x;  /* [T][3C]: the sequence's qkv */
@@ -35,20 +51,15 @@ typedef struct buffers {
 } buffers;
 
 static buffers carve(float *scratch, int T, int C, int NH) {
-    size_t block = (size_t)NH * ROWS * T;
-    buffers b;
-    b.S = scratch;
-    b.dP = b.S + line(block);
-    b.P = (gpt2_bf16 *)(b.dP + line(block));
-    b.dS = (gpt2_bf16 *)((float *)b.P + half(block));
-    b.x = (gpt2_bf16 *)((float *)b.dS + half(block));
-    b.dy = (gpt2_bf16 *)((float *)b.x + half((size_t)T * 3 * C));
-    return b;
+    layout l = layout_of(T, C, NH);
+    char *base = (char *)scratch;
+    return (buffers){.x = (gpt2_bf16 *)(base + l.x), .dy = (gpt2_bf16 *)(base + l.dy),
+                     .S = (float *)(base + l.S), .dP = (float *)(base + l.dP),
+                     .P = (gpt2_bf16 *)(base + l.P), .dS = (gpt2_bf16 *)(base + l.dS)};
 }
 
 size_t cpu_attention_bf16_scratch_floats(int T, int C, int NH) {
-    size_t block = (size_t)NH * ROWS * T;
-    return 2 * line(block) + 2 * half(block) + half((size_t)T * 3 * C) + half((size_t)T * C);
+    return layout_of(T, C, NH).end / sizeof(float);
 }
 
 /* The views, in elements. A block's S, dP, P and dS: head h, row r, key u at h*ROWS*T + r*T + u;
