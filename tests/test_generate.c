@@ -264,6 +264,32 @@ static void test_sampler(void) {
     /* 3.0 alone has 32% of the mass, with the first 2.5 (id 1, the lower id) 51% */
     CHECK(counts[8] + counts[1] == 20000 && counts[8] > counts[1] && counts[1] > 0);
     sampler_free(&s);
+    /* every token a candidate (the server's default, no top-k) at temperature 1: the draws follow
+     * softmax(logits) (chi-square, 9 degrees of freedom; 27.88 is the 0.1% critical value) */
+    CHECK(sampler_init(&s, 1.0f, NV, 1.0f, NV, &err) == 0);
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < DRAWS; i++) counts[sampler_next(&s, logits, NV, &r)]++;
+    z = 0, chi2 = 0;
+    for (int i = 0; i < NV; i++) z += exp(logits[i]);
+    for (int i = 0; i < NV; i++) {
+        double expect = DRAWS * exp(logits[i]) / z;
+        chi2 += (counts[i] - expect) * (counts[i] - expect) / expect;
+    }
+    if (chi2 >= 27.88) fprintf(stderr, "all-token chi-square %g\n", chi2);
+    CHECK(chi2 < 27.88);
+    sampler_free(&s);
+    /* a nucleus of 500 tokens out of 1000 equal ones, beyond the first ranked candidates looked
+     * at: ties rank by id, so exactly ids 0..499 are drawn, the last of them too */
+    enum { WIDE = 1000 };
+    static float flat[WIDE];
+    CHECK(sampler_init(&s, 1.0f, WIDE, 0.5f, WIDE, &err) == 0);
+    int lowest = WIDE, highest = -1;
+    for (int i = 0; i < 20000; i++) {
+        int id = sampler_next(&s, flat, WIDE, &r);
+        lowest = id < lowest ? id : lowest, highest = id > highest ? id : highest;
+    }
+    CHECK(lowest == 0 && highest == 499);
+    sampler_free(&s);
     /* bad settings */
     CHECK(sampler_init(&s, 1.0f, 0, 1.0f, NV, &err) == -1);
     CHECK(sampler_init(&s, 1.0f, 5, 0.0f, NV, &err) == -1);

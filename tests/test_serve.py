@@ -80,12 +80,12 @@ def client(server):
     return openai.OpenAI(base_url=server.url + "v1", api_key="none", max_retries=0)
 
 
-def sample(model_dir, n, max_tokens, seed, top_k, temperature=1.0, prompt=PROMPT):
+def sample(model_dir, n, max_tokens, seed, top_k, temperature=1.0, prompt=PROMPT, top_p=1.0):
     """`gpt2c sample`'s texts for the same model, prompt and flags (ending at <|endoftext|>, as
     the server's choices do)."""
     out = run_gpt2c("sample", "--model", model_dir, "--prompt", prompt, "--num-samples", n,
                     "--max-tokens", max_tokens, "--seed", seed, "--top-k", top_k, "--temperature", temperature,
-                    "--threads", THREADS, "--stop-at-eot", "--json")
+                    "--top-p", top_p, "--threads", THREADS, "--stop-at-eot", "--json")
     return [s["text"] for s in json.loads(out.stdout)["samples"]]
 
 
@@ -113,6 +113,15 @@ def test_completion_equals_sample(server, client, model_dir):
 def test_greedy_equals_sample(client, model_dir):
     r = client.completions.create(model="m", prompt=PROMPT, max_tokens=20, temperature=0)
     assert r.choices[0].text == sample(model_dir, 1, 20, 42, 50, temperature=0)[0]
+
+
+def test_every_token_a_candidate_equals_sample(client, model_dir):
+    """An OpenAI client sends no top_k: every token is a candidate, drawn without a sort; with a
+    nucleus, from the ranked tokens that reach top_p."""
+    r = client.completions.create(model="m", prompt=PROMPT, max_tokens=24, seed=5)
+    assert r.choices[0].text == sample(model_dir, 1, 24, 5, 50257)[0]
+    r = client.completions.create(model="m", prompt=PROMPT, max_tokens=24, seed=5, top_p=0.9)
+    assert r.choices[0].text == sample(model_dir, 1, 24, 5, 50257, top_p=0.9)[0]
 
 
 def test_stream_equals_sample(client, model_dir):

@@ -67,6 +67,48 @@ static void top_candidates(sampler *s, const float *logits, int vocab, int k) {
     }
 }
 
+/* exp((logit - max) / temperature), the candidates' unnormalised probability (in double, then
+ * float: the same value whichever way a candidate is reached). */
+static float weight(float logit, float maxv, float temperature) {
+    return (float)exp(((double)logit - maxv) / temperature);
+}
+
+/* The first u of a walk over n weights: its index (the last one if u is within rounding of the
+ * total). */
+static int walk(const float *w, int n, double u) {
+    double acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        acc += w[i];
+        if (u < acc) return i;
+    }
+    return n - 1;
+}
+
+/* Every token a candidate (no top-k). Without a nucleus the order of the walk does not change
+ * the distribution, so it goes in id order and nothing is sorted; with one, the ranked prefix
+ * that reaches top_p of the total comes from the m best tokens for m = 64, 512, ... until it fits
+ * (a sort of the whole vocabulary per draw took 9 ms, as long as a d12 forward). */
+static int32_t draw_from_all(sampler *s, const float *logits, int vocab, rng *r) {
+    float maxv = logits[0];
+    for (int i = 1; i < vocab; i++)
+        if (logits[i] > maxv) maxv = logits[i];
+    double total = 0.0;
+    for (int i = 0; i < vocab; i++) total += s->vals[i] = weight(logits[i], maxv, s->temperature);
+    if (s->top_p >= 1.0f) return walk(s->vals, vocab, rng_uniform(r) * total);
+    for (int m = 64;; m *= 8) {
+        if (m > vocab) m = vocab;
+        top_candidates(s, logits, vocab, m);
+        double acc = 0.0;
+        int n = 0;
+        while (n < m) {
+            acc += s->vals[n] = weight(s->vals[n], maxv, s->temperature);
+            n++;
+            if (acc >= s->top_p * total) break;
+        }
+        if (acc >= s->top_p * total || m == vocab) return s->ids[walk(s->vals, n, rng_uniform(r) * acc)];
+    }
+}
+
 int32_t sampler_next(sampler *s, const float *logits, int vocab, rng *r) {
     if (s->temperature == 0.0f || s->top_k == 1) {
         int32_t best = 0;
@@ -74,15 +116,13 @@ int32_t sampler_next(sampler *s, const float *logits, int vocab, rng *r) {
             if (logits[i] > logits[best]) best = i;
         return best;
     }
-    int k = s->top_k < vocab ? s->top_k : vocab;
+    if (s->top_k >= vocab) return draw_from_all(s, logits, vocab, r);
+    int k = s->top_k;
     top_candidates(s, logits, vocab, k);
     /* softmax(logits / temperature) over the candidates, in double */
     double sum = 0.0;
     float maxv = s->vals[0];
-    for (int i = 0; i < k; i++) {
-        s->vals[i] = (float)exp(((double)s->vals[i] - maxv) / s->temperature);
-        sum += s->vals[i];
-    }
+    for (int i = 0; i < k; i++) sum += s->vals[i] = weight(s->vals[i], maxv, s->temperature);
     /* nucleus: the shortest prefix whose mass reaches top_p of the total */
     int n = k;
     if (s->top_p < 1.0f) {
@@ -93,10 +133,5 @@ int32_t sampler_next(sampler *s, const float *logits, int vocab, rng *r) {
         }
         sum = acc;
     }
-    double u = rng_uniform(r) * sum, acc = 0.0;
-    for (int i = 0; i < n; i++) {
-        acc += s->vals[i];
-        if (u < acc) return s->ids[i];
-    }
-    return s->ids[n - 1]; /* u within rounding of the total */
+    return s->ids[walk(s->vals, n, rng_uniform(r) * sum)];
 }

@@ -21,7 +21,9 @@ typedef struct sampler {
 int sampler_init(sampler *s, float temperature, int top_k, float top_p, int vocab, gpt2c_error *err);
 void sampler_free(sampler *s);
 /* The next token from logits[0..vocab), drawing from r (one uniform number per call unless
- * greedy). Deterministic: candidates are ordered by logit, then id. */
+ * greedy). Deterministic: candidates are ordered by logit, then id (when every token is a
+ * candidate and there is no nucleus, by id: the order does not change what is drawn, and it
+ * needs no sort). */
 int32_t sampler_next(sampler *s, const float *logits, int vocab, rng *r);
 
 #endif
