@@ -14,6 +14,7 @@ Run from the repository root:  .venv/bin/python bench/serve_bench.py [--threads 
   --no-llama          gpt2c alone (no llama.cpp build or peers): its scaling from 1 to 16 clients
   --base-build DIR    also another build of gpt2c (e.g. the commit before a change, built in DIR),
                       its sides run right after this build's, in the same run
+  --no-top-k          clients send no top_k (an OpenAI client's request); by default top_k 50
 """
 import argparse
 import array
@@ -160,6 +161,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-llama", action="store_true", help="gpt2c alone, no llama.cpp peers")
     ap.add_argument("--base-build", help="another gpt2c build to measure in the same run")
+    ap.add_argument("--no-top-k", action="store_true",
+                    help="clients send no top_k, as OpenAI clients do (gpt2c then draws from every "
+                         "token; llama-server keeps its own default, 40)")
     args = ap.parse_args()
     _, gpt2c = find_gpt2c(args.build_dir, ROOT)
     builds = {"gpt2c serve": gpt2c}
@@ -177,9 +181,12 @@ def main():
         prompts = distinct_prompts(gpt2c, 16, 1 + sum(CLIENTS) * args.rounds, tmp)
         print(subprocess.run([str(gpt2c), "info"], capture_output=True, text=True).stdout, flush=True)
         print(f"d12 (random weights), {len(ids)}-token prompt, {TOKENS} new tokens per client, "
-              f"--parallel {PARALLEL}, {args.threads} threads, medians of {args.rounds} rounds", flush=True)
+              f"--parallel {PARALLEL}, {args.threads} threads, medians of {args.rounds} rounds, "
+              f"{'no top_k' if args.no_top_k else 'top_k 50'}", flush=True)
         base = {"max_tokens": TOKENS, "temperature": 1.0, "top_k": 50, "seed": 1,
                 "stream": True, "logit_bias": {"50256": -100}}
+        if args.no_top_k:
+            del base["top_k"]
         results = {}
         for precision in ("fp32", "bf16"):
             for label, exe in builds.items():

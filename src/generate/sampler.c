@@ -73,8 +73,8 @@ static float weight(float logit, float maxv, float temperature) {
     return (float)exp(((double)logit - maxv) / temperature);
 }
 
-/* The first u of a walk over n weights: its index (the last one if u is within rounding of the
- * total). */
+/* The index at which the running sum of w[0..n) first exceeds u (the last one if u is within
+ * rounding of the total). */
 static int walk(const float *w, int n, double u) {
     double acc = 0.0;
     for (int i = 0; i < n; i++) {
