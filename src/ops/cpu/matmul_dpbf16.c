@@ -22,10 +22,12 @@
 
 enum { DP_ROWS = 4, DP_J = 4, DP_CHUNK = 32 };
 
-/* The 4 x 4 tiles ask for each weight row 4 KB ahead, which keeps enough reads in flight for
- * their 4 side-by-side streams (at 4 rows 12.4 ms a d12 step with it, 15.0 without); a single
- * stream does better with the hardware prefetcher alone. */
-#define DP_PREFETCH_ELEMS 2048
+/* Each weight row is asked for 16 KB ahead, into L2 (L1 holds the tile's inputs): a d12 step's
+ * products (bench/rows_bench.c, AMD EPYC, min of 15, 3 rounds) at 8 rows took 14.0-22.0 ms when
+ * asked for 4 KB ahead into L1, 9.8-10.3 ms so; one row 7.5-8.9 ms with the hardware prefetcher
+ * alone, 6.8-8.3 ms so. */
+#define DP_PREFETCH_ELEMS 8192
+#define DP_PREFETCH(p) _mm_prefetch((const char *)((p) + DP_PREFETCH_ELEMS), _MM_HINT_T1)
 
 /* Chunk i of 32 values (the last one, of n - i < 32, zero-filled by the mask). */
 #define DP_LOAD(p, i, n)                                                                           \
@@ -43,10 +45,10 @@ DP_TARGET static void dp_tile4x4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w
                           s##m##3 = s##m##0;
     DP_SUMS(0) DP_SUMS(1) DP_SUMS(2) DP_SUMS(3)
     for (int i = 0; i < n; i += DP_CHUNK) {
-        _mm_prefetch((const char *)(w0 + i + DP_PREFETCH_ELEMS), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w1 + i + DP_PREFETCH_ELEMS), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w2 + i + DP_PREFETCH_ELEMS), _MM_HINT_T0);
-        _mm_prefetch((const char *)(w3 + i + DP_PREFETCH_ELEMS), _MM_HINT_T0);
+        DP_PREFETCH(w0 + i);
+        DP_PREFETCH(w1 + i);
+        DP_PREFETCH(w2 + i);
+        DP_PREFETCH(w3 + i);
         __m512bh v0 = (__m512bh)DP_LOAD(w0, i, n), v1 = (__m512bh)DP_LOAD(w1, i, n),
                  v2 = (__m512bh)DP_LOAD(w2, i, n), v3 = (__m512bh)DP_LOAD(w3, i, n);
 #define DP_ROW(m)                                                                                  \
@@ -71,8 +73,10 @@ DP_TARGET static void dp_tile4x4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w
 /* One output: what the tile does for each of its sixteen. */
 DP_TARGET static float dp_dot(const gpt2_bf16 *x, const gpt2_bf16 *w, int n) {
     __m512 s = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += DP_CHUNK)
+    for (int i = 0; i < n; i += DP_CHUNK) {
+        DP_PREFETCH(w + i);
         s = _mm512_dpbf16_ps(s, (__m512bh)DP_LOAD(x, i, n), (__m512bh)DP_LOAD(w, i, n));
+    }
     return _mm512_reduce_add_ps(s);
 }
 
@@ -80,9 +84,7 @@ DP_TARGET static float dp_dot(const gpt2_bf16 *x, const gpt2_bf16 *w, int n) {
  * one output at a time, one weight row after the other. Chosen by measurement (bench/rows_bench.c,
  * a d12 step's products, min of reps; AMD EPYC with AVX512_BF16, 2 threads): one row in tiles of
  * 4 weight rows, read side by side, took 10.4-11.1 ms a step (about 23 GB/s of weights), one
- * weight row after the other 6.5-6.9 ms. At 8 rows, 8 x 2 tiles and prefetching 4 to 32 KB
- * ahead were within the machine's noise of the 4 x 4 tiles (13.3-15.0 ms a step with the LM
- * head, against 9 ms for one row: the weights' stream then no longer hides the products). */
+ * weight row after the other 6.5-6.9 ms; at 8 rows 8 x 2 tiles were no faster than 4 x 4. */
 void cpu_rows_dpbf16(float *out, const gpt2_bf16 *x, const gpt2_bf16 *w, const float *bias, int N,
                      int C, int OC) {
     int groups = (OC + DP_J - 1) / DP_J;
