@@ -31,6 +31,11 @@ static inline float hsum_v16(v16f v) {
     return hsum_v8(lo + hi);
 }
 
+/* Each weight row's lines are asked for 16 KB ahead, into L2 (a d12 step's products,
+ * bench/rows_bench.c, AMD EPYC, fp32 at 16 rows: 39.0-39.4 -> 28.2-28.6 ms in AVX-512, 61-63 ->
+ * 46 ms under GPT2C_CPU_ISA=avx2; the hardware prefetcher alone fell behind). */
+#define PREFETCH_L2(p) __builtin_prefetch((p) + 16384, 0, 2)
+
 /* TILE(R, J, VF, VU, LANES, BF16): r[m*J + j] = row m of x (stride ldx) . weight row j (stride
  * ldw), n inputs, m < R, j < J. fp32 weights: lanes over the inputs. bf16 weights: their pairs
  * widened in registers (a 32-bit word holds the even element low, the odd one high), against x
@@ -43,6 +48,7 @@ static inline float hsum_v16(v16f v) {
     for (; i + LANES <= h; i += LANES) {                                                           \
         VF we[J], wo[J];                                                                           \
         for (int j = 0; j < J; j++) {                                                              \
+            PREFETCH_L2((const char *)w + ((size_t)j * ldw + (BF16 ? 2 * i : i)) * (BF16 ? 2 : 4));   \
             if (BF16) {                                                                            \
                 VU u;                                                                              \
                 memcpy(&u, (const gpt2_bf16 *)w + (size_t)j * ldw + 2 * i, sizeof u);              \
@@ -84,12 +90,13 @@ CPU_KERNEL(tile4x4_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 4, v16f, v16u, 16, 0, 
 CPU_KERNEL(tile1x4_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 0, hsum_v16) }
 CPU_KERNEL(tile4x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 4, v16f, v16u, 16, 1, hsum_v16) }
 CPU_KERNEL(tile1x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 1, hsum_v16) }
-/* AVX2 and below: 8 lanes, 4 rows x 3 weight rows (12 accumulators of the 16 registers; 16
- * lanes there go through memory, at a sixth of the speed). */
-CPU_KERNEL(tile4x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 3, v8f, v8u, 8, 0, hsum_v8) }
-CPU_KERNEL(tile1x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 3, v8f, v8u, 8, 0, hsum_v8) }
-CPU_KERNEL(tile4x3_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 3, v8f, v8u, 8, 1, hsum_v8) }
-CPU_KERNEL(tile1x3_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 3, v8f, v8u, 8, 1, hsum_v8) }
+/* AVX2 and below: 8 lanes, 4 rows x 2 weight rows (8 accumulators of the 16 registers; 16
+ * lanes there go through memory, at a sixth of the speed; so did 4 x 3 tiles, whose 12 sums GCC
+ * kept on the stack: 2 weight rows took half the time, d12 at 16 rows 130 -> 63 ms). */
+CPU_KERNEL(tile4x2_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 2, v8f, v8u, 8, 0, hsum_v8) }
+CPU_KERNEL(tile1x2_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 2, v8f, v8u, 8, 0, hsum_v8) }
+CPU_KERNEL(tile4x2_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 2, v8f, v8u, 8, 1, hsum_v8) }
+CPU_KERNEL(tile1x2_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 2, v8f, v8u, 8, 1, hsum_v8) }
 
 typedef void tile_fn TILE_PARAMS;
 enum { TILE_ROWS = 4, TILE_MAX_J = 4 };
@@ -137,7 +144,7 @@ void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const floa
                              float *scratch) {
     float *out = cpu_f(out_);
     const float *inp = cpu_cf(inp_);
-    int wide = cpu_vec_width() == CPU_VEC_AVX512, J = wide ? 4 : 3;
+    int wide = cpu_vec_width() == CPU_VEC_AVX512, J = wide ? 4 : 2;
     if (w_bf16 && cpu_rows_dpbf16_available()) { /* AVX512_BF16's pair products, no widening */
         gpt2_bf16 *x = (gpt2_bf16 *)scratch;
         cpu_to_bf16(x, inp, (size_t)N * C);
@@ -155,12 +162,12 @@ void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const floa
             x = xr, wf = wr;
         }
         rows_product(out, x, wf, sizeof(float), bias, N, C, OC, J,
-                     wide ? CPU_PICK(tile4x4_f32) : CPU_PICK(tile4x3_f32),
-                     wide ? CPU_PICK(tile1x4_f32) : CPU_PICK(tile1x3_f32));
+                     wide ? CPU_PICK(tile4x4_f32) : CPU_PICK(tile4x2_f32),
+                     wide ? CPU_PICK(tile1x4_f32) : CPU_PICK(tile1x2_f32));
         return;
     }
     cpu_deinterleave_rounded(scratch, inp, N, C);
     rows_product(out, scratch, w_bf16, sizeof(gpt2_bf16), bias, N, C, OC, J,
-                 wide ? CPU_PICK(tile4x4_bf16) : CPU_PICK(tile4x3_bf16),
-                 wide ? CPU_PICK(tile1x4_bf16) : CPU_PICK(tile1x3_bf16));
+                 wide ? CPU_PICK(tile4x4_bf16) : CPU_PICK(tile4x2_bf16),
+                 wide ? CPU_PICK(tile1x4_bf16) : CPU_PICK(tile1x2_bf16));
 }
