@@ -105,7 +105,8 @@ static int32_t draw_from_all(sampler *s, const float *logits, int vocab, rng *r)
             n++;
             if (acc >= s->top_p * total) break;
         }
-        if (acc >= s->top_p * total || m == vocab) return s->ids[walk(s->vals, n, rng_uniform(r) * acc)];
+        if (acc >= s->top_p * total || m == vocab)
+            return s->ids[walk(s->vals, n, rng_uniform(r) * acc)];
     }
 }
 

@@ -62,8 +62,10 @@ DP_TARGET static void dp_tile4x4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w
         DP_ROW(0) DP_ROW(1) DP_ROW(2) DP_ROW(3)
     }
 #define DP_REDUCE(m)                                                                               \
-    r[(m) * 4 + 0] = _mm512_reduce_add_ps(s##m##0), r[(m) * 4 + 1] = _mm512_reduce_add_ps(s##m##1), \
-    r[(m) * 4 + 2] = _mm512_reduce_add_ps(s##m##2), r[(m) * 4 + 3] = _mm512_reduce_add_ps(s##m##3);
+    r[(m) * 4 + 0] = _mm512_reduce_add_ps(s##m##0);                                                \
+    r[(m) * 4 + 1] = _mm512_reduce_add_ps(s##m##1);                                                \
+    r[(m) * 4 + 2] = _mm512_reduce_add_ps(s##m##2);                                                \
+    r[(m) * 4 + 3] = _mm512_reduce_add_ps(s##m##3);
     DP_REDUCE(0) DP_REDUCE(1) DP_REDUCE(2) DP_REDUCE(3)
 #undef DP_SUMS
 #undef DP_ROW

@@ -48,7 +48,8 @@ static inline float hsum_v16(v16f v) {
     for (; i + LANES <= h; i += LANES) {                                                           \
         VF we[J], wo[J];                                                                           \
         for (int j = 0; j < J; j++) {                                                              \
-            PREFETCH_L2((const char *)w + ((size_t)j * ldw + (BF16 ? 2 * i : i)) * (BF16 ? 2 : 4));   \
+            PREFETCH_L2((const char *)w +                                                          \
+                        ((size_t)j * ldw + (BF16 ? 2 * i : i)) * (BF16 ? 2 : 4));                  \
             if (BF16) {                                                                            \
                 VU u;                                                                              \
                 memcpy(&u, (const gpt2_bf16 *)w + (size_t)j * ldw + 2 * i, sizeof u);              \
