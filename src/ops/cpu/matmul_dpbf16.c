@@ -24,7 +24,7 @@ enum { DP_ROWS = 4, DP_J = 4, DP_CHUNK = 32 };
 
 /* Each weight row is asked for 16 KB ahead, into L2 (L1 holds the tile's inputs): a d12 step's
  * products (bench/rows_bench.c, AMD EPYC, min of 15, 3 rounds) at 8 rows took 14.0-22.0 ms when
- * asked for 4 KB ahead into L1, 9.8-10.3 ms so; one row 7.5-8.9 ms with the hardware prefetcher
+ * asked for 4 KB ahead into L1, 9.8-11.3 ms so; one row 7.5-8.9 ms with the hardware prefetcher
  * alone, 6.8-8.3 ms so. */
 #define DP_PREFETCH_ELEMS 8192
 #define DP_PREFETCH(p) _mm_prefetch((const char *)((p) + DP_PREFETCH_ELEMS), _MM_HINT_T1)
@@ -36,8 +36,8 @@ enum { DP_ROWS = 4, DP_J = 4, DP_CHUNK = 32 };
 
 /* r[m * 4 + j] = row m of x (stride ldx) . weight row j (stride ldw), n values. The sixteen
  * sums are named variables: written as an array indexed in loops, GCC kept a copy of the array
- * in memory and stored all sixteen to it every chunk, which ran at a third of the speed (hot in
- * L1, one core of the EPYC: 1.1 against 3.3 G VDPBF16PS a second). */
+ * in memory and stored all sixteen to it every chunk, which ran at a third of the speed or less
+ * (hot in L1, one core of the EPYC: 0.6-1.1 against 3.1-3.3 G VDPBF16PS a second). */
 DP_TARGET static void dp_tile4x4(const gpt2_bf16 *x, int ldx, const gpt2_bf16 *w, int ldw, int n,
                                  float *r) {
     const gpt2_bf16 *w0 = w, *w1 = w + ldw, *w2 = w + 2 * (size_t)ldw, *w3 = w + 3 * (size_t)ldw;
