@@ -36,18 +36,24 @@ static inline float hsum_v16(v16f v) {
  * 46 ms under GPT2C_CPU_ISA=avx2; the hardware prefetcher alone fell behind). */
 #define PREFETCH_L2(p) __builtin_prefetch((p) + 16384, 0, 2)
 
+/* The loops over a tile's rows and weight rows are unrolled before GCC decides where the
+ * sums live: left to itself it kept the 12 sums of the AVX2 4 x 3 tile on the stack, loading
+ * and storing each one every 8 inputs (hot in L1, one core of an AMD EPYC: 0.6 against 5.8 G
+ * 8-lane multiply-adds a second). */
+#define UNROLLED _Pragma("GCC unroll 4")
+
 /* TILE(R, J, VF, VU, LANES, BF16): r[m*J + j] = row m of x (stride ldx) . weight row j (stride
  * ldw), n inputs, m < R, j < J. fp32 weights: lanes over the inputs. bf16 weights: their pairs
  * widened in registers (a 32-bit word holds the even element low, the odd one high), against x
  * deinterleaved and rounded (x[0 .. n/2) even inputs, x[n/2 .. n) odd ones). */
 #define TILE(R, J, VF, VU, LANES, BF16, HSUM)                                                      \
     VF acc[R][J];                                                                                  \
-    for (int m = 0; m < R; m++)                                                                    \
-        for (int j = 0; j < J; j++) acc[m][j] = (VF){0};                                           \
+    UNROLLED for (int m = 0; m < R; m++)                                                           \
+        UNROLLED for (int j = 0; j < J; j++) acc[m][j] = (VF){0};                                  \
     int i = 0, h = BF16 ? n / 2 : n;                                                               \
     for (; i + LANES <= h; i += LANES) {                                                           \
         VF we[J], wo[J];                                                                           \
-        for (int j = 0; j < J; j++) {                                                              \
+        UNROLLED for (int j = 0; j < J; j++) {                                                     \
             PREFETCH_L2((const char *)w +                                                          \
                         ((size_t)j * ldw + (BF16 ? 2 * i : i)) * (BF16 ? 2 : 4));                  \
             if (BF16) {                                                                            \
@@ -58,11 +64,11 @@ static inline float hsum_v16(v16f v) {
                 memcpy(&we[j], (const float *)w + (size_t)j * ldw + i, sizeof we[j]);              \
             }                                                                                      \
         }                                                                                          \
-        for (int m = 0; m < R; m++) {                                                              \
+        UNROLLED for (int m = 0; m < R; m++) {                                                     \
             VF xe, xo;                                                                             \
             memcpy(&xe, x + (size_t)m * ldx + i, sizeof xe);                                       \
             if (BF16) memcpy(&xo, x + (size_t)m * ldx + h + i, sizeof xo);                         \
-            for (int j = 0; j < J; j++) {                                                          \
+            UNROLLED for (int j = 0; j < J; j++) {                                                 \
                 if (BF16) acc[m][j] += xe * we[j] + xo * wo[j];                                    \
                 else acc[m][j] += xe * we[j];                                                      \
             }                                                                                      \
@@ -91,11 +97,13 @@ CPU_KERNEL(tile4x4_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 4, v16f, v16u, 16, 0, 
 CPU_KERNEL(tile1x4_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 0, hsum_v16) }
 CPU_KERNEL(tile4x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 4, v16f, v16u, 16, 1, hsum_v16) }
 CPU_KERNEL(tile1x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 1, hsum_v16) }
-/* AVX2 and below: 8 lanes, 4 rows x 2 weight rows (8 accumulators of the 16 registers; 16
- * lanes there go through memory, at a sixth of the speed; so did 4 x 3 tiles, whose 12 sums GCC
- * kept on the stack: 2 weight rows took half the time, d12 at 16 rows 130 -> 63 ms). */
-CPU_KERNEL(tile4x2_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 2, v8f, v8u, 8, 0, hsum_v8) }
-CPU_KERNEL(tile1x2_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 2, v8f, v8u, 8, 0, hsum_v8) }
+/* AVX2 and below: 8 lanes (16 go through memory there, at a sixth of the speed); fp32 4 rows x
+ * 3 weight rows (12 sums, 3 weights and an input: the 16 registers), bf16 4 x 2 (each weight is two registers, even and odd; at 4 x 3 six of the
+ * sums went to the stack). d12 at 16 rows under GPT2C_CPU_ISA=avx2 (rows_bench, fp32): 130 ms
+ * with the 4 x 3 tile's sums on the stack, 63 with 4 x 2 tiles, 45 with those prefetching, 32
+ * with 4 x 3 unrolled. */
+CPU_KERNEL(tile4x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 3, v8f, v8u, 8, 0, hsum_v8) }
+CPU_KERNEL(tile1x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 3, v8f, v8u, 8, 0, hsum_v8) }
 CPU_KERNEL(tile4x2_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 2, v8f, v8u, 8, 1, hsum_v8) }
 CPU_KERNEL(tile1x2_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 2, v8f, v8u, 8, 1, hsum_v8) }
 
@@ -145,7 +153,7 @@ void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const floa
                              float *scratch) {
     float *out = cpu_f(out_);
     const float *inp = cpu_cf(inp_);
-    int wide = cpu_vec_width() == CPU_VEC_AVX512, J = wide ? 4 : 2;
+    int wide = cpu_vec_width() == CPU_VEC_AVX512;
     if (w_bf16 && cpu_rows_dpbf16_available()) { /* AVX512_BF16's pair products, no widening */
         gpt2_bf16 *x = (gpt2_bf16 *)scratch;
         cpu_to_bf16(x, inp, (size_t)N * C);
@@ -162,13 +170,13 @@ void cpu_matmul_forward_rowwise(gpt2_act *out_, const gpt2_act *inp_, const floa
             cpu_from_bf16(wr, w_bf16, (size_t)OC * C);
             x = xr, wf = wr;
         }
-        rows_product(out, x, wf, sizeof(float), bias, N, C, OC, J,
-                     wide ? CPU_PICK(tile4x4_f32) : CPU_PICK(tile4x2_f32),
-                     wide ? CPU_PICK(tile1x4_f32) : CPU_PICK(tile1x2_f32));
+        rows_product(out, x, wf, sizeof(float), bias, N, C, OC, wide ? 4 : 3,
+                     wide ? CPU_PICK(tile4x4_f32) : CPU_PICK(tile4x3_f32),
+                     wide ? CPU_PICK(tile1x4_f32) : CPU_PICK(tile1x3_f32));
         return;
     }
     cpu_deinterleave_rounded(scratch, inp, N, C);
-    rows_product(out, scratch, w_bf16, sizeof(gpt2_bf16), bias, N, C, OC, J,
+    rows_product(out, scratch, w_bf16, sizeof(gpt2_bf16), bias, N, C, OC, wide ? 4 : 2,
                  wide ? CPU_PICK(tile4x4_bf16) : CPU_PICK(tile4x2_bf16),
                  wide ? CPU_PICK(tile1x4_bf16) : CPU_PICK(tile1x2_bf16));
 }
