@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* n bytes rounded up to whole cache lines of 64 (aligned allocations; scratch pieces that each
+ * start on a line). */
+static inline size_t mem_lines(size_t n) { return (n + 63) / 64 * 64; }
+
 static inline float *mem_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+    size_t bytes = mem_lines(n * sizeof(float)); /* aligned_alloc wants a multiple */
     float *p = (float *)aligned_alloc(64, bytes ? bytes : 64);
     if (p) memset(p, 0, bytes);
     return p;

@@ -18,6 +18,7 @@
 
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "util/mem.h"
 
 #define ROWS CPU_ATTN_ROWS
 
@@ -29,7 +30,7 @@ typedef struct layout {
     size_t S, dP, P, dS, x, dy, end;
 } layout;
 
-static size_t after(size_t at, size_t n, size_t bytes) { return at + (n * bytes + 63) / 64 * 64; }
+static size_t after(size_t at, size_t n, size_t bytes) { return at + mem_lines(n * bytes); }
 
 static layout layout_of(int T, int C, int NH) {
     size_t block = (size_t)NH * ROWS * T;

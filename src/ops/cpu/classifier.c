@@ -6,6 +6,7 @@
 
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "util/mem.h"
 #include "ops/cpu/fast_exp.h"
 
 /* One row of logits z[Vp] (the first V real): *loss gets the cross-entropy loss of target; with
@@ -34,7 +35,7 @@ CPU_KERNEL(softmax_xent_row, (float *z, int V, int Vp, int target, float dloss, 
 /* The scratch: one chunk of logits (fp32); with bf16, the chunk's input and logit gradient in
  * bf16 (native), or the input rounded in fp32 and the whole wte widened to fp32, once per call
  * rather than once per chunk (emulated: the logit gradient is rounded in place). */
-#define ALIGNED(n) (((size_t)(n) + 15) / 16 * 16) /* floats, to a cache line */
+#define ALIGNED(n) (mem_lines((size_t)(n) * sizeof(float)) / sizeof(float)) /* n floats' lines */
 
 size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16) {
     size_t rows = CPU_CLASSIFIER_ROWS, logits = ALIGNED(rows * Vp), in = rows * C;

@@ -200,9 +200,7 @@ static void few_rows(float *out, const float *inp, const void *w, size_t wsize, 
 }
 
 /* Where the next of the scratch's pieces starts: n elements on, rounded up to a cache line. */
-static void *after(void *p, size_t n, size_t size) {
-    return (char *)p + (n * size + 63) / 64 * 64;
-}
+static void *after(void *p, size_t n, size_t size) { return (char *)p + mem_lines(n * size); }
 
 size_t cpu_matmul_scratch_floats(int N, int C, int OC) {
     size_t in = (size_t)N * C, out = (size_t)N * OC, w = (size_t)OC * C;
