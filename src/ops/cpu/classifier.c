@@ -34,38 +34,59 @@ CPU_KERNEL(softmax_xent_row, (float *z, int V, int Vp, int target, float dloss, 
 
 /* The scratch: one chunk of logits (fp32); with bf16, the chunk's input and logit gradient in
  * bf16 (native), or the input rounded in fp32 and the whole wte widened to fp32, once per call
- * rather than once per chunk (emulated: the logit gradient is rounded in place). */
-#define ALIGNED(n) (mem_lines((size_t)(n) * sizeof(float)) / sizeof(float)) /* n floats' lines */
+ * rather than once per chunk (emulated: the logit gradient is rounded in place). Each piece
+ * starts on a cache line; `layout_of` gives their offsets in bytes (and the end: the size),
+ * which both the pieces and the size the plan reserves come from. */
+typedef enum { ROUTE_F32, ROUTE_NATIVE, ROUTE_EMULATED } route;
 
-size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16) {
-    size_t rows = CPU_CLASSIFIER_ROWS, logits = ALIGNED(rows * Vp), in = rows * C;
-    if (!bf16) return logits;
-    if (cpu_bf16_native()) return logits + ALIGNED((rows * Vp + 1) / 2) + (in + 1) / 2;
-    return logits + ALIGNED(in) + (size_t)Vp * C;
+typedef struct layout {
+    size_t logits, dlogits_bf16, x_bf16, x_round, wte_f32, end;
+} layout;
+
+static route route_of(int bf16) {
+    return !bf16 ? ROUTE_F32 : cpu_bf16_native() ? ROUTE_NATIVE : ROUTE_EMULATED;
 }
 
-/* One of the three routes of a product with bf16 inputs (see matmul.c), on one chunk. */
-typedef struct classifier_buffers {
-    float *logits;
-    gpt2_bf16 *x_bf16, *dlogits_bf16; /* native */
-    float *x_round, *wte_f32;        /* emulated */
-} classifier_buffers;
+static size_t after(size_t at, size_t n, size_t bytes) { return at + mem_lines(n * bytes); }
+
+static layout layout_of(int C, int Vp, route r) {
+    size_t rows = CPU_CLASSIFIER_ROWS;
+    layout l = {0};
+    l.end = after(l.logits, rows * Vp, sizeof(float));
+    if (r == ROUTE_NATIVE) {
+        l.dlogits_bf16 = l.end;
+        l.x_bf16 = after(l.dlogits_bf16, rows * Vp, sizeof(gpt2_bf16));
+        l.end = after(l.x_bf16, rows * C, sizeof(gpt2_bf16));
+    } else if (r == ROUTE_EMULATED) {
+        l.x_round = l.end;
+        l.wte_f32 = after(l.x_round, rows * C, sizeof(float));
+        l.end = after(l.wte_f32, (size_t)Vp * C, sizeof(float));
+    }
+    return l;
+}
+
+size_t cpu_classifier_scratch_floats(int C, int Vp, int bf16) {
+    return layout_of(C, Vp, route_of(bf16)).end / sizeof(float);
+}
 
 void cpu_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act *inp_,
                     const float *wte, const gpt2_bf16 *wte_bf16, const int32_t *targets, int N,
                     int C, int V, int Vp, float dloss, float *scratch) {
     float *dinp = cpu_f(dinp_);
     const float *inp = cpu_cf(inp_);
-    size_t rows_max = CPU_CLASSIFIER_ROWS;
-    classifier_buffers b = {.logits = scratch};
-    int native = wte_bf16 && cpu_bf16_native(), emulated = wte_bf16 && !native;
+    route way = route_of(wte_bf16 != NULL);
+    int native = way == ROUTE_NATIVE, emulated = way == ROUTE_EMULATED;
+    layout l = layout_of(C, Vp, way);
+    char *base = (char *)scratch;
+    float *logits = (float *)(base + l.logits), *x_round = NULL, *wte_f32 = NULL;
+    gpt2_bf16 *dlogits_bf16 = NULL, *x_bf16 = NULL;
     if (native) {
-        b.dlogits_bf16 = (gpt2_bf16 *)(scratch + ALIGNED(rows_max * Vp));
-        b.x_bf16 = b.dlogits_bf16 + 2 * ALIGNED((rows_max * Vp + 1) / 2);
+        dlogits_bf16 = (gpt2_bf16 *)(base + l.dlogits_bf16);
+        x_bf16 = (gpt2_bf16 *)(base + l.x_bf16);
     } else if (emulated) {
-        b.x_round = scratch + ALIGNED(rows_max * Vp);
-        b.wte_f32 = b.x_round + ALIGNED(rows_max * C);
-        cpu_from_bf16(b.wte_f32, wte_bf16, (size_t)Vp * C);
+        x_round = (float *)(base + l.x_round);
+        wte_f32 = (float *)(base + l.wte_f32);
+        cpu_from_bf16(wte_f32, wte_bf16, (size_t)Vp * C);
     }
     void (*softmax_xent)(float *, int, int, int, float, float *) = CPU_PICK(softmax_xent_row);
     for (int r0 = 0; r0 < N; r0 += CPU_CLASSIFIER_ROWS) {
@@ -73,26 +94,26 @@ void cpu_classifier(float *losses, gpt2_act *dinp_, float *dwte, const gpt2_act 
         const float *x = inp + (size_t)r0 * C, *w = wte;
         size_t nx = (size_t)rows * C, nz = (size_t)rows * Vp;
         if (native) {
-            cpu_to_bf16(b.x_bf16, x, nx);
-            cpu_gemm(GEMM_BF16, 0, 1, rows, Vp, C, b.x_bf16, wte_bf16, NULL, b.logits, 0);
+            cpu_to_bf16(x_bf16, x, nx);
+            cpu_gemm(GEMM_BF16, 0, 1, rows, Vp, C, x_bf16, wte_bf16, NULL, logits, 0);
         } else {
-            if (emulated) cpu_round_bf16(b.x_round, x, nx), x = b.x_round, w = b.wte_f32;
-            cpu_gemm(GEMM_F32, 0, 1, rows, Vp, C, x, w, NULL, b.logits, 0);
+            if (emulated) cpu_round_bf16(x_round, x, nx), x = x_round, w = wte_f32;
+            cpu_gemm(GEMM_F32, 0, 1, rows, Vp, C, x, w, NULL, logits, 0);
         }
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < rows; r++)
-            softmax_xent(b.logits + (size_t)r * Vp, V, Vp, targets[r0 + r], dinp ? dloss : 0.0f,
+            softmax_xent(logits + (size_t)r * Vp, V, Vp, targets[r0 + r], dinp ? dloss : 0.0f,
                          &losses[r0 + r]);
         if (!dinp) continue;
         float *dx = dinp + (size_t)r0 * C;
         if (native) {
-            cpu_to_bf16(b.dlogits_bf16, b.logits, nz);
-            cpu_gemm(GEMM_BF16, 0, 0, rows, C, Vp, b.dlogits_bf16, wte_bf16, NULL, dx, 0);
-            cpu_gemm(GEMM_BF16, 1, 0, Vp, C, rows, b.dlogits_bf16, b.x_bf16, NULL, dwte, 1);
+            cpu_to_bf16(dlogits_bf16, logits, nz);
+            cpu_gemm(GEMM_BF16, 0, 0, rows, C, Vp, dlogits_bf16, wte_bf16, NULL, dx, 0);
+            cpu_gemm(GEMM_BF16, 1, 0, Vp, C, rows, dlogits_bf16, x_bf16, NULL, dwte, 1);
         } else {
-            if (emulated) cpu_round_bf16(b.logits, b.logits, nz);
-            cpu_gemm(GEMM_F32, 0, 0, rows, C, Vp, b.logits, w, NULL, dx, 0);
-            cpu_gemm(GEMM_F32, 1, 0, Vp, C, rows, b.logits, x, NULL, dwte, 1);
+            if (emulated) cpu_round_bf16(logits, logits, nz);
+            cpu_gemm(GEMM_F32, 0, 0, rows, C, Vp, logits, w, NULL, dx, 0);
+            cpu_gemm(GEMM_F32, 1, 0, Vp, C, rows, logits, x, NULL, dwte, 1);
         }
     }
 }
