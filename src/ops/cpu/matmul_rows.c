@@ -98,10 +98,10 @@ CPU_KERNEL(tile1x4_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 0, 
 CPU_KERNEL(tile4x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 4, v16f, v16u, 16, 1, hsum_v16) }
 CPU_KERNEL(tile1x4_bf16, TILE_PARAMS, TILE_ARGS) { TILE(1, 4, v16f, v16u, 16, 1, hsum_v16) }
 /* AVX2 and below: 8 lanes (16 go through memory there, at a sixth of the speed); fp32 4 rows x
- * 3 weight rows (12 sums, 3 weights and an input: the 16 registers), bf16 4 x 2 (each weight is two registers, even and odd; at 4 x 3 six of the
- * sums went to the stack). d12 at 16 rows under GPT2C_CPU_ISA=avx2 (rows_bench, fp32): 130 ms
- * with the 4 x 3 tile's sums on the stack, 63 with 4 x 2 tiles, 45 with those prefetching, 32
- * with 4 x 3 unrolled. */
+ * 3 weight rows (12 sums, 3 weights and an input: the 16 registers), bf16 4 x 2 (each weight is
+ * two registers, even and odd; at 4 x 3 six of the sums went to the stack). d12 at 16 rows
+ * under GPT2C_CPU_ISA=avx2 (rows_bench, fp32): 130 ms with the 4 x 3 tile's sums on the stack,
+ * 63 with 4 x 2 tiles, 45 with those prefetching, 32 with 4 x 3 unrolled. */
 CPU_KERNEL(tile4x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(4, 3, v8f, v8u, 8, 0, hsum_v8) }
 CPU_KERNEL(tile1x3_f32, TILE_PARAMS, TILE_ARGS) { TILE(1, 3, v8f, v8u, 8, 0, hsum_v8) }
 CPU_KERNEL(tile4x2_bf16, TILE_PARAMS, TILE_ARGS) { TILE(4, 2, v8f, v8u, 8, 1, hsum_v8) }
