@@ -10,6 +10,12 @@
  * start on a line). */
 static inline size_t mem_lines(size_t n) { return (n + 63) / 64 * 64; }
 
+/* Where the next piece of a scratch starts, in bytes, after n elements of `size` bytes at
+ * offset `at` (each piece on its own cache lines). */
+static inline size_t mem_after(size_t at, size_t n, size_t size) {
+    return at + mem_lines(n * size);
+}
+
 static inline float *mem_floats(size_t n) {
     size_t bytes = mem_lines(n * sizeof(float)); /* aligned_alloc wants a multiple */
     float *p = (float *)aligned_alloc(64, bytes ? bytes : 64);

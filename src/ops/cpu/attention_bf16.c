@@ -30,17 +30,15 @@ typedef struct layout {
     size_t S, dP, P, dS, x, dy, end;
 } layout;
 
-static size_t after(size_t at, size_t n, size_t bytes) { return at + mem_lines(n * bytes); }
-
 static layout layout_of(int T, int C, int NH) {
     size_t block = (size_t)NH * ROWS * T;
     layout l = {0};
-    l.dP = after(l.S, block, sizeof(float));
-    l.P = after(l.dP, block, sizeof(float));
-    l.dS = after(l.P, block, sizeof(gpt2_bf16));
-    l.x = after(l.dS, block, sizeof(gpt2_bf16));
-    l.dy = after(l.x, (size_t)T * 3 * C, sizeof(gpt2_bf16));
-    l.end = after(l.dy, (size_t)T * C, sizeof(gpt2_bf16));
+    l.dP = mem_after(l.S, block, sizeof(float));
+    l.P = mem_after(l.dP, block, sizeof(float));
+    l.dS = mem_after(l.P, block, sizeof(gpt2_bf16));
+    l.x = mem_after(l.dS, block, sizeof(gpt2_bf16));
+    l.dy = mem_after(l.x, (size_t)T * 3 * C, sizeof(gpt2_bf16));
+    l.end = mem_after(l.dy, (size_t)T * C, sizeof(gpt2_bf16));
     return l;
 }
 

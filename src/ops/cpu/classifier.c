@@ -47,20 +47,18 @@ static route route_of(int bf16) {
     return !bf16 ? ROUTE_F32 : cpu_bf16_native() ? ROUTE_NATIVE : ROUTE_EMULATED;
 }
 
-static size_t after(size_t at, size_t n, size_t bytes) { return at + mem_lines(n * bytes); }
-
 static layout layout_of(int C, int Vp, route r) {
     size_t rows = CPU_CLASSIFIER_ROWS;
     layout l = {0};
-    l.end = after(l.logits, rows * Vp, sizeof(float));
+    l.end = mem_after(l.logits, rows * Vp, sizeof(float));
     if (r == ROUTE_NATIVE) {
         l.dlogits_bf16 = l.end;
-        l.x_bf16 = after(l.dlogits_bf16, rows * Vp, sizeof(gpt2_bf16));
-        l.end = after(l.x_bf16, rows * C, sizeof(gpt2_bf16));
+        l.x_bf16 = mem_after(l.dlogits_bf16, rows * Vp, sizeof(gpt2_bf16));
+        l.end = mem_after(l.x_bf16, rows * C, sizeof(gpt2_bf16));
     } else if (r == ROUTE_EMULATED) {
         l.x_round = l.end;
-        l.wte_f32 = after(l.x_round, rows * C, sizeof(float));
-        l.end = after(l.wte_f32, (size_t)Vp * C, sizeof(float));
+        l.wte_f32 = mem_after(l.x_round, rows * C, sizeof(float));
+        l.end = mem_after(l.wte_f32, (size_t)Vp * C, sizeof(float));
     }
     return l;
 }
